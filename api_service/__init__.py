@@ -1,0 +1,1 @@
+"""The HTTP side of lbaas: validates requests, stores desired state, publishes commands."""

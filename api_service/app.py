@@ -1,0 +1,39 @@
+"""The FastAPI application: routers under ``/v2`` and its alias ``/v2.0``, problem handlers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api_service.problems import PROBLEM_RESPONSES, install_problem_handlers
+from api_service.routers import devices, loadbalancers, operations, root
+from api_service.runtime import Runtime
+from api_service.settings import ApiSettings
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="lbaas",
+        summary="Asynchronous Load-Balancer-as-a-Service (OpenStack Load Balancer v2 compatible)",
+        version="2.0",
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
+    install_problem_handlers(app)
+    app.include_router(root.router)
+    for prefix, documented in (("/v2", True), ("/v2.0", False)):
+        for module in (loadbalancers, devices, operations):
+            app.include_router(module.router, prefix=prefix, include_in_schema=documented)
+    return app

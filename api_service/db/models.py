@@ -1,0 +1,124 @@
+"""Tables. Statuses are stored as text holding the values of ``shared.status``."""
+
+import uuid
+from datetime import datetime
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now_column() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    driver: Mapped[str] = mapped_column(String(64))
+    management_url: Mapped[str] = mapped_column(String(2048))
+    vip_cidr: Mapped[IPv4Network | IPv6Network] = mapped_column(CIDR)
+    capacity: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    operating_status: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class LoadBalancer(Base):
+    __tablename__ = "loadbalancers"
+    __table_args__ = (
+        Index("ix_loadbalancers_project_created", "project_id", "created_at", "id"),
+        Index(
+            "ix_loadbalancers_pending",
+            "provisioning_status",
+            postgresql_where=text("provisioning_status LIKE 'PENDING_%'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    project_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    provisioning_status: Mapped[str] = mapped_column(String(16))
+    operating_status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="RESTRICT"), index=True
+    )
+    vip_address: Mapped[IPv4Address | IPv6Address] = mapped_column(INET, unique=True)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(255)), default=list)
+    generation: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Operation(Base):
+    """One asynchronous change: the audit trail and what clients poll besides the object."""
+
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_loadbalancer", "loadbalancer_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    project_id: Mapped[str] = mapped_column(String(255))
+    loadbalancer_id: Mapped[uuid.UUID]
+    device_id: Mapped[uuid.UUID]
+    action: Mapped[str] = mapped_column(String(32))
+    command_action: Mapped[str] = mapped_column(String(16))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[uuid.UUID]
+    generation: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    agent_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _now_column()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRow(Base):
+    """A command committed with its operation, waiting to be (or already) published."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "loadbalancer_id",
+            "id",
+            postgresql_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    op_id: Mapped[uuid.UUID]
+    loadbalancer_id: Mapped[uuid.UUID]
+    routing_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_column()
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,27 @@
+"""``lbaas-api``: serve the API with uvicorn."""
+
+import argparse
+
+import uvicorn
+
+from api_service.app import create_app
+from api_service.settings import ApiSettings
+from shared.logging import configure_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = ApiSettings()
+    parser = argparse.ArgumentParser(prog="lbaas-api", description=__doc__)
+    parser.add_argument("--host", default=settings.host, help=f"bind address ({settings.host})")
+    parser.add_argument("--port", type=int, default=settings.port, help=f"port ({settings.port})")
+    args = parser.parse_args(argv)
+    settings = settings.model_copy(update={"host": args.host, "port": args.port})
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )

@@ -1,0 +1,1 @@
+"""The API's side of the broker: commands out (outbox), results in."""

@@ -1,0 +1,140 @@
+"""Commands out: publish outbox rows with publisher confirms, and relay what is left.
+
+A command row is committed together with its operation; publishing happens
+after the commit. A row is published only when it is the oldest unpublished
+row of its load balancer (its *head*), so the commands of one load balancer
+reach the broker in generation order even when the request path and the
+relays of several replicas race after an outage. Publishing failures leave
+the row for the relay: a command is never lost between commit and broker.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+from uuid import UUID
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import aliased
+
+from api_service.db.engine import SessionFactory
+from api_service.db.models import OutboxRow
+from shared.broker import Broker
+from shared.topology import Names, declare_topology
+
+log = logging.getLogger(__name__)
+
+_BATCH = 200
+_KEEP_PUBLISHED = timedelta(hours=1)
+
+
+class CommandPublisher:
+    def __init__(
+        self,
+        broker: Broker,
+        names: Names,
+        sessions: SessionFactory,
+        *,
+        delivery_limit: int,
+        publish_timeout: float,
+    ) -> None:
+        self._broker = broker
+        self._names = names
+        self._sessions = sessions
+        self._delivery_limit = delivery_limit
+        self._timeout = publish_timeout
+        self._exchange: AbstractExchange | None = None
+        self.wake = asyncio.Event()
+
+    async def on_connected(self, connection: AbstractRobustConnection) -> None:
+        """Declare the topology and open the confirming channel commands go through."""
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        topology = await declare_topology(channel, self._names, self._delivery_limit)
+        self._exchange = topology.commands
+        self.wake.set()
+
+    async def publish_outbox(self, loadbalancer_id: UUID | None = None) -> int:
+        """Publish head rows (of one load balancer, or all) until none is left; return the count."""
+        total = 0
+        while True:
+            published, complete = await self._publish_heads(loadbalancer_id)
+            total += published
+            if published == 0 or not complete:
+                return total
+
+    async def _publish_heads(self, loadbalancer_id: UUID | None) -> tuple[int, bool]:
+        exchange = self._exchange
+        if exchange is None or not self._broker.is_connected:
+            return 0, False
+        older = aliased(OutboxRow)
+        is_head = ~(
+            select(older.id)
+            .where(
+                older.loadbalancer_id == OutboxRow.loadbalancer_id,
+                older.published_at.is_(None),
+                older.id < OutboxRow.id,
+            )
+            .exists()
+        )
+        query = select(OutboxRow).where(OutboxRow.published_at.is_(None), is_head)
+        if loadbalancer_id is not None:
+            query = query.where(OutboxRow.loadbalancer_id == loadbalancer_id)
+        query = query.order_by(OutboxRow.id).limit(_BATCH).with_for_update(skip_locked=True)
+        published = 0
+        async with self._sessions.begin() as session:
+            for row in await session.scalars(query):
+                try:
+                    await asyncio.wait_for(
+                        exchange.publish(
+                            aio_pika.Message(
+                                row.payload.encode(),
+                                content_type="application/json",
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                message_id=str(row.op_id),
+                            ),
+                            routing_key=row.routing_key,
+                            mandatory=True,
+                        ),
+                        self._timeout,
+                    )
+                except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
+                    row.attempts += 1
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+                    log.warning(
+                        "publishing command failed; the relay retries: %s",
+                        row.last_error,
+                        extra={"op_id": row.op_id, "loadbalancer_id": row.loadbalancer_id},
+                    )
+                    return published, False
+                row.published_at = func.now()
+                published += 1
+        return published, True
+
+    async def run_relay(self, interval: float) -> None:
+        """Publish what the request path could not, forever; purge old published rows."""
+        while True:
+            try:
+                count = await self.publish_outbox()
+                if count:
+                    log.info("outbox relay published %d command(s)", count)
+                async with self._sessions.begin() as session:
+                    await session.execute(
+                        delete(OutboxRow).where(
+                            OutboxRow.published_at < func.now() - _KEEP_PUBLISHED
+                        )
+                    )
+            except Exception:
+                log.exception("outbox relay pass failed")
+            try:
+                await asyncio.wait_for(self.wake.wait(), interval)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def pending_count(self) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+            )
+        return count or 0

@@ -1,0 +1,83 @@
+"""Results in: consume ``<prefix>.results`` and apply each result in one transaction, then ack.
+
+A message that does not parse, or that names no operation it could finish, is
+dead-lettered with a log line. While the database is unreachable the message
+is held (not acked, not requeued) and retried, so results are never dropped
+into the dead-letter queue by an outage.
+"""
+
+import asyncio
+import logging
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from api_service.db.engine import SessionFactory
+from api_service.services.results import Verdict, apply_result
+from shared.messages import Result
+from shared.topology import Names, declare_topology
+
+log = logging.getLogger(__name__)
+
+_DB_RETRY = 1.0
+
+
+class ResultConsumer:
+    def __init__(
+        self, names: Names, sessions: SessionFactory, *, prefetch: int, delivery_limit: int
+    ) -> None:
+        self._names = names
+        self._sessions = sessions
+        self._prefetch = prefetch
+        self._delivery_limit = delivery_limit
+
+    async def on_connected(self, connection: AbstractRobustConnection) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        topology = await declare_topology(channel, self._names, self._delivery_limit)
+        await topology.results_queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            result = Result.model_validate_json(message.body)
+        except ValidationError as exc:
+            log.error(
+                "dead-lettering a malformed result: %s",
+                exc.errors(include_url=False, include_input=False)[:3],
+                extra={"queue": self._names.results_queue},
+            )
+            await message.reject(requeue=False)
+            return
+        context = {
+            "op_id": result.op_id,
+            "loadbalancer_id": result.loadbalancer_id,
+            "device_id": result.device_id,
+            "generation": result.generation,
+            "agent_id": result.agent_id,
+        }
+        try:
+            verdict = await self._apply(result)
+        except Exception:
+            log.exception("dead-lettering a result that could not be applied", extra=context)
+            await message.reject(requeue=False)
+            return
+        if verdict is Verdict.UNKNOWN:
+            log.error("dead-lettering a result that matches no operation", extra=context)
+            await message.reject(requeue=False)
+            return
+        log.info("result %s: %s", result.outcome.value, verdict.value, extra=context)
+        await message.ack()
+
+    async def _apply(self, result: Result) -> Verdict:
+        while True:
+            try:
+                async with self._sessions.begin() as session:
+                    return await apply_result(session, result)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                log.warning("database unavailable, holding the result: %s", exc)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                log.warning("database connection lost, holding the result: %s", exc)
+            await asyncio.sleep(_DB_RETRY)

@@ -1,0 +1,75 @@
+"""``/lbaas/devices`` (admin extension): synchronous CRUD of devices."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from api_service.runtime import Runtime, get_runtime
+from api_service.schemas.devices import (
+    DeviceBody,
+    DeviceCreateBody,
+    DeviceList,
+    DeviceOut,
+    DeviceUpdateBody,
+)
+from api_service.services.devices import DeviceView
+
+router = APIRouter(prefix="/lbaas/devices", tags=["devices"])
+
+
+def device_out(view: DeviceView) -> DeviceOut:
+    device = view.device
+    return DeviceOut(
+        id=device.id,
+        name=device.name,
+        driver=device.driver,
+        management_url=device.management_url,
+        vip_cidr=str(device.vip_cidr),
+        capacity=device.capacity,
+        enabled=device.enabled,
+        operating_status=device.operating_status,
+        loadbalancer_count=view.loadbalancer_count,
+        created_at=device.created_at,
+        updated_at=device.updated_at,
+    )
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, operation_id="createDevice", summary="Register a device"
+)
+async def create(
+    body: DeviceCreateBody,
+    request: Request,
+    response: Response,
+    runtime: Runtime = Depends(get_runtime),
+) -> DeviceBody:
+    view = await runtime.devices.create(body.device)
+    response.headers["Location"] = f"{request.base_url}v2/lbaas/devices/{view.device.id}"
+    return DeviceBody(device=device_out(view))
+
+
+@router.get("", operation_id="listDevices", summary="List devices")
+async def list_(runtime: Runtime = Depends(get_runtime)) -> DeviceList:
+    return DeviceList(devices=[device_out(view) for view in await runtime.devices.list()])
+
+
+@router.get("/{device_id}", operation_id="getDevice", summary="Show a device")
+async def get(device_id: UUID, runtime: Runtime = Depends(get_runtime)) -> DeviceBody:
+    return DeviceBody(device=device_out(await runtime.devices.get(device_id)))
+
+
+@router.put("/{device_id}", operation_id="updateDevice", summary="Update a device")
+async def update(
+    device_id: UUID, body: DeviceUpdateBody, runtime: Runtime = Depends(get_runtime)
+) -> DeviceBody:
+    return DeviceBody(device=device_out(await runtime.devices.update(device_id, body.device)))
+
+
+@router.delete(
+    "/{device_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="deleteDevice",
+    summary="Remove a device that hosts no load balancer",
+)
+async def delete(device_id: UUID, runtime: Runtime = Depends(get_runtime)) -> None:
+    await runtime.devices.delete(device_id)

@@ -1,0 +1,105 @@
+"""What lives as long as the API process: engine, broker, services and background loops."""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aio_pika.abc import AbstractRobustConnection
+from fastapi import Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api_service.db.engine import SessionFactory, create_engine, session_factory
+from api_service.messaging.commands import CommandPublisher
+from api_service.messaging.results import ResultConsumer
+from api_service.services.devices import DeviceService
+from api_service.services.loadbalancers import LoadBalancerService
+from api_service.services.operations import OperationService
+from api_service.services.reaper import run_reaper
+from api_service.settings import ApiSettings
+from shared.broker import Broker
+from shared.topology import Names
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: ApiSettings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    broker: Broker
+    commands: CommandPublisher
+    results: ResultConsumer
+    loadbalancers: LoadBalancerService
+    devices: DeviceService
+    operations: OperationService
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: ApiSettings) -> "Runtime":
+        engine = create_engine(settings)
+        sessions = session_factory(engine)
+        names = Names(settings.queue_prefix, settings.command_shards)
+
+        async def on_connected(connection: AbstractRobustConnection) -> None:
+            await commands.on_connected(connection)
+            await results.on_connected(connection)
+
+        broker = Broker(settings.amqp_url, on_connected)
+        commands = CommandPublisher(
+            broker,
+            names,
+            sessions,
+            delivery_limit=settings.delivery_limit,
+            publish_timeout=settings.publish_timeout,
+        )
+        results = ResultConsumer(
+            names, sessions, prefetch=settings.result_prefetch, delivery_limit=settings.delivery_limit
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            broker=broker,
+            commands=commands,
+            results=results,
+            loadbalancers=LoadBalancerService(
+                sessions, commands, settings.command_shards, settings.default_provider
+            ),
+            devices=DeviceService(sessions),
+            operations=OperationService(sessions),
+        )
+
+    async def start(self) -> None:
+        self.broker.start()
+        self.tasks = [
+            asyncio.create_task(self.commands.run_relay(self.settings.outbox_interval), name="relay"),
+            asyncio.create_task(
+                run_reaper(
+                    self.sessions, self.settings.pending_timeout, self.settings.reaper_interval
+                ),
+                name="reaper",
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.broker.close()
+        await self.engine.dispose()
+
+    async def database_ok(self) -> bool:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+                return True
+        return False
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

@@ -1,0 +1,33 @@
+"""Operation bodies (extension): the record of each asynchronous change."""
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class OperationOut(BaseModel):
+    id: UUID
+    project_id: str
+    loadbalancer_id: UUID
+    device_id: UUID
+    action: str
+    target_type: str
+    target_id: UUID
+    generation: int
+    status: str
+    error: str | None
+    agent_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    completed_at: datetime | None
+
+
+class OperationBody(BaseModel):
+    operation: OperationOut
+
+
+class OperationList(BaseModel):
+    operations: list[OperationOut]
+    operations_links: list[dict[str, str]] = Field(default_factory=list)

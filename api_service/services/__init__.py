@@ -1,0 +1,1 @@
+"""The rules: status transitions, scheduling, and the change record behind every 202."""

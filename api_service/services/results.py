@@ -1,0 +1,80 @@
+"""Applying an agent's result: the status transitions of DESIGN §4, fenced by generation."""
+
+import logging
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_service.db.models import LoadBalancer, Operation
+from shared.messages import Result
+from shared.status import (
+    CommandAction,
+    OperatingStatus,
+    OperationStatus,
+    Outcome,
+    ProvisioningStatus,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    UNKNOWN = "unknown"
+    """No such operation, or the result does not match it: the message is not trusted."""
+
+
+async def apply_result(session: AsyncSession, result: Result) -> Verdict:
+    """Record ``result`` on its operation and, if it is for the current generation, on the objects.
+
+    Locks the load balancer before the operation, as every writer does.
+    """
+    lb = await session.scalar(
+        select(LoadBalancer).where(LoadBalancer.id == result.loadbalancer_id).with_for_update()
+    )
+    operation = await session.scalar(
+        select(Operation).where(Operation.id == result.op_id).with_for_update()
+    )
+    if operation is None or not _matches(operation, result):
+        return Verdict.UNKNOWN
+    if OperationStatus(operation.status).is_final:
+        return Verdict.DUPLICATE
+
+    operation.agent_id = result.agent_id
+    operation.started_at = result.started_at
+    operation.finished_at = result.finished_at
+    operation.completed_at = func.now()
+    operation.error = result.error
+    if lb is None or lb.generation != result.generation:
+        operation.status = OperationStatus.SUPERSEDED.value
+        return Verdict.STALE
+
+    if result.outcome is Outcome.ERROR:
+        operation.status = OperationStatus.FAILED.value
+        lb.provisioning_status = ProvisioningStatus.ERROR.value
+        lb.status_reason = f"{operation.action} failed on the device: {result.error}"
+        if operation.action == "create":
+            lb.operating_status = OperatingStatus.OFFLINE.value
+    elif operation.command_action == CommandAction.DELETE:
+        operation.status = OperationStatus.SUCCEEDED.value
+        await session.delete(lb)
+    else:
+        operation.status = OperationStatus.SUCCEEDED.value
+        operation.error = None
+        lb.provisioning_status = ProvisioningStatus.ACTIVE.value
+        lb.status_reason = None
+        lb.operating_status = (
+            OperatingStatus.ONLINE if lb.admin_state_up else OperatingStatus.OFFLINE
+        ).value
+    return Verdict.APPLIED
+
+
+def _matches(operation: Operation, result: Result) -> bool:
+    return (
+        operation.loadbalancer_id == result.loadbalancer_id
+        and operation.device_id == result.device_id
+        and operation.generation == result.generation
+    )

@@ -1,0 +1,80 @@
+"""One robust connection to RabbitMQ that a service can start while the broker is down.
+
+aio-pika's robust connection reconnects (and restores consumers) once it has
+connected; :class:`Broker` adds the first connection, retried in the
+background, so that a service starts, answers health checks and keeps its
+outbox while the broker is away.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+OnConnected = Callable[[AbstractRobustConnection], Awaitable[None]]
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached now; the caller keeps its work for later."""
+
+
+class Broker:
+    def __init__(self, url: str, on_connected: OnConnected, retry_interval: float = 1.0) -> None:
+        self._url = url
+        self._on_connected = on_connected
+        self._retry_interval = retry_interval
+        self._connection: AbstractRobustConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect(), name="broker-connect")
+
+    async def _connect(self) -> None:
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(self._url, timeout=5)
+                await self._on_connected(connection)
+            except (OSError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+                log.warning("broker not reachable, retrying: %s", exc)
+                await asyncio.sleep(self._retry_interval)
+                continue
+            self._connection = connection
+            self.ready.set()
+            log.info("connected to the broker")
+            return
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def channel(self, *, prefetch: int | None = None) -> AbstractRobustChannel:
+        """A new channel with publisher confirms; unroutable publishes raise."""
+        if self._connection is None:
+            raise BrokerUnavailable("not connected to the broker yet")
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        if prefetch is not None:
+            await channel.set_qos(prefetch_count=prefetch)
+        return channel  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def json_message(model: BaseModel, *, message_id: str) -> aio_pika.Message:
+    """A persistent JSON message carrying ``model``."""
+    return aio_pika.Message(
+        model.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+    )

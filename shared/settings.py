@@ -1,0 +1,29 @@
+"""Settings common to both services, read from ``LBAAS_*`` environment variables.
+
+Each service extends :class:`CommonSettings` with its own fields in one class
+(``api_service.settings.ApiSettings``, ``agent_service.settings.AgentSettings``).
+"""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # Rust regex: $ is the very end
+
+
+class CommonSettings(BaseSettings):
+    """What both services must agree on: the broker, its names, and logging."""
+
+    model_config = SettingsConfigDict(env_prefix="LBAAS_", extra="ignore")
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    queue_prefix: str = Field(default="lbaas", pattern=_NAME_PATTERN)
+    command_shards: int = Field(default=4, ge=1, le=256)
+    delivery_limit: int = Field(
+        default=3, ge=1, description="Deliveries of one command before it is dead-lettered."
+    )
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()

@@ -1,0 +1,112 @@
+"""The AMQP topology both services declare, and how commands are routed.
+
+::
+
+    <prefix>.commands (direct) --"<shard>"--> <prefix>.commands.<shard>  (quorum, SAC)
+    <prefix>.results  (direct) --"results"--> <prefix>.results           (quorum)
+    <prefix>.dead     (fanout) -------------> <prefix>.dead              (quorum)
+
+Command queues have a single active consumer, so operations on one device stay
+in order across agents, a delivery limit, and at-least-once dead-lettering
+(which needs ``x-overflow: reject-publish``; see ../shared/RABBITMQ.md).
+"""
+
+import zlib
+from dataclasses import dataclass
+from uuid import UUID
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+RESULTS_ROUTING_KEY = "results"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every exchange and queue name of one deployment, all starting with ``prefix``."""
+
+    prefix: str
+    shards: int
+
+    @property
+    def commands_exchange(self) -> str:
+        return f"{self.prefix}.commands"
+
+    def command_queue(self, shard: int) -> str:
+        return f"{self.prefix}.commands.{shard}"
+
+    @property
+    def command_queues(self) -> list[str]:
+        return [self.command_queue(shard) for shard in range(self.shards)]
+
+    @property
+    def results_exchange(self) -> str:
+        return f"{self.prefix}.results"
+
+    @property
+    def results_queue(self) -> str:
+        return f"{self.prefix}.results"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.prefix}.dead"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.prefix}.dead"
+
+
+def shard_for(device_id: UUID | str, shards: int) -> int:
+    """``crc32(device_id) % shards``: every command for a device goes to one queue."""
+    return zlib.crc32(str(device_id).encode()) % shards
+
+
+@dataclass(frozen=True)
+class Topology:
+    commands: AbstractExchange
+    results: AbstractExchange
+    command_queues: list[AbstractQueue]
+    results_queue: AbstractQueue
+    dead_queue: AbstractQueue
+
+
+async def declare_topology(
+    channel: AbstractChannel, names: Names, delivery_limit: int = 3
+) -> Topology:
+    """Declare (idempotently) every exchange, queue and binding of the deployment."""
+    dead_exchange = await channel.declare_exchange(
+        names.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    dead_queue = await channel.declare_queue(
+        names.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead_queue.bind(dead_exchange)
+
+    dead_lettered = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": names.dead_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    commands = await channel.declare_exchange(
+        names.commands_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    command_queues = []
+    for shard in range(names.shards):
+        queue = await channel.declare_queue(
+            names.command_queue(shard),
+            durable=True,
+            arguments={**dead_lettered, "x-single-active-consumer": True},
+        )
+        await queue.bind(commands, routing_key=str(shard))
+        command_queues.append(queue)
+
+    results = await channel.declare_exchange(
+        names.results_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    results_queue = await channel.declare_queue(
+        names.results_queue, durable=True, arguments=dead_lettered
+    )
+    await results_queue.bind(results, routing_key=RESULTS_ROUTING_KEY)
+    return Topology(commands, results, command_queues, results_queue, dead_queue)
