@@ -21,7 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    # Server-side timestamps come back with RETURNING, so objects stay readable after commit.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 def _now_column() -> Mapped[datetime]:

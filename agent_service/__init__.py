@@ -1,0 +1,7 @@
+"""The lbaas agent: applies load-balancer commands to devices through drivers.
+
+It consumes every command shard queue, runs each command under its device's
+lock through the driver the command names, publishes the outcome as a
+``Result`` and only then acknowledges the command (DESIGN §1, §5). It never
+touches the database.
+"""

@@ -1,0 +1,116 @@
+"""The driver contract, the registry that finds drivers by name, and how the agent runs them.
+
+A driver turns a load balancer's desired state into configuration on one kind
+of device. Its three calls may be plain functions (run in a worker thread) or
+coroutine functions (awaited). Each returns ``None`` when the device is done,
+or :class:`InProgress` when the device's own API is asynchronous; the agent
+then calls ``poll`` with the handle until it returns ``None``. Any exception
+is a failure whose message becomes the ``ERROR`` result's ``error``. Calls are
+idempotent: applying the same spec twice is a no-op.
+"""
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import entry_points
+from typing import Protocol, cast
+from uuid import UUID
+
+from agent_service.settings import AgentSettings
+from shared.messages import DeviceSpec, LoadBalancerSpec
+
+ENTRY_POINT_GROUP = "lbaas.drivers"
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The device accepted the work and will finish later; ``handle`` identifies it to ``poll``."""
+
+    handle: str
+
+
+DriverOutcome = InProgress | None
+DriverReturn = DriverOutcome | Awaitable[DriverOutcome]
+DriverCall = Callable[[], DriverReturn]
+
+
+class Driver(Protocol):
+    def apply(self, device: DeviceSpec, spec: LoadBalancerSpec) -> DriverReturn: ...
+
+    def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> DriverReturn: ...
+
+    def poll(self, device: DeviceSpec, handle: str) -> DriverReturn: ...
+
+
+DriverFactory = Callable[[AgentSettings], Driver]
+
+
+class UnknownDriver(LookupError):
+    def __init__(self, name: str, installed: list[str]) -> None:
+        self.name = name
+        self.installed = installed
+        super().__init__(
+            f"no driver named {name!r} is installed on this agent "
+            f"(installed: {', '.join(installed) or 'none'})"
+        )
+
+
+class DriverRegistry:
+    """Drivers by name, each loaded and instantiated once, on first use.
+
+    ``factories`` replaces the ``lbaas.drivers`` entry points (for tests).
+    """
+
+    def __init__(
+        self, settings: AgentSettings, factories: Mapping[str, DriverFactory] | None = None
+    ) -> None:
+        self._settings = settings
+        self._factories = factories
+        self._drivers: dict[str, Driver] = {}
+
+    @property
+    def names(self) -> list[str]:
+        """The installed drivers' names, sorted."""
+        if self._factories is not None:
+            return sorted(self._factories)
+        return sorted({point.name for point in entry_points(group=ENTRY_POINT_GROUP)})
+
+    def get(self, name: str) -> Driver:
+        driver = self._drivers.get(name)
+        if driver is None:
+            driver = self._drivers[name] = self._factory(name)(self._settings)
+        return driver
+
+    def _factory(self, name: str) -> DriverFactory:
+        if self._factories is not None:
+            factory = self._factories.get(name)
+            if factory is None:
+                raise UnknownDriver(name, self.names)
+            return factory
+        points = entry_points(group=ENTRY_POINT_GROUP, name=name)
+        if not points:
+            raise UnknownDriver(name, self.names)
+        return cast(DriverFactory, next(iter(points)).load())
+
+
+async def call_driver(call: DriverCall) -> DriverOutcome:
+    """One driver call: awaited if it is a coroutine function, else run in a worker thread."""
+    is_coroutine = inspect.iscoroutinefunction(call)
+    returned: object = call() if is_coroutine else await asyncio.to_thread(call)
+    if inspect.isawaitable(returned):
+        returned = await returned
+    if returned is None or isinstance(returned, InProgress):
+        return returned
+    raise TypeError(f"driver returned {returned!r}; expected InProgress or None")
+
+
+async def run_driver(
+    driver: Driver, device: DeviceSpec, call: DriverCall, poll_interval: float
+) -> None:
+    """Run ``call`` and then poll the device every ``poll_interval`` s until it is done."""
+    outcome = await call_driver(call)
+    while outcome is not None:
+        await asyncio.sleep(poll_interval)
+        outcome = await call_driver(partial(driver.poll, device, outcome.handle))

@@ -1,0 +1,39 @@
+"""A driver that configures nothing and remembers what it was asked: for tests and benchmarks."""
+
+import threading
+from uuid import UUID
+
+from agent_service.settings import AgentSettings
+from shared.messages import DeviceSpec, LoadBalancerSpec
+
+
+class NoopDriver:
+    """Synchronous and instant; keeps the last spec per (device id, load balancer id) in memory.
+
+    The agent runs its calls in worker threads, hence the lock.
+    """
+
+    def __init__(self, settings: AgentSettings | None = None) -> None:
+        self._specs: dict[tuple[UUID, UUID], LoadBalancerSpec] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, device: DeviceSpec, spec: LoadBalancerSpec) -> None:
+        with self._lock:
+            self._specs[device.id, spec.id] = spec
+
+    def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> None:
+        with self._lock:
+            self._specs.pop((device.id, loadbalancer_id), None)
+
+    def poll(self, device: DeviceSpec, handle: str) -> None:
+        raise LookupError(f"the noop driver has no operation in progress (handle {handle!r})")
+
+    def spec(self, device_id: UUID, loadbalancer_id: UUID) -> LoadBalancerSpec | None:
+        """The last spec applied for this load balancer on this device, if not deleted since."""
+        with self._lock:
+            return self._specs.get((device_id, loadbalancer_id))
+
+    def loadbalancers(self, device_id: UUID) -> dict[UUID, LoadBalancerSpec]:
+        """Every load balancer configured on the device, by id."""
+        with self._lock:
+            return {lb: spec for (device, lb), spec in self._specs.items() if device == device_id}

@@ -1,0 +1,100 @@
+"""Carrying out one command on its device through its driver, and saying how it went."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from functools import partial
+
+from agent_service.drivers import DriverCall, DriverRegistry, run_driver
+from shared.messages import Command, Result
+from shared.status import CommandAction, Outcome
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 4096
+
+
+def log_context(command: Command) -> dict[str, object]:
+    """The ``extra`` of every log line about ``command`` (see ``shared.logging.CONTEXT_FIELDS``)."""
+    return {
+        "op_id": command.op_id,
+        "loadbalancer_id": command.loadbalancer_id,
+        "device_id": command.device_id,
+        "generation": command.generation,
+    }
+
+
+class CommandExecutor:
+    """Runs a command's driver call to completion and turns the outcome into a :class:`Result`.
+
+    The caller holds the device's lock. A driver's failure, an unknown driver or
+    a call that outlasts ``driver_timeout`` becomes an ``ERROR`` result; only
+    cancellation escapes.
+    """
+
+    def __init__(
+        self,
+        registry: DriverRegistry,
+        agent_id: str,
+        *,
+        poll_interval: float,
+        driver_timeout: float,
+    ) -> None:
+        self._registry = registry
+        self._agent_id = agent_id
+        self._poll_interval = poll_interval
+        self._driver_timeout = driver_timeout
+
+    async def execute(self, command: Command) -> Result:
+        started_at = datetime.now(UTC)
+        error = await self._run(command)
+        return Result(
+            op_id=command.op_id,
+            device_id=command.device_id,
+            loadbalancer_id=command.loadbalancer_id,
+            generation=command.generation,
+            outcome=Outcome.ERROR if error is not None else Outcome.ACTIVE,
+            error=error,
+            agent_id=self._agent_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+        )
+
+    async def _run(self, command: Command) -> str | None:
+        """``None`` on success, else why the command failed."""
+        deadline = asyncio.timeout(self._driver_timeout)
+        try:
+            _check_consistent(command)
+            driver = self._registry.get(command.driver)
+            call: DriverCall = (
+                partial(driver.apply, command.device, command.spec)
+                if command.action is CommandAction.APPLY
+                else partial(driver.delete, command.device, command.loadbalancer_id)
+            )
+            async with deadline:
+                await run_driver(driver, command.device, call, self._poll_interval)
+        except Exception as exc:
+            if deadline.expired():
+                return (
+                    f"driver {command.driver!r} did not finish within "
+                    f"{self._driver_timeout:g} s (LBAAS_DRIVER_TIMEOUT)"
+                )
+            log.debug("driver call failed", exc_info=True, extra=log_context(command))
+            return (str(exc) or type(exc).__name__)[:MAX_ERROR_LENGTH]
+        return None
+
+
+class InconsistentCommand(ValueError):
+    """The command's envelope and its device or spec name different objects."""
+
+
+def _check_consistent(command: Command) -> None:
+    if command.device.id != command.device_id:
+        raise InconsistentCommand(
+            f"command for device {command.device_id} carries device {command.device.id}"
+        )
+    if command.spec.id != command.loadbalancer_id:
+        raise InconsistentCommand(
+            f"command for load balancer {command.loadbalancer_id} carries the spec of "
+            f"load balancer {command.spec.id}"
+        )

@@ -1,0 +1,72 @@
+"""The agent: a broker connection, the command consumer, the result publisher and the drivers."""
+
+import logging
+
+from aio_pika.abc import AbstractRobustConnection
+
+from agent_service.consumer import CommandConsumer
+from agent_service.drivers import DriverRegistry
+from agent_service.executor import CommandExecutor
+from agent_service.locks import DeviceLocks
+from agent_service.results import ResultPublisher
+from agent_service.settings import AgentSettings
+from shared.broker import Broker
+from shared.topology import Names
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    """Start it, and it consumes commands as soon as (and whenever) the broker is reachable.
+
+    ``registry`` replaces the drivers found through entry points (for tests).
+    """
+
+    def __init__(self, settings: AgentSettings, registry: DriverRegistry | None = None) -> None:
+        self.settings = settings
+        self.names = Names(settings.queue_prefix, settings.command_shards)
+        self.registry = registry or DriverRegistry(settings)
+        self.locks = DeviceLocks()
+        self.broker = Broker(settings.amqp_url, self._on_connected)
+        self._publisher = ResultPublisher(self.broker, self.names, settings.result_publish_timeout)
+        executor = CommandExecutor(
+            self.registry,
+            settings.agent_id,
+            poll_interval=settings.poll_interval,
+            driver_timeout=settings.driver_timeout,
+        )
+        self.consumer = CommandConsumer(
+            self.names,
+            executor,
+            self._publisher,
+            self.locks,
+            prefetch=settings.prefetch,
+            delivery_limit=settings.delivery_limit,
+        )
+
+    def start(self) -> None:
+        """Connect in the background (retrying while the broker is down) and start consuming."""
+        log.info(
+            "agent starting: prefix %s, %d shards, drivers %s",
+            self.names.prefix,
+            self.names.shards,
+            ", ".join(self.registry.names) or "none",
+            extra={"agent_id": self.settings.agent_id},
+        )
+        self.broker.start()
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight commands finish within the grace period, disconnect."""
+        await self.consumer.stop_consuming()
+        await self.consumer.drain(self.settings.shutdown_grace)
+        await self._publisher.close()
+        await self.broker.close()
+        log.info("agent stopped", extra={"agent_id": self.settings.agent_id})
+
+    async def _on_connected(self, connection: AbstractRobustConnection) -> None:
+        """Close a connection we could not set up, so that the broker's retry does not leak it."""
+        try:
+            await self.consumer.start(connection)
+        except BaseException:
+            await connection.close()
+            raise

@@ -1,0 +1,55 @@
+"""Fixtures: one isolated database + queue prefix and one API + agent pair for the run.
+
+Tests that need other settings, or that kill and restart processes, start
+their own stack with :func:`tests.support.stack` helpers.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.client import LbaasClient
+from tests.support.stack import Agent, Api, Isolation
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sim")
+
+
+@pytest.fixture(scope="session")
+async def isolation() -> AsyncIterator[Isolation]:
+    isolation = Isolation()
+    await isolation.create()
+    yield isolation
+    await isolation.drop()
+
+
+@pytest.fixture(scope="session")
+async def api(isolation: Isolation, log_dir: Path, sim_dir: Path) -> AsyncIterator[Api]:
+    api = Api(isolation.env(), log_dir)
+    api.start()
+    await api.wait_ready("/readyz")
+    yield api
+    assert api.stop(), api.log()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def agent(isolation: Isolation, log_dir: Path, sim_dir: Path, api: Api) -> Iterator[Agent]:
+    agent = Agent(isolation.env(sim_state_dir=sim_dir), log_dir, "agent-main")
+    agent.start()
+    yield agent
+    assert agent.stop(), agent.log()[-3000:]
+
+
+@pytest.fixture
+async def client(api: Api, agent: Agent) -> AsyncIterator[LbaasClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+        yield LbaasClient(http)
