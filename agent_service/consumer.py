@@ -73,14 +73,27 @@ class CommandConsumer:
         log.info("consuming %d command queues", len(self._consumers))
 
     async def stop_consuming(self) -> None:
-        """Cancel every consumer, so that the broker hands the shards to other agents."""
+        """Cancel every consumer, so that the broker hands the shards to other agents.
+
+        Bounded by ``CANCEL_TIMEOUT`` in all: an unreachable broker cancels them
+        anyway when the connection goes.
+        """
         self._stopping = True
         consumers, self._consumers = self._consumers, []
-        for queue, tag in consumers:
-            try:
-                await queue.cancel(tag, timeout=CANCEL_TIMEOUT)
-            except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
-                log.warning("could not cancel the consumer: %s", exc, extra={"queue": queue.name})
+        if not consumers:
+            return
+        cancels = [queue.cancel(tag) for queue, tag in consumers]
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                outcomes = await asyncio.gather(*cancels, return_exceptions=True)
+        except TimeoutError:
+            log.warning("the broker did not confirm the consumer cancellations in time")
+            return
+        for (queue, _), outcome in zip(consumers, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.warning(
+                    "could not cancel the consumer: %r", outcome, extra={"queue": queue.name}
+                )
 
     async def drain(self, grace: float) -> None:
         """Let in-flight commands finish for up to ``grace`` s, then cancel them.

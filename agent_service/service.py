@@ -1,5 +1,6 @@
 """The agent: a broker connection, the command consumer, the result publisher and the drivers."""
 
+import asyncio
 import logging
 
 from aio_pika.abc import AbstractRobustConnection
@@ -14,6 +15,8 @@ from shared.broker import Broker
 from shared.topology import Names
 
 log = logging.getLogger(__name__)
+
+DISCONNECT_TIMEOUT = 5.0
 
 
 class Agent:
@@ -59,8 +62,12 @@ class Agent:
         """Stop consuming, let in-flight commands finish within the grace period, disconnect."""
         await self.consumer.stop_consuming()
         await self.consumer.drain(self.settings.shutdown_grace)
-        await self._publisher.close()
-        await self.broker.close()
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                await self._publisher.close()
+                await self.broker.close()
+        except TimeoutError:
+            log.warning("the broker did not answer; disconnected without closing cleanly")
         log.info("agent stopped", extra={"agent_id": self.settings.agent_id})
 
     async def _on_connected(self, connection: AbstractRobustConnection) -> None:

@@ -56,7 +56,10 @@ class Runtime:
             publish_timeout=settings.publish_timeout,
         )
         results = ResultConsumer(
-            names, sessions, prefetch=settings.result_prefetch, delivery_limit=settings.delivery_limit
+            names,
+            sessions,
+            prefetch=settings.result_prefetch,
+            delivery_limit=settings.delivery_limit,
         )
         return cls(
             settings=settings,
@@ -75,7 +78,9 @@ class Runtime:
     async def start(self) -> None:
         self.broker.start()
         self.tasks = [
-            asyncio.create_task(self.commands.run_relay(self.settings.outbox_interval), name="relay"),
+            asyncio.create_task(
+                self.commands.run_relay(self.settings.outbox_interval), name="relay"
+            ),
             asyncio.create_task(
                 run_reaper(
                     self.sessions, self.settings.pending_timeout, self.settings.reaper_interval

@@ -40,7 +40,7 @@ class Broker:
             try:
                 connection = await aio_pika.connect_robust(self._url, timeout=5)
                 await self._on_connected(connection)
-            except (OSError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
                 log.warning("broker not reachable, retrying: %s", exc)
                 await asyncio.sleep(self._retry_interval)
                 continue
@@ -60,7 +60,7 @@ class Broker:
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         if prefetch is not None:
             await channel.set_qos(prefetch_count=prefetch)
-        return channel  # type: ignore[return-value]
+        return channel
 
     async def close(self) -> None:
         if self._task is not None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.status import CommandAction, Outcome
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 class _Message(BaseModel):
@@ -44,7 +44,7 @@ class LoadBalancerSpec(_Message):
 
 
 class Command(_Message):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     op_id: UUID
     device_id: UUID
     loadbalancer_id: UUID
@@ -58,7 +58,7 @@ class Command(_Message):
 
 
 class Result(_Message):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     op_id: UUID
     device_id: UUID
     loadbalancer_id: UUID

@@ -39,7 +39,11 @@ class OperationStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         """Final operations ignore further results; ``TIMED_OUT`` can still heal."""
-        return self in (OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.SUPERSEDED)
+        return self in (
+            OperationStatus.SUCCEEDED,
+            OperationStatus.FAILED,
+            OperationStatus.SUPERSEDED,
+        )
 
 
 class CommandAction(StrEnum):

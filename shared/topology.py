@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, FieldValue
 
 RESULTS_ROUTING_KEY = "results"
 
@@ -82,7 +82,7 @@ async def declare_topology(
     )
     await dead_queue.bind(dead_exchange)
 
-    dead_lettered = {
+    dead_lettered: dict[str, FieldValue] = {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": names.dead_exchange,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     # Server-side timestamps come back with RETURNING, so objects stay readable after commit.
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
 
 def _now_column() -> Mapped[datetime]:
@@ -111,7 +111,8 @@ class OutboxRow(Base):
             "ix_outbox_unpublished",
             "loadbalancer_id",
             "id",
-            postgresql_where=text("published_at IS NULL")),
+            postgresql_where=text("published_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

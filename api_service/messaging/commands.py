@@ -9,6 +9,7 @@ the row for the relay: a command is never lost between commit and broker.
 """
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from uuid import UUID
@@ -126,10 +127,8 @@ class CommandPublisher:
                     )
             except Exception:
                 log.exception("outbox relay pass failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), interval)
-            except TimeoutError:
-                pass
             self.wake.clear()
 
     async def pending_count(self) -> int:

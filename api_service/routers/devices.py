@@ -35,7 +35,10 @@ def device_out(view: DeviceView) -> DeviceOut:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, operation_id="createDevice", summary="Register a device"
+    "",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createDevice",
+    summary="Register a device",
 )
 async def create(
     body: DeviceCreateBody,

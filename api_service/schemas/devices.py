@@ -17,7 +17,9 @@ _URL_CHARS = re.compile(r"\A[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]{1,2048}\Z")
 
 def _device_name(value: str) -> str:
     if not _DEVICE_NAME.fullmatch(value):
-        raise ValueError("must be 1-255 characters of A-Z a-z 0-9 _ . - starting with a letter or digit")
+        raise ValueError(
+            "must be 1-255 characters of A-Z a-z 0-9 _ . - starting with a letter or digit"
+        )
     return value
 
 

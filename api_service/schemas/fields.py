@@ -28,7 +28,9 @@ _PROJECT = re.compile(r"\A[A-Za-z0-9_.-]{1,255}\Z")
 
 def _identifier(value: str) -> str:
     if not _IDENTIFIER.fullmatch(value):
-        raise ValueError("must be lower-case letters, digits and _ (at most 64), starting with a letter")
+        raise ValueError(
+            "must be lower-case letters, digits and _ (at most 64), starting with a letter"
+        )
     return value
 
 

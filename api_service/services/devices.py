@@ -106,4 +106,6 @@ async def _check_hosted_still_fit(
             )
         )
         if outside:
-            raise conflict(f"{outside} load balancer VIP(s) on device {device.id} lie outside {network}.")
+            raise conflict(
+                f"{outside} load balancer VIP(s) on device {device.id} lie outside {network}."
+            )

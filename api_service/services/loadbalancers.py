@@ -93,14 +93,18 @@ class LoadBalancerService:
                 if value is not None:
                     setattr(lb, field, value)
             lb.provisioning_status = ProvisioningStatus.PENDING_UPDATE.value
-            change = await self._record(session, lb, await _device(session, lb), "update", CommandAction.APPLY)
+            change = await self._record(
+                session, lb, await _device(session, lb), "update", CommandAction.APPLY
+            )
         return await self._accepted(lb, change)
 
     async def delete(self, ctx: RequestContext, lb_id: UUID) -> Accepted:
         async with self.sessions.begin() as session:
             lb = await _lock_mutable(session, ctx, lb_id)
             lb.provisioning_status = ProvisioningStatus.PENDING_DELETE.value
-            change = await self._record(session, lb, await _device(session, lb), "delete", CommandAction.DELETE)
+            change = await self._record(
+                session, lb, await _device(session, lb), "delete", CommandAction.DELETE
+            )
         return await self._accepted(lb, change)
 
     async def _record(

@@ -15,11 +15,12 @@ IpAddress = IPv4Address | IPv6Address
 _PLACEMENT_ATTEMPTS = 5
 
 
-def _hosted(device_id: ColumnElement[UUID]) -> ColumnElement[int]:
+def _hosted() -> ColumnElement[int]:
+    """How many load balancers the device of the enclosing query hosts."""
     return (
         select(func.count())
         .select_from(LoadBalancer)
-        .where(LoadBalancer.device_id == device_id)
+        .where(LoadBalancer.device_id == Device.id)
         .scalar_subquery()
     )
 
@@ -31,9 +32,7 @@ async def hosted_count(session: AsyncSession, device_id: UUID) -> int:
     return count or 0
 
 
-async def pick_device(
-    session: AsyncSession, provider: str, vip: IpAddress | None
-) -> Device:
+async def pick_device(session: AsyncSession, provider: str, vip: IpAddress | None) -> Device:
     """Lock and return the enabled device of ``provider`` with the most free capacity.
 
     The device row stays locked until the caller commits, so concurrent
@@ -42,7 +41,7 @@ async def pick_device(
     known = await session.scalar(select(func.count()).where(Device.driver == provider))
     if not known:
         raise invalid("provider", f"provider {provider!r} is not available")
-    free = Device.capacity - _hosted(Device.id)
+    free = Device.capacity - _hosted()
     query = select(Device).where(Device.enabled, Device.driver == provider, free > 0)
     if vip is not None:
         in_range = await session.scalar(
@@ -71,12 +70,16 @@ async def pick_device(
     )
 
 
-async def lock_pinned_device(session: AsyncSession, device_id: UUID, provider: str | None) -> Device:
+async def lock_pinned_device(
+    session: AsyncSession, device_id: UUID, provider: str | None
+) -> Device:
     device = await session.scalar(select(Device).where(Device.id == device_id).with_for_update())
     if device is None:
         raise invalid("device_id", f"device {device_id} does not exist")
     if provider is not None and provider != device.driver:
-        raise invalid("provider", f"device {device_id} runs provider {device.driver!r}, not {provider!r}")
+        raise invalid(
+            "provider", f"device {device_id} runs provider {device.driver!r}, not {provider!r}"
+        )
     if not device.enabled:
         raise conflict(f"Device {device_id} is disabled.")
     if await hosted_count(session, device.id) >= device.capacity:
@@ -84,7 +87,9 @@ async def lock_pinned_device(session: AsyncSession, device_id: UUID, provider: s
     return device
 
 
-async def allocate_vip(session: AsyncSession, device: Device, requested: IpAddress | None) -> IpAddress:
+async def allocate_vip(
+    session: AsyncSession, device: Device, requested: IpAddress | None
+) -> IpAddress:
     """The requested VIP if it is in range and free, else the lowest free host address."""
     network = ip_network(device.vip_cidr)
     taken = set(

@@ -104,7 +104,9 @@ async def test_duplicate_and_stale_results_change_nothing(
 
     current = (await client.get_lb(lb["id"])).json()["loadbalancer"]
     assert (current["provisioning_status"], current["name"], current["generation"]) == (
-        "ACTIVE", "v2", 2,
+        "ACTIVE",
+        "v2",
+        2,
     )
     operations = await client.operations(lb["id"])
     assert [(op["status"], op["agent_id"]) for op in operations] == [

@@ -56,9 +56,13 @@ async def test_update_then_delete_reach_the_device(client: LbaasClient, sim_dir:
     assert response.json()["loadbalancer"]["provisioning_status"] == "PENDING_UPDATE"
     updated = await client.wait_lb(lb["id"])
     assert (updated["name"], updated["provisioning_status"], updated["generation"]) == (
-        "renamed", "ACTIVE", 2,
+        "renamed",
+        "ACTIVE",
+        2,
     )
-    stored = json.loads((sim_dir / "lifecycle-1" / "loadbalancers" / f"{lb['id']}.json").read_text())
+    stored = json.loads(
+        (sim_dir / "lifecycle-1" / "loadbalancers" / f"{lb['id']}.json").read_text()
+    )
     assert stored["name"] == "renamed"
 
     response = await client.http.delete(f"/v2/lbaas/loadbalancers/{lb['id']}")

@@ -86,7 +86,8 @@ async def test_no_device_with_room_is_503_and_writes_nothing(
     device = await client.create_device("noop", capacity=1, enabled=False)
     before = await _counts(isolation)
     response = await client.http.post(
-        LBS, json={"loadbalancer": {"provider": "noop", "vip_address": device["vip_cidr"][:-4] + "5"}}
+        LBS,
+        json={"loadbalancer": {"provider": "noop", "vip_address": device["vip_cidr"][:-4] + "5"}},
     )
     _assert_problem(response, 503, "noop")
     assert await _counts(isolation) == before
@@ -96,8 +97,19 @@ async def test_no_device_with_room_is_503_and_writes_nothing(
     ("body", "mentions"),
     [
         ({"driver": "noop", "management_url": "noop://a", "vip_cidr": "10.0.0.1/24"}, "vip_cidr"),
-        ({"driver": "noop", "management_url": "noop://a b", "vip_cidr": "10.0.0.0/24"}, "management_url"),
-        ({"driver": "noop", "management_url": "noop://a", "vip_cidr": "10.0.0.0/24", "capacity": 0}, "capacity"),
+        (
+            {"driver": "noop", "management_url": "noop://a b", "vip_cidr": "10.0.0.0/24"},
+            "management_url",
+        ),
+        (
+            {
+                "driver": "noop",
+                "management_url": "noop://a",
+                "vip_cidr": "10.0.0.0/24",
+                "capacity": 0,
+            },
+            "capacity",
+        ),
         ({"driver": "noop\n", "management_url": "noop://a", "vip_cidr": "10.0.0.0/24"}, "driver"),
     ],
 )

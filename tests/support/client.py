@@ -15,8 +15,13 @@ class LbaasClient:
         self.http = http
 
     async def create_device(
-        self, driver: str = "noop", *, url: str | None = None, cidr: str | None = None,
-        capacity: int = 1000, **extra: Any,
+        self,
+        driver: str = "noop",
+        *,
+        url: str | None = None,
+        cidr: str | None = None,
+        capacity: int = 1000,
+        **extra: Any,
     ) -> dict[str, Any]:
         suffix = uuid.uuid4().hex[:8]
         body = {
@@ -48,7 +53,9 @@ class LbaasClient:
             lb: dict[str, Any] = response.json()["loadbalancer"]
             return lb if lb["provisioning_status"] in statuses else None
 
-        return await eventually(reached, timeout=timeout, what=f"load balancer {lb_id} in {statuses}")
+        return await eventually(
+            reached, timeout=timeout, what=f"load balancer {lb_id} in {statuses}"
+        )
 
     async def wait_gone(self, lb_id: str, timeout: float = 30) -> None:
         async def gone() -> bool | None:

@@ -41,7 +41,10 @@ def free_port() -> int:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, interval: float = 0.05,
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
     what: str = "condition",
 ) -> T:
     """Poll ``probe`` until it returns something other than None, or fail at the deadline."""
@@ -93,8 +96,12 @@ class Isolation:
         finally:
             await admin.close()
         process = await asyncio.create_subprocess_exec(
-            str(BIN / "lbaas-manage"), "db", "upgrade", env=self.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            str(BIN / "lbaas-manage"),
+            "db",
+            "upgrade",
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         output, _ = await process.communicate()
         assert process.returncode == 0, output.decode()
