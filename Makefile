@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install services
-	$(BIN)/python bench/latency.py
+	$(BIN)/python -m bench.latency
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -30,6 +30,8 @@ CANCEL_TIMEOUT = 5.0
 
 
 class CommandConsumer:
+    """Turns each delivered command into a task; see the module docstring for the rules."""
+
     def __init__(
         self,
         names: Names,
