@@ -90,7 +90,7 @@ async def measure_drain(
     }
 
 
-async def main(samples: int, clients: int, per_client: int, out: Path) -> dict[str, Any]:
+async def main(samples: int, clients: int, per_client: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="lbaas-bench-"))
     async with isolated() as isolation:
         api = Api(isolation.env(log_level="WARNING"), logs)
@@ -119,8 +119,6 @@ async def main(samples: int, clients: int, per_client: int, out: Path) -> dict[s
             "drain_rate_over_octavia": drain["per_s"] / OCTAVIA_DRAIN_PER_S,
         },
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -151,4 +149,8 @@ if __name__ == "__main__":
     parser.add_argument("--per-client", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path("bench-results/latency.json"))
     args = parser.parse_args()
-    print_table(asyncio.run(main(args.samples, args.clients, args.per_client, args.out)))
+    report = asyncio.run(main(args.samples, args.clients, args.per_client))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"\nwritten to {args.out}")
