@@ -71,9 +71,4 @@ class Agent:
         log.info("agent stopped", extra={"agent_id": self.settings.agent_id})
 
     async def _on_connected(self, connection: AbstractRobustConnection) -> None:
-        """Close a connection we could not set up, so that the broker's retry does not leak it."""
-        try:
-            await self.consumer.start(connection)
-        except BaseException:
-            await connection.close()
-            raise
+        await self.consumer.start(connection)

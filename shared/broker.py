@@ -7,6 +7,7 @@ outbox while the broker is away.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -36,12 +37,21 @@ class Broker:
         self._task = asyncio.create_task(self._connect(), name="broker-connect")
 
     async def _connect(self) -> None:
+        """Connect and set up; on any failure close what was opened and try again.
+
+        ``ready`` is set only after ``on_connected`` returned, so consumers it
+        starts may see messages before :meth:`channel` works: they wait on ``ready``.
+        """
         while True:
+            connection: AbstractRobustConnection | None = None
             try:
                 connection = await aio_pika.connect_robust(self._url, timeout=5)
                 await self._on_connected(connection)
-            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-                log.warning("broker not reachable, retrying: %s", exc)
+            except Exception as exc:
+                log.warning("broker not usable, retrying: %s: %s", type(exc).__name__, exc)
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
                 await asyncio.sleep(self._retry_interval)
                 continue
             self._connection = connection

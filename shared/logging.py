@@ -32,5 +32,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Both log every failed reconnect at ERROR during an outage; our own lines say it once.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.CRITICAL
     for noisy in ("aiormq", "aio_pika"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+        logging.getLogger(noisy).setLevel(quiet)

@@ -87,6 +87,7 @@ class PrivateRabbitMQ:
         self._plugins_file = self._base_dir / "enabled_plugins"
         self._pid_file = self._base_dir / "rabbitmq.pid"
         self._launch_output = self._base_dir / "rabbitmq-server.out"
+        self._crash_dump = self._base_dir / "erl_crash.dump"
         self._destroyed = False
         _live_nodes.add(self)
 
@@ -263,6 +264,9 @@ class PrivateRabbitMQ:
             # file exists here, so the node runs on rabbitmq.conf alone).
             RABBITMQ_ADVANCED_CONFIG_FILE=str(self._base_dir / "advanced.config"),
             RABBITMQ_CONFIG_FILES=str(self._base_dir / "conf.d"),
+            # The VM runs in /var/lib/rabbitmq, the machine node's home: a crash dump of
+            # ours must not land there.
+            ERL_CRASH_DUMP=str(self._crash_dump),
         )
         return env
 
@@ -350,6 +354,9 @@ class PrivateRabbitMQ:
 
     def _diagnostics(self) -> str:
         parts: list[str] = []
+        slogan = _crash_dump_slogan(self._crash_dump)
+        if slogan is not None:
+            parts.append(f"--- the VM crashed ({self._crash_dump}): {slogan}")
         for path in (self._launch_output, self.log_file):
             try:
                 lines = path.read_text(errors="replace").splitlines()
@@ -366,6 +373,18 @@ class PrivateRabbitMQ:
 
 def _which(command: str) -> str | None:
     return shutil.which(command, path=f"{os.environ.get('PATH', '')}:{_SBIN_PATH}")
+
+
+def _crash_dump_slogan(path: Path) -> str | None:
+    """The ``Slogan:`` line of an Erlang crash dump: why the VM died."""
+    try:
+        with path.open(errors="replace") as dump:
+            for _, line in zip(range(10), dump, strict=False):
+                if line.startswith("Slogan:"):
+                    return line.removeprefix("Slogan:").strip()
+    except OSError:
+        pass
+    return None
 
 
 def _check_reachable_by_rabbitmq(base_dir: Path) -> None:
