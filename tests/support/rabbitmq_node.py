@@ -32,6 +32,7 @@ import stat
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ _LOG_TAIL_LINES: Final = 40
 # Ports handed out by this process, so that two nodes created back to back (before either
 # listens) never get the same one.
 _allocated_ports: set[int] = set()
+_allocated_ports_lock = threading.Lock()
 # Nodes created by this process and not destroyed yet: killed at interpreter exit.
 _live_nodes: set[PrivateRabbitMQ] = set()
 
@@ -78,7 +80,7 @@ class PrivateRabbitMQ:
             raise RabbitMQNodeError(reason)
         self._base_dir = base_dir.resolve()
         _check_reachable_by_rabbitmq(self._base_dir)
-        self._node = f"lbaas-test-{uuid.uuid4().hex[:12]}@localhost"
+        self._node = f"lbaas-private-{uuid.uuid4().hex[:12]}@localhost"
         self._port = _allocate_port()
         self._dist_port = _allocate_port()
         self._mnesia_dir = self._base_dir / "mnesia"
@@ -117,7 +119,7 @@ class PrivateRabbitMQ:
 
     @property
     def node_name(self) -> str:
-        """The Erlang node name, e.g. ``lbaas-test-0123456789ab@localhost``."""
+        """The Erlang node name, e.g. ``lbaas-private-0123456789ab@localhost``."""
         return self._node
 
     @property
@@ -166,6 +168,7 @@ class PrivateRabbitMQ:
             )
         if not _port_free(self._dist_port, reuse_addr=True):
             # Unlike the AMQP port, nobody depends on the distribution port staying put.
+            _release_port(self._dist_port)
             self._dist_port = _allocate_port()
         self._prepare_files()
         began = time.monotonic()
@@ -235,8 +238,8 @@ class PrivateRabbitMQ:
             self._kill_node_processes()
             self._destroyed = True
             _live_nodes.discard(self)
-            _allocated_ports.discard(self._port)
-            _allocated_ports.discard(self._dist_port)
+            _release_port(self._port)
+            _release_port(self._dist_port)
             if self._base_dir.exists():
                 shutil.rmtree(self._base_dir)
 
@@ -279,6 +282,7 @@ class PrivateRabbitMQ:
         )
         self._plugins_file.write_text("[].\n")
         self._pid_file.unlink(missing_ok=True)
+        self._crash_dump.unlink(missing_ok=True)
         entry = pwd.getpwnam(_RABBITMQ_USER)
         _chown_tree(self._base_dir, entry.pw_uid, entry.pw_gid)
 
@@ -392,7 +396,10 @@ def _check_reachable_by_rabbitmq(base_dir: Path) -> None:
     entry = pwd.getpwnam(_RABBITMQ_USER)
     groups = {entry.pw_gid} | {g for g in os.getgrouplist(_RABBITMQ_USER, entry.pw_gid)}
     for parent in base_dir.parents:
-        st = parent.stat()
+        try:
+            st = parent.stat()
+        except FileNotFoundError:  # made later by start(), as root with mode 0755
+            continue
         if st.st_uid == entry.pw_uid:
             ok = bool(st.st_mode & stat.S_IXUSR)
         elif st.st_gid in groups:
@@ -442,22 +449,28 @@ def _allocate_port() -> int:
     connections.
     """
     floor = _ephemeral_port_floor()
-    if floor > 12000:
-        candidates = list(range(10000, floor))
-        random.shuffle(candidates)
-        for port in candidates[:500]:
-            if port in _RESERVED_PORTS or port in _allocated_ports:
-                continue
-            if _port_free(port):
+    with _allocated_ports_lock:
+        if floor > 12000:
+            candidates = list(range(10000, floor))
+            random.shuffle(candidates)
+            for port in candidates[:500]:
+                if port in _RESERVED_PORTS or port in _allocated_ports:
+                    continue
+                if _port_free(port):
+                    _allocated_ports.add(port)
+                    return port
+        while True:  # odd port range: let the kernel choose
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("0.0.0.0", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _RESERVED_PORTS and port not in _allocated_ports:
                 _allocated_ports.add(port)
                 return port
-    while True:  # odd port range: let the kernel choose
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("0.0.0.0", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _RESERVED_PORTS and port not in _allocated_ports:
-            _allocated_ports.add(port)
-            return port
+
+
+def _release_port(port: int) -> None:
+    with _allocated_ports_lock:
+        _allocated_ports.discard(port)
 
 
 def _port_open(port: int) -> bool:
