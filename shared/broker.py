@@ -61,7 +61,9 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Connected now: a robust connection that is reconnecting is not."""
+        connection = self._connection
+        return connection is not None and connection.connected.is_set() and not connection.is_closed
 
     async def channel(self, *, prefetch: int | None = None) -> AbstractRobustChannel:
         """A new channel with publisher confirms; unroutable publishes raise."""
