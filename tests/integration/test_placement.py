@@ -1,0 +1,80 @@
+"""Placement: the device with the most free capacity wins; capacity holds under concurrency."""
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.client import LbaasClient
+from tests.support.stack import Api, isolated, running
+
+LBS = "/v2/lbaas/loadbalancers"
+
+
+@pytest.fixture
+async def lone_api(log_dir: Path) -> AsyncIterator[LbaasClient]:
+    """An API on a database of its own (no agent: placement happens at the API)."""
+    async with isolated() as isolation:
+        api = Api(isolation.env(), log_dir)
+        async with running(api), httpx.AsyncClient(base_url=api.url) as http:
+            api.start()
+            await api.wait_ready()
+            yield LbaasClient(http)
+
+
+async def _create(client: LbaasClient) -> httpx.Response:
+    return await client.http.post(LBS, json={"loadbalancer": {"provider": "noop"}})
+
+
+async def test_most_free_capacity_first_then_503(lone_api: LbaasClient) -> None:
+    big = await lone_api.create_device("noop", capacity=3)
+    small = await lone_api.create_device("noop", capacity=1)
+    await lone_api.create_device("noop", capacity=50, enabled=False)
+
+    placed = []
+    for _ in range(4):
+        response = await _create(lone_api)
+        assert response.status_code == 202, response.text
+        placed.append(response.json()["loadbalancer"]["device_id"])
+    assert placed[:2] == [big["id"], big["id"]]
+    assert Counter(placed) == {big["id"]: 3, small["id"]: 1}
+
+    full = await _create(lone_api)
+    assert full.status_code == 503
+    assert full.headers["content-type"] == "application/problem+json"
+    assert "noop" in full.json()["detail"]
+    assert len((await lone_api.http.get(LBS)).json()["loadbalancers"]) == 4
+
+
+async def test_capacity_holds_under_concurrent_creates(lone_api: LbaasClient) -> None:
+    device = await lone_api.create_device("noop", capacity=5)
+    responses = await asyncio.gather(*(_create(lone_api) for _ in range(12)))
+    assert Counter(r.status_code for r in responses) == {202: 5, 503: 7}
+    vips = {r.json()["loadbalancer"]["vip_address"] for r in responses if r.status_code == 202}
+    assert len(vips) == 5
+    listed = (await lone_api.http.get(f"/v2/lbaas/devices/{device['id']}")).json()["device"]
+    assert listed["loadbalancer_count"] == 5
+
+
+async def test_device_updates_respect_what_it_hosts(lone_api: LbaasClient) -> None:
+    device = await lone_api.create_device("noop", cidr="10.77.0.0/24", capacity=2)
+    path = f"/v2/lbaas/devices/{device['id']}"
+    assert (await _create(lone_api)).status_code == 202
+
+    changed = await lone_api.http.put(path, json={"device": {"capacity": 4, "enabled": False}})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["device"]["capacity"], changed.json()["device"]["enabled"]) == (4, False)
+    assert (await _create(lone_api)).status_code == 503
+
+    for body, status in (
+        ({"driver": "sim"}, 409),
+        ({"vip_cidr": "10.78.0.0/24"}, 409),
+        ({"vip_cidr": "10.77.0.0/16"}, 200),
+        ({"name": "x y"}, 422),
+    ):
+        response = await lone_api.http.put(path, json={"device": body})
+        assert response.status_code == status, (body, response.text)
+    assert (await lone_api.http.get(path)).json()["device"]["vip_cidr"] == "10.77.0.0/16"
