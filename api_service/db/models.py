@@ -39,6 +39,8 @@ class Device(Base):
     vip_cidr: Mapped[IPv4Network | IPv6Network] = mapped_column(CIDR)
     capacity: Mapped[int] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    loadbalancer_count: Mapped[int] = mapped_column(Integer, default=0)
+    """Load balancers placed here; kept in the transactions that add and remove them."""
     operating_status: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(

@@ -55,11 +55,18 @@ class CommandPublisher:
         self._exchange = topology.commands
         self.wake.set()
 
-    async def publish_outbox(self, loadbalancer_id: UUID | None = None) -> int:
-        """Publish head rows (of one load balancer, or all) until none is left; return the count."""
+    async def publish_new(self, loadbalancer_id: UUID) -> None:
+        """The request path: publish the load balancer's head row, just committed.
+
+        A backlog behind it (only after an outage) is the relay's to publish.
+        """
+        await self._publish_heads(loadbalancer_id)
+
+    async def publish_outbox(self) -> int:
+        """Publish head rows until none is left; return the count."""
         total = 0
         while True:
-            published, complete = await self._publish_heads(loadbalancer_id)
+            published, complete = await self._publish_heads(None)
             total += published
             if published == 0 or not complete:
                 return total

@@ -4,6 +4,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from api_service.db.models import Device
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.devices import (
     DeviceBody,
@@ -12,13 +13,11 @@ from api_service.schemas.devices import (
     DeviceOut,
     DeviceUpdateBody,
 )
-from api_service.services.devices import DeviceView
 
 router = APIRouter(prefix="/lbaas/devices", tags=["devices"])
 
 
-def device_out(view: DeviceView) -> DeviceOut:
-    device = view.device
+def device_out(device: Device) -> DeviceOut:
     return DeviceOut(
         id=device.id,
         name=device.name,
@@ -28,7 +27,7 @@ def device_out(view: DeviceView) -> DeviceOut:
         capacity=device.capacity,
         enabled=device.enabled,
         operating_status=device.operating_status,
-        loadbalancer_count=view.loadbalancer_count,
+        loadbalancer_count=device.loadbalancer_count,
         created_at=device.created_at,
         updated_at=device.updated_at,
     )
@@ -46,14 +45,14 @@ async def create(
     response: Response,
     runtime: Runtime = Depends(get_runtime),
 ) -> DeviceBody:
-    view = await runtime.devices.create(body.device)
-    response.headers["Location"] = f"{request.base_url}v2/lbaas/devices/{view.device.id}"
-    return DeviceBody(device=device_out(view))
+    device = await runtime.devices.create(body.device)
+    response.headers["Location"] = f"{request.base_url}v2/lbaas/devices/{device.id}"
+    return DeviceBody(device=device_out(device))
 
 
 @router.get("", operation_id="listDevices", summary="List devices")
 async def list_(runtime: Runtime = Depends(get_runtime)) -> DeviceList:
-    return DeviceList(devices=[device_out(view) for view in await runtime.devices.list()])
+    return DeviceList(devices=[device_out(device) for device in await runtime.devices.list()])
 
 
 @router.get("/{device_id}", operation_id="getDevice", summary="Show a device")

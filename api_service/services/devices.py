@@ -12,49 +12,32 @@ from api_service.db.engine import SessionFactory
 from api_service.db.models import Device, LoadBalancer
 from api_service.problems import conflict, not_found
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
-from api_service.services.scheduling import hosted_count
-
-
-@dataclass(frozen=True)
-class DeviceView:
-    device: Device
-    loadbalancer_count: int
 
 
 @dataclass(frozen=True)
 class DeviceService:
     sessions: SessionFactory
 
-    async def list(self) -> list[DeviceView]:
-        hosted = (
-            select(LoadBalancer.device_id, func.count().label("n"))
-            .group_by(LoadBalancer.device_id)
-            .subquery()
-        )
-        query = (
-            select(Device, func.coalesce(hosted.c.n, 0))
-            .outerjoin(hosted, hosted.c.device_id == Device.id)
-            .order_by(Device.created_at, Device.id)
-        )
+    async def list(self) -> list[Device]:
         async with self.sessions() as session:
-            rows = (await session.execute(query)).tuples().all()
-        return [DeviceView(device, count) for device, count in rows]
+            return list(
+                await session.scalars(select(Device).order_by(Device.created_at, Device.id))
+            )
 
-    async def get(self, device_id: UUID) -> DeviceView:
+    async def get(self, device_id: UUID) -> Device:
         async with self.sessions() as session:
-            device = await _get(session, device_id)
-            return DeviceView(device, await hosted_count(session, device_id))
+            return await _get(session, device_id)
 
-    async def create(self, body: DeviceCreate) -> DeviceView:
-        device = Device(id=uuid4(), **body.model_dump())
+    async def create(self, body: DeviceCreate) -> Device:
+        device = Device(id=uuid4(), loadbalancer_count=0, **body.model_dump())
         try:
             async with self.sessions.begin() as session:
                 session.add(device)
         except IntegrityError:
             raise conflict(f"A device named {body.name!r} already exists.") from None
-        return await self.get(device.id)
+        return device
 
-    async def update(self, device_id: UUID, body: DeviceUpdate) -> DeviceView:
+    async def update(self, device_id: UUID, body: DeviceUpdate) -> Device:
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         try:
             async with self.sessions.begin() as session:
@@ -64,15 +47,14 @@ class DeviceService:
                     setattr(device, field, value)
         except IntegrityError:
             raise conflict(f"A device named {body.name!r} already exists.") from None
-        return await self.get(device_id)
+        return device
 
     async def delete(self, device_id: UUID) -> None:
         async with self.sessions.begin() as session:
             device = await _get(session, device_id, lock=True)
-            hosted = await hosted_count(session, device_id)
-            if hosted:
+            if device.loadbalancer_count:
                 raise conflict(
-                    f"Device {device_id} still hosts {hosted} load balancer(s); "
+                    f"Device {device_id} still hosts {device.loadbalancer_count} load balancer(s); "
                     "delete them or move them away first."
                 )
             await session.delete(device)
@@ -90,7 +72,7 @@ async def _check_hosted_still_fit(
     session: AsyncSession, device: Device, changes: dict[str, object]
 ) -> None:
     """A device's driver and VIP range may change only in ways its load balancers survive."""
-    hosted = await hosted_count(session, device.id)
+    hosted = device.loadbalancer_count
     if not hosted:
         return
     if "driver" in changes and changes["driver"] != device.driver:

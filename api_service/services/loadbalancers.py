@@ -15,13 +15,20 @@ from api_service.messaging.commands import CommandPublisher
 from api_service.problems import ProblemError, conflict, not_found
 from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUpdate
 from api_service.services.changes import Change, record_change
-from api_service.services.scheduling import allocate_vip, lock_pinned_device, pick_device
+from api_service.services.scheduling import (
+    IpAddress,
+    allocate_vip,
+    pick_device,
+    take_pinned_place,
+)
 from shared.status import (
     MUTABLE_STATUSES,
     CommandAction,
     OperatingStatus,
     ProvisioningStatus,
 )
+
+_VIP_RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -55,36 +62,48 @@ class LoadBalancerService:
             raise ProblemError(403, "Forbidden", "Only an admin may set project_id.")
         if body.device_id is not None and not ctx.is_admin:
             raise ProblemError(403, "Forbidden", "Only an admin may set device_id.")
-        provider = body.provider or self.default_provider
         requested_vip = ip_address(body.vip_address) if body.vip_address else None
-        try:
-            async with self.sessions.begin() as session:
-                if body.device_id is not None:
-                    device = await lock_pinned_device(session, body.device_id, body.provider)
-                else:
-                    device = await pick_device(session, provider, requested_vip)
-                lb = LoadBalancer(
-                    id=uuid4(),
-                    project_id=body.project_id or ctx.project_id,
-                    name=body.name,
-                    description=body.description,
-                    admin_state_up=body.admin_state_up,
-                    provisioning_status=ProvisioningStatus.PENDING_CREATE.value,
-                    operating_status=OperatingStatus.OFFLINE.value,
-                    provider=device.driver,
-                    device_id=device.id,
-                    vip_address=await allocate_vip(session, device, requested_vip),
-                    tags=body.tags,
-                    generation=1,
-                )
-                session.add(lb)
-                await session.flush()
-                change = await self._record(session, lb, device, "create", CommandAction.APPLY)
-        except IntegrityError as exc:
-            if "vip_address" in str(exc.orig):
-                raise conflict(f"vip_address {requested_vip or ''} is already in use.") from None
-            raise
-        return await self._accepted(lb, change)
+        for attempt in range(_VIP_RACE_ATTEMPTS):
+            try:
+                lb, change = await self._create(ctx, body, requested_vip)
+            except IntegrityError as exc:
+                if "vip_address" not in str(exc.orig):
+                    raise
+                if requested_vip is not None or attempt == _VIP_RACE_ATTEMPTS - 1:
+                    raise conflict(
+                        f"vip_address {requested_vip or ''} is already in use."
+                    ) from None
+                continue  # another device with an overlapping range took that VIP first
+            return await self._accepted(lb, change)
+        raise AssertionError("unreachable")
+
+    async def _create(
+        self, ctx: RequestContext, body: LoadBalancerCreate, requested_vip: IpAddress | None
+    ) -> tuple[LoadBalancer, Change]:
+        provider = body.provider or self.default_provider
+        async with self.sessions.begin() as session:
+            if body.device_id is not None:
+                device = await take_pinned_place(session, body.device_id, body.provider)
+            else:
+                device = await pick_device(session, provider, requested_vip)
+            lb = LoadBalancer(
+                id=uuid4(),
+                project_id=body.project_id or ctx.project_id,
+                name=body.name,
+                description=body.description,
+                admin_state_up=body.admin_state_up,
+                provisioning_status=ProvisioningStatus.PENDING_CREATE.value,
+                operating_status=OperatingStatus.OFFLINE.value,
+                provider=device.driver,
+                device_id=device.id,
+                vip_address=await allocate_vip(session, device, requested_vip),
+                tags=body.tags,
+                generation=1,
+            )
+            session.add(lb)
+            await session.flush()
+            change = await self._record(session, lb, device, "create", CommandAction.APPLY)
+        return lb, change
 
     async def update(self, ctx: RequestContext, lb_id: UUID, body: LoadBalancerUpdate) -> Accepted:
         async with self.sessions.begin() as session:
@@ -124,7 +143,7 @@ class LoadBalancerService:
         )
 
     async def _accepted(self, lb: LoadBalancer, change: Change) -> Accepted:
-        await self.commands.publish_outbox(loadbalancer_id=lb.id)
+        await self.commands.publish_new(lb.id)
         return Accepted(loadbalancer=lb, change=change)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import LoadBalancer, Operation
+from api_service.services.scheduling import release_place
 from shared.messages import Result
 from shared.status import (
     CommandAction,
@@ -61,6 +62,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
     elif operation.command_action == CommandAction.DELETE:
         operation.status = OperationStatus.SUCCEEDED.value
         await session.delete(lb)
+        await release_place(session, lb.device_id)
     else:
         operation.status = OperationStatus.SUCCEEDED.value
         operation.error = None

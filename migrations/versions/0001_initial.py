@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("vip_cidr", postgresql.CIDR(), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("loadbalancer_count", sa.Integer(), nullable=False, server_default="0"),
+        sa.CheckConstraint("loadbalancer_count >= 0", name="ck_devices_loadbalancer_count"),
         sa.Column("operating_status", sa.String(16), nullable=True),
         *_timestamps(),
     )

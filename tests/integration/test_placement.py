@@ -78,3 +78,22 @@ async def test_device_updates_respect_what_it_hosts(lone_api: LbaasClient) -> No
         response = await lone_api.http.put(path, json={"device": body})
         assert response.status_code == status, (body, response.text)
     assert (await lone_api.http.get(path)).json()["device"]["vip_cidr"] == "10.77.0.0/16"
+
+
+async def test_vips_fill_the_range_gaps_included(lone_api: LbaasClient) -> None:
+    device = await lone_api.create_device("noop", cidr="10.79.0.0/29", capacity=100)
+    last = await lone_api.create_lb(device, vip_address="10.79.0.6")
+    assert last.status_code == 202, last.text
+    third = await lone_api.create_lb(device, vip_address="10.79.0.3")
+    assert third.status_code == 202, third.text
+
+    allocated = []
+    for _ in range(4):
+        response = await lone_api.create_lb(device)
+        assert response.status_code == 202, response.text
+        allocated.append(response.json()["loadbalancer"]["vip_address"])
+    assert sorted(allocated) == ["10.79.0.1", "10.79.0.2", "10.79.0.4", "10.79.0.5"]
+
+    exhausted = await lone_api.create_lb(device)
+    assert exhausted.status_code == 503
+    assert "10.79.0.0/29" in exhausted.json()["detail"]
