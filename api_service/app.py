@@ -6,7 +6,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api_service.problems import PROBLEM_RESPONSES, install_problem_handlers
-from api_service.routers import devices, loadbalancers, operations, root
+from api_service.routers import (
+    devices,
+    healthmonitors,
+    listeners,
+    loadbalancers,
+    members,
+    operations,
+    pools,
+    root,
+)
 from api_service.runtime import Runtime
 from api_service.settings import ApiSettings
 
@@ -34,6 +43,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(root.router)
     for prefix, documented in (("/v2", True), ("/v2.0", False)):
-        for module in (loadbalancers, devices, operations):
+        for module in (
+            loadbalancers,
+            listeners,
+            pools,
+            members,
+            healthmonitors,
+            devices,
+            operations,
+        ):
             app.include_router(module.router, prefix=prefix, include_in_schema=documented)
     return app

@@ -13,9 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_service.db.engine import SessionFactory, create_engine, session_factory
 from api_service.messaging.commands import CommandPublisher
 from api_service.messaging.results import ResultConsumer
+from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService
+from api_service.services.healthmonitors import HealthMonitorService
+from api_service.services.listeners import ListenerService
 from api_service.services.loadbalancers import LoadBalancerService
+from api_service.services.members import MemberService
 from api_service.services.operations import OperationService
+from api_service.services.pools import PoolService
 from api_service.services.reaper import run_reaper
 from api_service.settings import ApiSettings
 from shared.broker import Broker
@@ -33,6 +38,10 @@ class Runtime:
     commands: CommandPublisher
     results: ResultConsumer
     loadbalancers: LoadBalancerService
+    listeners: ListenerService
+    pools: PoolService
+    members: MemberService
+    healthmonitors: HealthMonitorService
     devices: DeviceService
     operations: OperationService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -61,6 +70,7 @@ class Runtime:
             prefetch=settings.result_prefetch,
             delivery_limit=settings.delivery_limit,
         )
+        changes = Changes(sessions, commands, settings.command_shards)
         return cls(
             settings=settings,
             engine=engine,
@@ -68,9 +78,11 @@ class Runtime:
             broker=broker,
             commands=commands,
             results=results,
-            loadbalancers=LoadBalancerService(
-                sessions, commands, settings.command_shards, settings.default_provider
-            ),
+            loadbalancers=LoadBalancerService(sessions, changes, settings.default_provider),
+            listeners=ListenerService(sessions, changes),
+            pools=PoolService(sessions, changes),
+            members=MemberService(sessions, changes),
+            healthmonitors=HealthMonitorService(sessions, changes),
             devices=DeviceService(sessions),
             operations=OperationService(sessions),
         )

@@ -29,8 +29,65 @@ class DeviceSpec(_Message):
     management_url: str
 
 
+class SessionPersistenceSpec(_Message):
+    type: str
+    cookie_name: str | None = None
+
+
+class MemberSpec(_Message):
+    id: UUID
+    address: str
+    protocol_port: int
+    weight: int
+    backup: bool
+    admin_state_up: bool
+    monitor_address: str | None = None
+    monitor_port: int | None = None
+
+
+class HealthMonitorSpec(_Message):
+    id: UUID
+    type: str
+    delay: int
+    timeout: int
+    max_retries: int
+    max_retries_down: int
+    admin_state_up: bool
+    http_method: str | None = None
+    url_path: str | None = None
+    expected_codes: str | None = None
+
+
+class PoolSpec(_Message):
+    id: UUID
+    protocol: str
+    lb_algorithm: str
+    admin_state_up: bool
+    session_persistence: SessionPersistenceSpec | None = None
+    members: list[MemberSpec] = Field(default_factory=list)
+    healthmonitor: HealthMonitorSpec | None = None
+
+
+class ListenerSpec(_Message):
+    id: UUID
+    protocol: str
+    protocol_port: int
+    admin_state_up: bool
+    connection_limit: int
+    default_pool_id: UUID | None
+    timeout_client_data: int
+    timeout_member_connect: int
+    timeout_member_data: int
+    timeout_tcp_inspect: int
+    insert_headers: dict[str, str] = Field(default_factory=dict)
+    allowed_cidrs: list[str] = Field(default_factory=list)
+
+
 class LoadBalancerSpec(_Message):
-    """The whole desired state of one load balancer, at one generation."""
+    """The whole desired state of one load balancer, at one generation.
+
+    Objects being deleted are not in it: applying it removes them from the device.
+    """
 
     id: UUID
     project_id: str
@@ -39,8 +96,8 @@ class LoadBalancerSpec(_Message):
     admin_state_up: bool
     vip_address: str
     generation: int = Field(ge=1)
-    listeners: list[dict[str, object]] = Field(default_factory=list)
-    pools: list[dict[str, object]] = Field(default_factory=list)
+    listeners: list[ListenerSpec] = Field(default_factory=list)
+    pools: list[PoolSpec] = Field(default_factory=list)
 
 
 class Command(_Message):

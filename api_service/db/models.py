@@ -13,11 +13,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 
 class Base(DeclarativeBase):
@@ -48,7 +49,34 @@ class Device(Base):
     )
 
 
-class LoadBalancer(Base):
+class TreeObject:
+    """Columns every object of a load balancer's tree has (Octavia's common fields).
+
+    ``changed_generation`` is the generation at which the object itself last
+    changed (not a child of it): a failed apply of that generation puts exactly
+    these objects in ``ERROR``. ``deleting`` marks an object whose delete was
+    asked for: it is left out of every spec and removed once a spec without it
+    is applied, even when the reaper moved it to ``ERROR`` meanwhile.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    project_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    provisioning_status: Mapped[str] = mapped_column(String(16))
+    operating_status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(255)), default=list)
+    changed_generation: Mapped[int] = mapped_column(BigInteger, default=1)
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class LoadBalancer(TreeObject, Base):
     __tablename__ = "loadbalancers"
     __table_args__ = (
         Index("ix_loadbalancers_project_created", "project_id", "created_at", "id"),
@@ -59,25 +87,96 @@ class LoadBalancer(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    project_id: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255), default="")
-    description: Mapped[str] = mapped_column(String(255), default="")
-    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
-    provisioning_status: Mapped[str] = mapped_column(String(16))
-    operating_status: Mapped[str] = mapped_column(String(16))
-    status_reason: Mapped[str | None] = mapped_column(Text)
     provider: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("devices.id", ondelete="RESTRICT"), index=True
     )
     vip_address: Mapped[IPv4Address | IPv6Address] = mapped_column(INET, unique=True)
-    tags: Mapped[list[str]] = mapped_column(ARRAY(String(255)), default=list)
+    vip_subnet_id: Mapped[str | None] = mapped_column(String(64))
+    vip_network_id: Mapped[str | None] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(BigInteger, default=1)
-    created_at: Mapped[datetime] = _now_column()
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+
+
+class TreeChild(TreeObject):
+    """An object under a load balancer; ``loadbalancer_id`` loads a tree with one query a table."""
+
+    @declared_attr
+    def loadbalancer_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(ForeignKey("loadbalancers.id", ondelete="CASCADE"), index=True)
+
+
+class Listener(TreeChild, Base):
+    __tablename__ = "listeners"
+    __table_args__ = (UniqueConstraint("loadbalancer_id", "protocol_port"),)
+
+    protocol: Mapped[str] = mapped_column(String(16))
+    protocol_port: Mapped[int] = mapped_column(Integer)
+    connection_limit: Mapped[int] = mapped_column(Integer, default=-1)
+    default_pool_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("pools.id", ondelete="SET NULL")
     )
+    timeout_client_data: Mapped[int] = mapped_column(Integer)
+    timeout_member_connect: Mapped[int] = mapped_column(Integer)
+    timeout_member_data: Mapped[int] = mapped_column(Integer)
+    timeout_tcp_inspect: Mapped[int] = mapped_column(Integer)
+    insert_headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    allowed_cidrs: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
+
+
+class Pool(TreeChild, Base):
+    __tablename__ = "pools"
+
+    protocol: Mapped[str] = mapped_column(String(16))
+    lb_algorithm: Mapped[str] = mapped_column(String(32))
+    session_persistence: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+
+
+class Member(TreeChild, Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("pool_id", "address", "protocol_port"),)
+
+    pool_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("pools.id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[IPv4Address | IPv6Address] = mapped_column(INET)
+    protocol_port: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    backup: Mapped[bool] = mapped_column(Boolean, default=False)
+    monitor_address: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)
+    monitor_port: Mapped[int | None] = mapped_column(Integer)
+    subnet_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class HealthMonitor(TreeChild, Base):
+    __tablename__ = "healthmonitors"
+
+    pool_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("pools.id", ondelete="CASCADE"), unique=True
+    )
+    type: Mapped[str] = mapped_column(String(16))
+    delay: Mapped[int] = mapped_column(Integer)
+    timeout: Mapped[int] = mapped_column(Integer)
+    max_retries: Mapped[int] = mapped_column(Integer)
+    max_retries_down: Mapped[int] = mapped_column(Integer)
+    http_method: Mapped[str | None] = mapped_column(String(16))
+    url_path: Mapped[str | None] = mapped_column(String(255))
+    expected_codes: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoadBalancerStats(Base):
+    """Counters as last reported by the agent for one load balancer."""
+
+    __tablename__ = "loadbalancer_stats"
+
+    loadbalancer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("loadbalancers.id", ondelete="CASCADE"), primary_key=True
+    )
+    active_connections: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    request_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_connections: Mapped[int] = mapped_column(BigInteger, default=0)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Operation(Base):

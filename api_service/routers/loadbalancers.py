@@ -2,59 +2,67 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from api_service.context import RequestContext, request_context
-from api_service.db.models import LoadBalancer
+from api_service.db.listing import ListQuery, list_query_dependency, parse_bool
+from api_service.db.models import LoadBalancer, TreeObject
+from api_service.problems import invalid
+from api_service.routers.http import accepted, common_fields, list_response, with_etag
 from api_service.runtime import Runtime, get_runtime
+from api_service.schemas.common import IdRef
 from api_service.schemas.loadbalancers import (
     LoadBalancerBody,
     LoadBalancerCreateBody,
     LoadBalancerList,
     LoadBalancerOut,
     LoadBalancerUpdateBody,
+    StatsBody,
+    StatsOut,
 )
-from api_service.services.loadbalancers import Accepted
+from api_service.services.changes import Accepted
+from api_service.services.tree import Tree
+from api_service.services.views import Related, list_page, related
 
 router = APIRouter(prefix="/lbaas/loadbalancers", tags=["loadbalancers"])
+PATH = "loadbalancers"
 
 
-def loadbalancer_out(lb: LoadBalancer, ctx: RequestContext) -> LoadBalancerOut:
+def loadbalancer_out(lb: LoadBalancer, rel: Related, ctx: RequestContext) -> LoadBalancerOut:
     return LoadBalancerOut(
-        id=lb.id,
-        project_id=lb.project_id,
-        tenant_id=lb.project_id,
-        name=lb.name,
-        description=lb.description,
-        admin_state_up=lb.admin_state_up,
-        provisioning_status=lb.provisioning_status,
-        operating_status=lb.operating_status,
-        status_reason=lb.status_reason,
+        **common_fields(lb),
         provider=lb.provider,
         vip_address=str(lb.vip_address),
-        tags=list(lb.tags),
+        vip_subnet_id=lb.vip_subnet_id,
+        vip_network_id=lb.vip_network_id,
+        listeners=[IdRef(id=i) for i in rel.of("listeners")],
+        pools=[IdRef(id=i) for i in rel.of("pools")],
         device_id=lb.device_id if ctx.is_admin else None,
         generation=lb.generation,
-        created_at=lb.created_at,
-        updated_at=lb.updated_at,
     )
 
 
-def _accepted(
-    request: Request, response: Response, accepted: Accepted, ctx: RequestContext
+def _tree_related(tree: Tree) -> Related:
+    return Related(
+        {"listeners": [x.id for x in tree.listeners], "pools": [x.id for x in tree.pools]}
+    )
+
+
+async def _accepted(
+    request: Request, response: Response, change: Accepted, ctx: RequestContext, runtime: Runtime
 ) -> LoadBalancerBody:
-    lb = accepted.loadbalancer
-    response.headers["Location"] = f"{request.base_url}v2/lbaas/loadbalancers/{lb.id}"
-    response.headers["Retry-After"] = "1"
-    response.headers["X-Operation-Id"] = str(accepted.change.operation.id)
-    return LoadBalancerBody(loadbalancer=loadbalancer_out(lb, ctx))
+    accepted(request, response, f"{PATH}/{change.loadbalancer.id}", change)
+    async with runtime.sessions() as session:
+        (rel,) = await related(session, [change.loadbalancer])
+    return LoadBalancerBody(loadbalancer=loadbalancer_out(change.loadbalancer, rel, ctx))
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createLoadBalancer",
-    summary="Create a load balancer (asynchronous)",
+    summary="Create a load balancer, optionally with its whole tree (asynchronous)",
 )
 async def create(
     body: LoadBalancerCreateBody,
@@ -63,28 +71,36 @@ async def create(
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
-    accepted = await runtime.loadbalancers.create(ctx, body.loadbalancer)
-    return _accepted(request, response, accepted, ctx)
+    change = await runtime.loadbalancers.create(ctx, body.loadbalancer)
+    return await _accepted(request, response, change, ctx, runtime)
 
 
-@router.get("", operation_id="listLoadBalancers", summary="List load balancers")
+@router.get(
+    "",
+    operation_id="listLoadBalancers",
+    summary="List load balancers",
+    response_model=LoadBalancerList,
+)
 async def list_(
-    limit: int = Query(default=1000, ge=1, le=1000),
+    request: Request,
+    query: ListQuery = Depends(list_query_dependency()),
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
-) -> LoadBalancerList:
-    lbs = await runtime.loadbalancers.list(ctx, limit)
-    return LoadBalancerList(loadbalancers=[loadbalancer_out(lb, ctx) for lb in lbs])
+) -> JSONResponse:
+    page, rel = await list_page(runtime.sessions, ctx, LoadBalancer, query)
+    return list_response(request, query, PATH, page, rel, ctx, loadbalancer_out)
 
 
 @router.get("/{loadbalancer_id}", operation_id="getLoadBalancer", summary="Show a load balancer")
 async def get(
     loadbalancer_id: UUID,
+    response: Response,
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
-    lb = await runtime.loadbalancers.get(ctx, loadbalancer_id)
-    return LoadBalancerBody(loadbalancer=loadbalancer_out(lb, ctx))
+    tree = await runtime.loadbalancers.tree(ctx, loadbalancer_id)
+    with_etag(response, tree.lb)
+    return LoadBalancerBody(loadbalancer=loadbalancer_out(tree.lb, _tree_related(tree), ctx))
 
 
 @router.put(
@@ -98,25 +114,120 @@ async def update(
     body: LoadBalancerUpdateBody,
     request: Request,
     response: Response,
+    if_match: str | None = Header(default=None),
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
-    accepted = await runtime.loadbalancers.update(ctx, loadbalancer_id, body.loadbalancer)
-    return _accepted(request, response, accepted, ctx)
+    change = await runtime.loadbalancers.update(ctx, loadbalancer_id, body.loadbalancer, if_match)
+    return await _accepted(request, response, change, ctx, runtime)
 
 
 @router.delete(
     "/{loadbalancer_id}",
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deleteLoadBalancer",
-    summary="Delete a load balancer (asynchronous); allowed from ACTIVE and ERROR",
+    summary="Delete a load balancer (asynchronous); with cascade=true, its whole tree",
 )
 async def delete(
+    loadbalancer_id: UUID,
+    request: Request,
+    response: Response,
+    cascade: str = Query(default="false", description="true to delete the whole tree"),
+    if_match: str | None = Header(default=None),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> LoadBalancerBody:
+    try:
+        cascading = parse_bool(cascade)
+    except ValueError:
+        raise invalid("cascade", "must be true or false") from None
+    change = await runtime.loadbalancers.delete(
+        ctx, loadbalancer_id, cascade=cascading, if_match=if_match
+    )
+    return await _accepted(request, response, change, ctx, runtime)
+
+
+@router.put(
+    "/{loadbalancer_id}/failover",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="failoverLoadBalancer",
+    summary="Apply the whole tree again, on another device if its own is disabled",
+)
+async def failover(
     loadbalancer_id: UUID,
     request: Request,
     response: Response,
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
-    accepted = await runtime.loadbalancers.delete(ctx, loadbalancer_id)
-    return _accepted(request, response, accepted, ctx)
+    change = await runtime.loadbalancers.failover(ctx, loadbalancer_id)
+    return await _accepted(request, response, change, ctx, runtime)
+
+
+@router.get(
+    "/{loadbalancer_id}/stats",
+    operation_id="getLoadBalancerStats",
+    summary="Traffic counters as last reported by the agent",
+)
+async def stats(
+    loadbalancer_id: UUID,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> StatsBody:
+    row = await runtime.loadbalancers.stats(ctx, loadbalancer_id)
+    counters = {name: getattr(row, name, 0) or 0 for name in StatsOut.model_fields}
+    return StatsBody(stats=StatsOut(**counters))
+
+
+@router.get(
+    "/{loadbalancer_id}/status",
+    operation_id="getLoadBalancerStatusTree",
+    summary="Provisioning and operating status of the whole tree",
+)
+async def status_tree(
+    loadbalancer_id: UUID,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> dict[str, object]:
+    tree = await runtime.loadbalancers.tree(ctx, loadbalancer_id)
+    return {"statuses": {"loadbalancer": status_of_tree(tree)}}
+
+
+def _status(obj: TreeObject, **extra: object) -> dict[str, object]:
+    return {
+        "id": str(obj.id),
+        "name": obj.name,
+        "provisioning_status": obj.provisioning_status,
+        "operating_status": obj.operating_status,
+        **extra,
+    }
+
+
+def status_of_tree(tree: Tree) -> dict[str, object]:
+    """Octavia's status tree: listeners, their default pools, members and health monitor."""
+
+    def pool_status(pool_id: UUID) -> list[dict[str, object]]:
+        pool = tree.pool(pool_id)
+        if pool is None:
+            return []
+        monitor = tree.healthmonitor_of(pool.id)
+        extra: dict[str, object] = {
+            "members": [
+                _status(m, address=str(m.address), protocol_port=m.protocol_port)
+                for m in tree.members_of(pool.id)
+            ]
+        }
+        if monitor is not None:
+            extra["health_monitor"] = _status(monitor, type=monitor.type)
+        return [_status(pool, **extra)]
+
+    return _status(
+        tree.lb,
+        listeners=[
+            _status(
+                listener,
+                pools=pool_status(listener.default_pool_id) if listener.default_pool_id else [],
+            )
+            for listener in tree.listeners
+        ],
+    )

@@ -2,7 +2,7 @@
 
 import re
 import unicodedata
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
@@ -60,3 +60,48 @@ class RequestBody(BaseModel):
 
 def parse_ip(value: str) -> IPv4Address | IPv6Address:
     return ip_address(value)
+
+
+# Values that reach a device configuration: allow-lists from ../shared/HAPROXY.md.
+_URL_PATH = re.compile(r"\A/[A-Za-z0-9\-._~!&()*+,;=:@%/?]{0,254}\Z")
+_EXPECTED_CODES = re.compile(r"\A[1-5]\d\d(-[1-5]\d\d)?(,[1-5]\d\d(-[1-5]\d\d)?)*\Z")
+_COOKIE_NAME = re.compile(r"\A[A-Za-z0-9!$%&*+\-.^_`|~]{1,255}\Z")
+
+
+def _url_path(value: str) -> str:
+    if not _URL_PATH.fullmatch(value):
+        raise ValueError(
+            "must start with / and hold only URL characters (no spaces, quotes, # or controls)"
+        )
+    return value
+
+
+def _expected_codes(value: str) -> str:
+    if not _EXPECTED_CODES.fullmatch(value):
+        raise ValueError("must be a code, a list (200,202) or a range (200-204) of HTTP codes")
+    return value
+
+
+def _cookie_name(value: str) -> str:
+    if not _COOKIE_NAME.fullmatch(value):
+        raise ValueError("must be a cookie token (letters, digits and !$%&*+-.^_`|~)")
+    return value
+
+
+def _cidr_list(values: list[str]) -> list[str]:
+    out = []
+    for value in values:
+        try:
+            out.append(str(ip_network(value, strict=True)))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a network in CIDR notation") from None
+    return out
+
+
+UrlPath = Annotated[str, Strict(), AfterValidator(_url_path)]
+ExpectedCodes = Annotated[str, Strict(), AfterValidator(_expected_codes)]
+CookieName = Annotated[str, Strict(), AfterValidator(_cookie_name)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+CidrList = Annotated[
+    list[Annotated[str, Strict()]], Field(max_length=100), AfterValidator(_cidr_list)
+]

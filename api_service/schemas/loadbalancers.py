@@ -1,10 +1,11 @@
-"""Load balancer bodies, Octavia v2 field names."""
+"""Load balancer bodies, Octavia v2 field names; a create may carry the whole tree."""
 
-from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from api_service.schemas.common import IdRef, ObjectOut
 from api_service.schemas.fields import (
     DriverName,
     IpAddress,
@@ -14,6 +15,29 @@ from api_service.schemas.fields import (
     Tags,
     Text255,
 )
+from api_service.schemas.healthmonitors import HealthMonitorCreate
+from api_service.schemas.listeners import ListenerCreate
+from api_service.schemas.members import MemberCreate
+from api_service.schemas.pools import PoolCreate
+
+NeutronId = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+
+
+class HealthMonitorInTree(HealthMonitorCreate):
+    pool_id: None = None
+
+
+class PoolInTree(PoolCreate):
+    listener_id: None = None
+    loadbalancer_id: None = None
+    members: Annotated[list[MemberCreate], Field(max_length=1000)] = Field(default_factory=list)
+    healthmonitor: HealthMonitorInTree | None = None
+
+
+class ListenerInTree(ListenerCreate):
+    loadbalancer_id: None = None
+    default_pool_id: None = None
+    default_pool: PoolInTree | None = None
 
 
 class LoadBalancerCreate(RequestBody):
@@ -21,12 +45,20 @@ class LoadBalancerCreate(RequestBody):
     description: Text255 = ""
     admin_state_up: StrictBool = True
     vip_address: IpAddress | None = None
+    vip_subnet_id: NeutronId | None = None
+    vip_network_id: NeutronId | None = None
+    vip_port_id: None = Field(default=None, description="Not supported: VIPs come from devices.")
+    vip_qos_policy_id: None = None
+    flavor_id: None = None
+    availability_zone: None = None
     provider: DriverName | None = None
     project_id: ProjectId | None = None
     tags: Tags = Field(default_factory=list)
     device_id: UUID | None = Field(
         default=None, description="Admin only: place the load balancer on this device."
     )
+    listeners: Annotated[list[ListenerInTree], Field(max_length=100)] = Field(default_factory=list)
+    pools: Annotated[list[PoolInTree], Field(max_length=100)] = Field(default_factory=list)
 
 
 class LoadBalancerUpdate(RequestBody):
@@ -34,6 +66,7 @@ class LoadBalancerUpdate(RequestBody):
     description: Text255 | None = None
     admin_state_up: StrictBool | None = None
     tags: Tags | None = None
+    vip_qos_policy_id: None = None
 
 
 class LoadBalancerCreateBody(RequestBody):
@@ -44,20 +77,7 @@ class LoadBalancerUpdateBody(RequestBody):
     loadbalancer: LoadBalancerUpdate
 
 
-class IdRef(BaseModel):
-    id: UUID
-
-
-class LoadBalancerOut(BaseModel):
-    id: UUID
-    project_id: str
-    tenant_id: str
-    name: str
-    description: str
-    admin_state_up: bool
-    provisioning_status: str
-    operating_status: str
-    status_reason: str | None
+class LoadBalancerOut(ObjectOut):
     provider: str
     vip_address: str
     vip_port_id: str | None = None
@@ -68,11 +88,8 @@ class LoadBalancerOut(BaseModel):
     availability_zone: str | None = None
     listeners: list[IdRef] = Field(default_factory=list)
     pools: list[IdRef] = Field(default_factory=list)
-    tags: list[str]
     device_id: UUID | None = Field(default=None, description="Shown to admins only.")
     generation: int
-    created_at: datetime
-    updated_at: datetime
 
 
 class LoadBalancerBody(BaseModel):
@@ -82,3 +99,15 @@ class LoadBalancerBody(BaseModel):
 class LoadBalancerList(BaseModel):
     loadbalancers: list[LoadBalancerOut]
     loadbalancers_links: list[dict[str, str]] = Field(default_factory=list)
+
+
+class StatsOut(BaseModel):
+    active_connections: int
+    bytes_in: int
+    bytes_out: int
+    request_errors: int
+    total_connections: int
+
+
+class StatsBody(BaseModel):
+    stats: StatsOut

@@ -1,23 +1,150 @@
-"""The change record: generation bump, operation row and outbox row, in the caller's transaction."""
+"""Every asynchronous change: lock the tree, edit it, bump the generation, record the command.
 
+One transaction writes the edited objects, the operation row and the outbox
+row holding the whole spec of the tree (level-triggered, DESIGN §5). After the
+commit the command is published (or left to the outbox relay).
+"""
+
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.db.models import Device, LoadBalancer, Operation, OutboxRow
-from shared.messages import Command, DeviceSpec, LoadBalancerSpec
-from shared.status import CommandAction, OperationStatus
+from api_service.context import RequestContext
+from api_service.db.engine import SessionFactory
+from api_service.db.models import (
+    Device,
+    Listener,
+    LoadBalancer,
+    Operation,
+    OutboxRow,
+    TreeChild,
+    TreeObject,
+)
+from api_service.messaging.commands import CommandPublisher
+from api_service.problems import ProblemError, conflict, invalid, not_found
+from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
+from shared.messages import Command, DeviceSpec
+from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus
 from shared.topology import shard_for
+
+Edit = Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]]
+"""Changes the locked tree for the given new generation; returns the object the change is about."""
 
 
 @dataclass(frozen=True)
-class Change:
-    """What a write produced: the operation clients can follow and the outbox row to publish."""
+class Accepted:
+    """A committed change: the object it is about and the operation clients can follow."""
 
+    target: TreeObject
+    loadbalancer: LoadBalancer
     operation: Operation
-    outbox_id: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    sessions: SessionFactory
+    commands: CommandPublisher
+    shards: int
+
+    async def change(
+        self,
+        ctx: RequestContext,
+        loadbalancer_id: UUID,
+        edit: Edit,
+        *,
+        action: str,
+        target_type: str,
+        command_action: CommandAction = CommandAction.APPLY,
+    ) -> Accepted:
+        async with self.sessions.begin() as session:
+            lb = await lock_mutable(session, ctx, loadbalancer_id)
+            if lb.deleting and command_action is not CommandAction.DELETE:
+                raise conflict(f"Load balancer {loadbalancer_id} is being deleted.")
+            tree = await load_tree(session, lb)
+            generation = lb.generation + 1
+            target = await edit(session, tree, generation)
+            lb.generation = generation
+            mark_parents(tree, target)
+            operation = await record_change(
+                session,
+                tree,
+                action=action,
+                target_type=target_type,
+                target_id=target.id,
+                command_action=command_action,
+                shards=self.shards,
+            )
+        await self.commands.publish_new(lb.id)
+        return Accepted(target=target, loadbalancer=lb, operation=operation)
+
+    async def visible_listener(self, ctx: RequestContext, listener_id: UUID) -> Listener:
+        async with self.sessions() as session:
+            listener = await session.get(Listener, listener_id)
+        if listener is None or not ctx.owns(listener.project_id):
+            raise invalid("listener_id", f"listener {listener_id} does not exist")
+        return listener
+
+    async def change_child(
+        self,
+        ctx: RequestContext,
+        model: type[TreeChild],
+        obj_id: UUID,
+        edit: Edit,
+        *,
+        action: str,
+        target_type: str,
+    ) -> Accepted:
+        """A change to an object under a load balancer (404 if the caller cannot see it)."""
+        async with self.sessions() as session:
+            obj = await session.get(model, obj_id)
+        if obj is None or not ctx.owns(obj.project_id):
+            raise not_found(model.__name__, obj_id)
+        return await self.change(
+            ctx, obj.loadbalancer_id, edit, action=action, target_type=target_type
+        )
+
+    async def publish(self, loadbalancer_id: UUID) -> None:
+        await self.commands.publish_new(loadbalancer_id)
+
+
+async def lock_mutable(
+    session: AsyncSession, ctx: RequestContext, loadbalancer_id: UUID
+) -> LoadBalancer:
+    """Lock the load balancer row; refuse while a change is in flight (DESIGN §4)."""
+    lb = await session.scalar(
+        select(LoadBalancer).where(LoadBalancer.id == loadbalancer_id).with_for_update()
+    )
+    if lb is None or not ctx.owns(lb.project_id):
+        raise not_found("Load balancer", loadbalancer_id)
+    if lb.provisioning_status not in MUTABLE_STATUSES:
+        raise conflict(
+            f"Load balancer {loadbalancer_id} is {lb.provisioning_status}; it accepts changes "
+            "again once it is ACTIVE or ERROR (a PENDING_* object becomes ERROR after the "
+            "pending timeout)."
+        )
+    return lb
+
+
+def require_mutable(obj: TreeObject, kind: str) -> None:
+    if obj.deleting:
+        raise conflict(f"{kind} {obj.id} is being deleted; delete it again to retry.")
+
+
+def require_etag(obj: TreeObject, if_match: str | None) -> None:
+    if if_match is not None and if_match.strip() not in ("*", etag(obj)):
+        raise ProblemError(
+            412,
+            "Precondition Failed",
+            f"{type(obj).__name__} {obj.id} changed since that ETag; its ETag is {etag(obj)}.",
+        )
+
+
+def etag(obj: TreeObject) -> str:
+    return f'"{obj.updated_at.timestamp():.6f}-{obj.provisioning_status}"'
 
 
 def device_spec(device: Device) -> DeviceSpec:
@@ -26,28 +153,21 @@ def device_spec(device: Device) -> DeviceSpec:
     )
 
 
-def loadbalancer_spec(lb: LoadBalancer) -> LoadBalancerSpec:
-    return LoadBalancerSpec(
-        id=lb.id,
-        project_id=lb.project_id,
-        name=lb.name,
-        description=lb.description,
-        admin_state_up=lb.admin_state_up,
-        vip_address=str(lb.vip_address),
-        generation=lb.generation,
-    )
-
-
 async def record_change(
     session: AsyncSession,
-    lb: LoadBalancer,
-    device: Device,
+    tree: Tree,
     *,
     action: str,
+    target_type: str,
+    target_id: UUID,
     command_action: CommandAction,
     shards: int,
-) -> Change:
-    """Write the operation and the command for ``lb`` at its (already bumped) generation."""
+) -> Operation:
+    """Write the operation and the command for the tree at its (already bumped) generation."""
+    lb = tree.lb
+    device = await session.get(Device, lb.device_id)
+    assert device is not None, "loadbalancers.device_id is a foreign key"
+    await session.flush()
     operation = Operation(
         id=uuid4(),
         project_id=lb.project_id,
@@ -55,8 +175,8 @@ async def record_change(
         device_id=device.id,
         action=action,
         command_action=command_action.value,
-        target_type="loadbalancer",
-        target_id=lb.id,
+        target_type=target_type,
+        target_id=target_id,
         generation=lb.generation,
         status=OperationStatus.PENDING.value,
     )
@@ -68,15 +188,19 @@ async def record_change(
         action=command_action,
         driver=device.driver,
         device=device_spec(device),
-        spec=loadbalancer_spec(lb),
+        spec=build_spec(tree),
         issued_at=datetime.now(UTC),
     )
-    outbox = OutboxRow(
-        op_id=operation.id,
-        loadbalancer_id=lb.id,
-        routing_key=str(shard_for(device.id, shards)),
-        payload=command.model_dump_json(),
+    session.add_all(
+        [
+            operation,
+            OutboxRow(
+                op_id=operation.id,
+                loadbalancer_id=lb.id,
+                routing_key=str(shard_for(device.id, shards)),
+                payload=command.model_dump_json(),
+            ),
+        ]
     )
-    session.add_all([operation, outbox])
     await session.flush()
-    return Change(operation=operation, outbox_id=outbox.id)
+    return operation

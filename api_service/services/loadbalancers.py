@@ -1,61 +1,60 @@
-"""Load balancer rules: create, update and delete go through the status machine of DESIGN §4."""
+"""Load balancer rules: placement, single-call tree create, cascade delete, failover."""
 
 from dataclasses import dataclass
 from ipaddress import ip_address
 from uuid import UUID, uuid4
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.context import RequestContext
 from api_service.db.engine import SessionFactory
-from api_service.db.models import Device, LoadBalancer
-from api_service.messaging.commands import CommandPublisher
-from api_service.problems import ProblemError, conflict, not_found
-from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUpdate
-from api_service.services.changes import Change, record_change
+from api_service.db.models import Device, LoadBalancer, LoadBalancerStats, Pool, TreeObject
+from api_service.problems import ProblemError, conflict
+from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUpdate, PoolInTree
+from api_service.services.changes import (
+    Accepted,
+    Changes,
+    record_change,
+    require_etag,
+)
+from api_service.services.healthmonitors import new_healthmonitor
+from api_service.services.listeners import new_listener, set_default_pool
+from api_service.services.members import new_member
+from api_service.services.objects import apply_update, creation_fields, visible
+from api_service.services.pools import new_pool
 from api_service.services.scheduling import (
     IpAddress,
     allocate_vip,
     pick_device,
+    release_place,
     take_pinned_place,
 )
-from shared.status import (
-    MUTABLE_STATUSES,
-    CommandAction,
-    OperatingStatus,
-    ProvisioningStatus,
-)
+from api_service.services.tree import Tree, load_tree, mark
+from shared.status import CommandAction, ProvisioningStatus
 
 _VIP_RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
-class Accepted:
-    """A change committed and handed to the broker (or to the outbox relay)."""
-
-    loadbalancer: LoadBalancer
-    change: Change
-
-
-@dataclass(frozen=True)
 class LoadBalancerService:
     sessions: SessionFactory
-    commands: CommandPublisher
-    shards: int
+    changes: Changes
     default_provider: str
 
     async def get(self, ctx: RequestContext, lb_id: UUID) -> LoadBalancer:
         async with self.sessions() as session:
-            return await _visible(session, ctx, lb_id)
+            return await visible(session, ctx, LoadBalancer, lb_id, "Load balancer")
 
-    async def list(self, ctx: RequestContext, limit: int) -> list[LoadBalancer]:
-        query = select(LoadBalancer).order_by(LoadBalancer.created_at, LoadBalancer.id).limit(limit)
-        if not ctx.is_admin:
-            query = query.where(LoadBalancer.project_id == ctx.project_id)
+    async def tree(self, ctx: RequestContext, lb_id: UUID) -> Tree:
         async with self.sessions() as session:
-            return list(await session.scalars(query))
+            lb = await visible(session, ctx, LoadBalancer, lb_id, "Load balancer")
+            return await load_tree(session, lb)
+
+    async def stats(self, ctx: RequestContext, lb_id: UUID) -> LoadBalancerStats | None:
+        async with self.sessions() as session:
+            await visible(session, ctx, LoadBalancer, lb_id, "Load balancer")
+            return await session.get(LoadBalancerStats, lb_id)
 
     async def create(self, ctx: RequestContext, body: LoadBalancerCreate) -> Accepted:
         if body.project_id is not None and not ctx.is_admin and body.project_id != ctx.project_id:
@@ -65,7 +64,7 @@ class LoadBalancerService:
         requested_vip = ip_address(body.vip_address) if body.vip_address else None
         for attempt in range(_VIP_RACE_ATTEMPTS):
             try:
-                lb, change = await self._create(ctx, body, requested_vip)
+                accepted = await self._create(ctx, body, requested_vip)
             except IntegrityError as exc:
                 if "vip_address" not in str(exc.orig):
                     raise
@@ -74,12 +73,13 @@ class LoadBalancerService:
                         f"vip_address {requested_vip or ''} is already in use."
                     ) from None
                 continue  # another device with an overlapping range took that VIP first
-            return await self._accepted(lb, change)
+            await self.changes.publish(accepted.loadbalancer.id)
+            return accepted
         raise AssertionError("unreachable")
 
     async def _create(
         self, ctx: RequestContext, body: LoadBalancerCreate, requested_vip: IpAddress | None
-    ) -> tuple[LoadBalancer, Change]:
+    ) -> Accepted:
         provider = body.provider or self.default_provider
         async with self.sessions.begin() as session:
             if body.device_id is not None:
@@ -88,88 +88,105 @@ class LoadBalancerService:
                 device = await pick_device(session, provider, requested_vip)
             lb = LoadBalancer(
                 id=uuid4(),
-                project_id=body.project_id or ctx.project_id,
-                name=body.name,
-                description=body.description,
-                admin_state_up=body.admin_state_up,
-                provisioning_status=ProvisioningStatus.PENDING_CREATE.value,
-                operating_status=OperatingStatus.OFFLINE.value,
                 provider=device.driver,
                 device_id=device.id,
                 vip_address=await allocate_vip(session, device, requested_vip),
-                tags=body.tags,
+                vip_subnet_id=body.vip_subnet_id,
+                vip_network_id=body.vip_network_id,
                 generation=1,
+                **creation_fields(body.project_id or ctx.project_id, body, 1),
             )
             session.add(lb)
-            await session.flush()
-            change = await self._record(session, lb, device, "create", CommandAction.APPLY)
-        return lb, change
-
-    async def update(self, ctx: RequestContext, lb_id: UUID, body: LoadBalancerUpdate) -> Accepted:
-        async with self.sessions.begin() as session:
-            lb = await _lock_mutable(session, ctx, lb_id)
-            for field, value in body.model_dump(exclude_unset=True).items():
-                if value is not None:
-                    setattr(lb, field, value)
-            lb.provisioning_status = ProvisioningStatus.PENDING_UPDATE.value
-            change = await self._record(
-                session, lb, await _device(session, lb), "update", CommandAction.APPLY
+            tree = Tree(lb=lb)
+            _create_children(ctx, session, tree, body)
+            operation = await record_change(
+                session,
+                tree,
+                action="create",
+                target_type="loadbalancer",
+                target_id=lb.id,
+                command_action=CommandAction.APPLY,
+                shards=self.changes.shards,
             )
-        return await self._accepted(lb, change)
+        return Accepted(target=lb, loadbalancer=lb, operation=operation)
 
-    async def delete(self, ctx: RequestContext, lb_id: UUID) -> Accepted:
-        async with self.sessions.begin() as session:
-            lb = await _lock_mutable(session, ctx, lb_id)
-            lb.provisioning_status = ProvisioningStatus.PENDING_DELETE.value
-            change = await self._record(
-                session, lb, await _device(session, lb), "delete", CommandAction.DELETE
-            )
-        return await self._accepted(lb, change)
+    async def update(
+        self, ctx: RequestContext, lb_id: UUID, body: LoadBalancerUpdate, if_match: str | None
+    ) -> Accepted:
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            require_etag(tree.lb, if_match)
+            apply_update(tree.lb, body)
+            mark(tree.lb, ProvisioningStatus.PENDING_UPDATE, generation)
+            return tree.lb
 
-    async def _record(
-        self,
-        session: AsyncSession,
-        lb: LoadBalancer,
-        device: Device,
-        action: str,
-        command_action: CommandAction,
-    ) -> Change:
-        if action != "create":
-            lb.generation += 1
-            lb.status_reason = None
-        await session.flush()
-        return await record_change(
-            session, lb, device, action=action, command_action=command_action, shards=self.shards
+        return await self.changes.change(
+            ctx, lb_id, edit, action="update", target_type="loadbalancer"
         )
 
-    async def _accepted(self, lb: LoadBalancer, change: Change) -> Accepted:
-        await self.commands.publish_new(lb.id)
-        return Accepted(loadbalancer=lb, change=change)
+    async def delete(
+        self, ctx: RequestContext, lb_id: UUID, *, cascade: bool, if_match: str | None
+    ) -> Accepted:
+        """Without ``cascade`` only a load balancer with no (live) children may go."""
 
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            require_etag(tree.lb, if_match)
+            children = tree.live_children()
+            if children and not cascade:
+                kinds = sorted({type(child).__name__ for child in children})
+                raise conflict(
+                    f"Load balancer {lb_id} still has {len(children)} object(s) "
+                    f"({', '.join(kinds)}); delete them first or use ?cascade=true."
+                )
+            for obj in tree.objects():
+                mark(obj, ProvisioningStatus.PENDING_DELETE, generation)
+            return tree.lb
 
-async def _visible(session: AsyncSession, ctx: RequestContext, lb_id: UUID) -> LoadBalancer:
-    lb = await session.get(LoadBalancer, lb_id)
-    if lb is None or not ctx.owns(lb.project_id):
-        raise not_found("Load balancer", lb_id)
-    return lb
-
-
-async def _lock_mutable(session: AsyncSession, ctx: RequestContext, lb_id: UUID) -> LoadBalancer:
-    """Lock the load balancer row; refuse while a change is in flight (DESIGN §4)."""
-    lb = await session.scalar(
-        select(LoadBalancer).where(LoadBalancer.id == lb_id).with_for_update()
-    )
-    if lb is None or not ctx.owns(lb.project_id):
-        raise not_found("Load balancer", lb_id)
-    if lb.provisioning_status not in MUTABLE_STATUSES:
-        raise conflict(
-            f"Load balancer {lb_id} is {lb.provisioning_status}; it accepts changes again once "
-            "it is ACTIVE or ERROR (a PENDING_* object becomes ERROR after the pending timeout)."
+        return await self.changes.change(
+            ctx,
+            lb_id,
+            edit,
+            action="delete",
+            target_type="loadbalancer",
+            command_action=CommandAction.DELETE,
         )
-    return lb
+
+    async def failover(self, ctx: RequestContext, lb_id: UUID) -> Accepted:
+        """Apply the tree again; on another device of its driver if its own is disabled."""
+
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            lb = tree.lb
+            device = await session.get(Device, lb.device_id)
+            if device is not None and not device.enabled:
+                target = await pick_device(session, lb.provider, lb.vip_address, exclude=device.id)
+                await release_place(session, device.id)
+                lb.device_id = target.id
+            mark(lb, ProvisioningStatus.PENDING_UPDATE, generation)
+            return lb
+
+        return await self.changes.change(
+            ctx, lb_id, edit, action="failover", target_type="loadbalancer"
+        )
 
 
-async def _device(session: AsyncSession, lb: LoadBalancer) -> Device:
-    device = await session.get(Device, lb.device_id)
-    assert device is not None, "loadbalancers.device_id is a foreign key"
-    return device
+def _create_children(
+    ctx: RequestContext, session: AsyncSession, tree: Tree, body: LoadBalancerCreate
+) -> None:
+    """The nested graph of a single-call create, all in PENDING_CREATE at generation 1."""
+    for listener_body in body.listeners:
+        listener = new_listener(ctx, tree, listener_body, 1)
+        session.add(listener)
+        if listener_body.default_pool is not None:
+            pool = _create_pool(ctx, session, tree, listener_body.default_pool)
+            set_default_pool(tree, listener, pool.id)
+    for pool_body in body.pools:
+        _create_pool(ctx, session, tree, pool_body)
+
+
+def _create_pool(ctx: RequestContext, session: AsyncSession, tree: Tree, body: PoolInTree) -> Pool:
+    pool = new_pool(ctx, tree, body, 1)
+    session.add(pool)
+    for member_body in body.members:
+        session.add(new_member(ctx, tree, pool, member_body, 1))
+    if body.healthmonitor is not None:
+        session.add(new_healthmonitor(ctx, tree, pool, body.healthmonitor, 1))
+    return pool

@@ -13,7 +13,8 @@ from sqlalchemy import and_, func, select
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import LoadBalancer, Operation
-from shared.status import PENDING_STATUSES, OperationStatus, ProvisioningStatus
+from api_service.services.tree import apply_timeout, load_tree
+from shared.status import PENDING_STATUSES, OperationStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ async def reap_pending(sessions: SessionFactory, timeout: float) -> int:
                 f"(operation {operation.id}); the change may still complete."
             )
             log.warning(reason, extra={"op_id": operation.id, "loadbalancer_id": lb.id})
-            lb.provisioning_status = ProvisioningStatus.ERROR.value
-            lb.status_reason = reason
+            apply_timeout(await load_tree(session, lb), reason)
             operation.status = OperationStatus.TIMED_OUT.value
             operation.error = reason
     return len(rows)

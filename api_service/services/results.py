@@ -1,6 +1,5 @@
 """Applying an agent's result: the status transitions of DESIGN §4, fenced by generation."""
 
-import logging
 from enum import StrEnum
 
 from sqlalchemy import func, select
@@ -8,16 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import LoadBalancer, Operation
 from api_service.services.scheduling import release_place
+from api_service.services.tree import apply_failure, apply_success, load_tree
 from shared.messages import Result
-from shared.status import (
-    CommandAction,
-    OperatingStatus,
-    OperationStatus,
-    Outcome,
-    ProvisioningStatus,
-)
-
-log = logging.getLogger(__name__)
+from shared.status import CommandAction, OperationStatus, Outcome
 
 
 class Verdict(StrEnum):
@@ -29,7 +21,7 @@ class Verdict(StrEnum):
 
 
 async def apply_result(session: AsyncSession, result: Result) -> Verdict:
-    """Record ``result`` on its operation and, if it is for the current generation, on the objects.
+    """Record ``result`` on its operation and, if it is for the current generation, on the tree.
 
     Locks the load balancer before the operation, as every writer does.
     """
@@ -53,12 +45,12 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
         operation.status = OperationStatus.SUPERSEDED.value
         return Verdict.STALE
 
+    tree = await load_tree(session, lb)
     if result.outcome is Outcome.ERROR:
         operation.status = OperationStatus.FAILED.value
-        lb.provisioning_status = ProvisioningStatus.ERROR.value
-        lb.status_reason = f"{operation.action} failed on the device: {result.error}"
-        if operation.action == "create":
-            lb.operating_status = OperatingStatus.OFFLINE.value
+        apply_failure(
+            tree, result.generation, f"{operation.action} failed on the device: {result.error}"
+        )
     elif operation.command_action == CommandAction.DELETE:
         operation.status = OperationStatus.SUCCEEDED.value
         await session.delete(lb)
@@ -66,11 +58,8 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
     else:
         operation.status = OperationStatus.SUCCEEDED.value
         operation.error = None
-        lb.provisioning_status = ProvisioningStatus.ACTIVE.value
-        lb.status_reason = None
-        lb.operating_status = (
-            OperatingStatus.ONLINE if lb.admin_state_up else OperatingStatus.OFFLINE
-        ).value
+        for removed in apply_success(tree):
+            await session.delete(removed)
     return Verdict.APPLIED
 
 

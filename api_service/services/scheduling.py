@@ -20,13 +20,17 @@ IpAddress = IPv4Address | IPv6Address
 _PLACEMENT_ATTEMPTS = 5
 
 
-async def pick_device(session: AsyncSession, provider: str, vip: IpAddress | None) -> Device:
+async def pick_device(
+    session: AsyncSession, provider: str, vip: IpAddress | None, *, exclude: UUID | None = None
+) -> Device:
     """Take a place on the enabled device of ``provider`` with the most free capacity."""
     if not await session.scalar(select(literal(True)).where(Device.driver == provider).limit(1)):
         raise invalid("provider", f"provider {provider!r} is not available")
     candidates = select(Device.id).where(
         Device.enabled, Device.driver == provider, Device.loadbalancer_count < Device.capacity
     )
+    if exclude is not None:
+        candidates = candidates.where(Device.id != exclude)
     if vip is not None:
         covering = select(literal(True)).where(
             Device.driver == provider, Device.vip_cidr.op(">>=")(str(vip))

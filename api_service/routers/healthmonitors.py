@@ -1,0 +1,132 @@
+"""``/lbaas/healthmonitors``: Octavia v2 paths and bodies; writes answer 202."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api_service.context import RequestContext, request_context
+from api_service.db.listing import ListQuery, list_query_dependency
+from api_service.db.models import HealthMonitor
+from api_service.routers.http import accepted, common_fields, list_response, with_etag
+from api_service.runtime import Runtime, get_runtime
+from api_service.schemas.common import IdRef
+from api_service.schemas.healthmonitors import (
+    HealthMonitorBody,
+    HealthMonitorCreateBody,
+    HealthMonitorList,
+    HealthMonitorOut,
+    HealthMonitorUpdateBody,
+)
+from api_service.services.changes import Accepted
+from api_service.services.views import Related, list_page
+
+router = APIRouter(prefix="/lbaas/healthmonitors", tags=["healthmonitors"])
+PATH = "healthmonitors"
+
+
+def healthmonitor_out(monitor: HealthMonitor, _: Related, ctx: RequestContext) -> HealthMonitorOut:
+    return HealthMonitorOut(
+        **common_fields(monitor),
+        type=monitor.type,
+        delay=monitor.delay,
+        timeout=monitor.timeout,
+        max_retries=monitor.max_retries,
+        max_retries_down=monitor.max_retries_down,
+        http_method=monitor.http_method,
+        url_path=monitor.url_path,
+        expected_codes=monitor.expected_codes,
+        pools=[IdRef(id=monitor.pool_id)],
+    )
+
+
+def _accepted(
+    request: Request, response: Response, change: Accepted, ctx: RequestContext
+) -> HealthMonitorBody:
+    accepted(request, response, f"{PATH}/{change.target.id}", change)
+    assert isinstance(change.target, HealthMonitor)
+    return HealthMonitorBody(healthmonitor=healthmonitor_out(change.target, Related(), ctx))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="createHealthMonitor",
+    summary="Create a health monitor (asynchronous)",
+)
+async def create(
+    body: HealthMonitorCreateBody,
+    request: Request,
+    response: Response,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> HealthMonitorBody:
+    change = await runtime.healthmonitors.create(ctx, body.healthmonitor)
+    return _accepted(request, response, change, ctx)
+
+
+@router.get(
+    "",
+    operation_id="listHealthMonitors",
+    summary="List health monitors",
+    response_model=HealthMonitorList,
+)
+async def list_(
+    request: Request,
+    query: ListQuery = Depends(list_query_dependency()),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> JSONResponse:
+    page, rel = await list_page(runtime.sessions, ctx, HealthMonitor, query)
+    return list_response(request, query, PATH, page, rel, ctx, healthmonitor_out)
+
+
+@router.get("/{healthmonitor_id}", operation_id="getHealthMonitor", summary="Show a health monitor")
+async def get(
+    healthmonitor_id: UUID,
+    response: Response,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> HealthMonitorBody:
+    monitor = await runtime.healthmonitors.get(ctx, healthmonitor_id)
+    with_etag(response, monitor)
+    return HealthMonitorBody(healthmonitor=healthmonitor_out(monitor, Related(), ctx))
+
+
+@router.put(
+    "/{healthmonitor_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="updateHealthMonitor",
+    summary="Update a health monitor (asynchronous)",
+)
+async def update(
+    healthmonitor_id: UUID,
+    body: HealthMonitorUpdateBody,
+    request: Request,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> HealthMonitorBody:
+    change = await runtime.healthmonitors.update(
+        ctx, healthmonitor_id, body.healthmonitor, if_match
+    )
+    return _accepted(request, response, change, ctx)
+
+
+@router.delete(
+    "/{healthmonitor_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="deleteHealthMonitor",
+    summary="Delete a health monitor (asynchronous)",
+)
+async def delete(
+    healthmonitor_id: UUID,
+    request: Request,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> HealthMonitorBody:
+    change = await runtime.healthmonitors.delete(ctx, healthmonitor_id, if_match)
+    return _accepted(request, response, change, ctx)

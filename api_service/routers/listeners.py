@@ -1,0 +1,127 @@
+"""``/lbaas/listeners``: Octavia v2 paths and bodies; writes answer 202."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api_service.context import RequestContext, request_context
+from api_service.db.listing import ListQuery, list_query_dependency
+from api_service.db.models import Listener
+from api_service.routers.http import accepted, common_fields, list_response, with_etag
+from api_service.runtime import Runtime, get_runtime
+from api_service.schemas.common import IdRef
+from api_service.schemas.listeners import (
+    ListenerBody,
+    ListenerCreateBody,
+    ListenerList,
+    ListenerOut,
+    ListenerUpdateBody,
+)
+from api_service.services.changes import Accepted
+from api_service.services.views import Related, list_page
+
+router = APIRouter(prefix="/lbaas/listeners", tags=["listeners"])
+PATH = "listeners"
+
+
+def listener_out(listener: Listener, _: Related, ctx: RequestContext) -> ListenerOut:
+    return ListenerOut(
+        **common_fields(listener),
+        protocol=listener.protocol,
+        protocol_port=listener.protocol_port,
+        connection_limit=listener.connection_limit,
+        default_pool_id=listener.default_pool_id,
+        loadbalancers=[IdRef(id=listener.loadbalancer_id)],
+        timeout_client_data=listener.timeout_client_data,
+        timeout_member_connect=listener.timeout_member_connect,
+        timeout_member_data=listener.timeout_member_data,
+        timeout_tcp_inspect=listener.timeout_tcp_inspect,
+        insert_headers=dict(listener.insert_headers),
+        allowed_cidrs=list(listener.allowed_cidrs) or None,
+    )
+
+
+def _accepted(
+    request: Request, response: Response, change: Accepted, ctx: RequestContext
+) -> ListenerBody:
+    accepted(request, response, f"{PATH}/{change.target.id}", change)
+    assert isinstance(change.target, Listener)
+    return ListenerBody(listener=listener_out(change.target, Related(), ctx))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="createListener",
+    summary="Create a listener (asynchronous)",
+)
+async def create(
+    body: ListenerCreateBody,
+    request: Request,
+    response: Response,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> ListenerBody:
+    change = await runtime.listeners.create(ctx, body.listener)
+    return _accepted(request, response, change, ctx)
+
+
+@router.get("", operation_id="listListeners", summary="List listeners", response_model=ListenerList)
+async def list_(
+    request: Request,
+    query: ListQuery = Depends(list_query_dependency()),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> JSONResponse:
+    page, rel = await list_page(runtime.sessions, ctx, Listener, query)
+    return list_response(request, query, PATH, page, rel, ctx, listener_out)
+
+
+@router.get("/{listener_id}", operation_id="getListener", summary="Show a listener")
+async def get(
+    listener_id: UUID,
+    response: Response,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> ListenerBody:
+    listener = await runtime.listeners.get(ctx, listener_id)
+    with_etag(response, listener)
+    return ListenerBody(listener=listener_out(listener, Related(), ctx))
+
+
+@router.put(
+    "/{listener_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="updateListener",
+    summary="Update a listener (asynchronous)",
+)
+async def update(
+    listener_id: UUID,
+    body: ListenerUpdateBody,
+    request: Request,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> ListenerBody:
+    change = await runtime.listeners.update(ctx, listener_id, body.listener, if_match)
+    return _accepted(request, response, change, ctx)
+
+
+@router.delete(
+    "/{listener_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="deleteListener",
+    summary="Delete a listener (asynchronous)",
+)
+async def delete(
+    listener_id: UUID,
+    request: Request,
+    response: Response,
+    if_match: str | None = Header(default=None),
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> ListenerBody:
+    change = await runtime.listeners.delete(ctx, listener_id, if_match)
+    return _accepted(request, response, change, ctx)

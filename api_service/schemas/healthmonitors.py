@@ -1,0 +1,98 @@
+"""Health monitor bodies (Octavia v2 names, defaults and ranges)."""
+
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from api_service.schemas.common import IdRef, ObjectOut
+from api_service.schemas.fields import (
+    ExpectedCodes,
+    RequestBody,
+    StrictBool,
+    StrictInt,
+    Tags,
+    Text255,
+    UrlPath,
+)
+
+Seconds = Annotated[StrictInt, Field(ge=0, le=86_400)]
+Retries = Annotated[StrictInt, Field(ge=1, le=10)]
+
+
+class MonitorType(StrEnum):
+    HTTP = "HTTP"
+    HTTPS = "HTTPS"
+    TCP = "TCP"
+    PING = "PING"
+
+
+class HttpMethod(StrEnum):
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    DELETE = "DELETE"
+    TRACE = "TRACE"
+    OPTIONS = "OPTIONS"
+    PATCH = "PATCH"
+    CONNECT = "CONNECT"
+
+
+HTTP_TYPES = frozenset({MonitorType.HTTP, MonitorType.HTTPS})
+
+
+class HealthMonitorFields(RequestBody):
+    name: Text255 | None = None
+    admin_state_up: StrictBool | None = None
+    delay: Seconds | None = None
+    timeout: Seconds | None = None
+    max_retries: Retries | None = None
+    max_retries_down: Retries | None = None
+    http_method: HttpMethod | None = None
+    url_path: UrlPath | None = None
+    expected_codes: ExpectedCodes | None = None
+    tags: Tags | None = None
+
+
+class HealthMonitorCreate(HealthMonitorFields):
+    pool_id: UUID | None = None
+    type: MonitorType
+    delay: Seconds
+    timeout: Seconds
+    max_retries: Retries
+    project_id: str | None = None
+
+
+class HealthMonitorUpdate(HealthMonitorFields):
+    pass
+
+
+class HealthMonitorCreateBody(RequestBody):
+    healthmonitor: HealthMonitorCreate
+
+
+class HealthMonitorUpdateBody(RequestBody):
+    healthmonitor: HealthMonitorUpdate
+
+
+class HealthMonitorOut(ObjectOut):
+    type: str
+    delay: int
+    timeout: int
+    max_retries: int
+    max_retries_down: int
+    http_method: str | None
+    url_path: str | None
+    expected_codes: str | None
+    pools: list[IdRef]
+
+
+class HealthMonitorBody(BaseModel):
+    healthmonitor: HealthMonitorOut
+
+
+class HealthMonitorList(BaseModel):
+    healthmonitors: list[HealthMonitorOut]
+    healthmonitors_links: list[dict[str, str]] = Field(default_factory=list)

@@ -1,0 +1,108 @@
+"""Listener bodies (Octavia v2 names, defaults and ranges)."""
+
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from api_service.schemas.common import IdRef, ObjectOut
+from api_service.schemas.fields import (
+    CidrList,
+    Port,
+    RequestBody,
+    StrictBool,
+    StrictInt,
+    Tags,
+    Text255,
+)
+
+TIMEOUT_MAX = 86_400_000
+Timeout = Annotated[StrictInt, Field(ge=0, le=TIMEOUT_MAX)]
+ConnectionLimit = Annotated[StrictInt, Field(ge=-1)]
+
+
+class ListenerProtocol(StrEnum):
+    HTTP = "HTTP"
+    HTTPS = "HTTPS"
+    TCP = "TCP"
+
+
+class InsertHeader(StrEnum):
+    X_FORWARDED_FOR = "X-Forwarded-For"
+    X_FORWARDED_PORT = "X-Forwarded-Port"
+    X_FORWARDED_PROTO = "X-Forwarded-Proto"
+
+
+class HeaderSwitch(StrEnum):
+    """Octavia takes the header values as the strings "true"/"false"."""
+
+    TRUE = "true"
+    FALSE = "false"
+    TRUE_CAPITAL = "True"
+    FALSE_CAPITAL = "False"
+
+
+InsertHeaders = dict[InsertHeader, HeaderSwitch]
+
+
+class ListenerFields(RequestBody):
+    """What may be set on create and on update."""
+
+    name: Text255 | None = None
+    description: Text255 | None = None
+    admin_state_up: StrictBool | None = None
+    connection_limit: ConnectionLimit | None = None
+    default_pool_id: UUID | None = None
+    timeout_client_data: Timeout | None = None
+    timeout_member_connect: Timeout | None = None
+    timeout_member_data: Timeout | None = None
+    timeout_tcp_inspect: Timeout | None = None
+    insert_headers: InsertHeaders | None = None
+    allowed_cidrs: CidrList | None = None
+    tags: Tags | None = None
+
+
+class ListenerCreate(ListenerFields):
+    loadbalancer_id: UUID | None = None
+    protocol: ListenerProtocol
+    protocol_port: Port
+    project_id: str | None = None
+
+
+class ListenerUpdate(ListenerFields):
+    pass
+
+
+class ListenerCreateBody(RequestBody):
+    listener: ListenerCreate
+
+
+class ListenerUpdateBody(RequestBody):
+    listener: ListenerUpdate
+
+
+class ListenerOut(ObjectOut):
+    protocol: str
+    protocol_port: int
+    connection_limit: int
+    default_pool_id: UUID | None
+    loadbalancers: list[IdRef]
+    timeout_client_data: int
+    timeout_member_connect: int
+    timeout_member_data: int
+    timeout_tcp_inspect: int
+    insert_headers: dict[str, str]
+    allowed_cidrs: list[str] | None
+    l7policies: list[IdRef] = Field(default_factory=list)
+    sni_container_refs: list[str] = Field(default_factory=list)
+    default_tls_container_ref: str | None = None
+
+
+class ListenerBody(BaseModel):
+    listener: ListenerOut
+
+
+class ListenerList(BaseModel):
+    listeners: list[ListenerOut]
+    listeners_links: list[dict[str, str]] = Field(default_factory=list)

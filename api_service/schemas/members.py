@@ -1,0 +1,74 @@
+"""Member bodies (Octavia v2 names, defaults and ranges)."""
+
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from api_service.schemas.common import ObjectOut
+from api_service.schemas.fields import (
+    IpAddress,
+    Port,
+    RequestBody,
+    StrictBool,
+    StrictInt,
+    Tags,
+    Text255,
+)
+
+Weight = Annotated[StrictInt, Field(ge=0, le=256)]
+
+
+class MemberFields(RequestBody):
+    name: Text255 | None = None
+    admin_state_up: StrictBool | None = None
+    weight: Weight | None = None
+    backup: StrictBool | None = None
+    monitor_address: IpAddress | None = None
+    monitor_port: Port | None = None
+    tags: Tags | None = None
+
+
+class MemberCreate(MemberFields):
+    address: IpAddress
+    protocol_port: Port
+    subnet_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = None
+    project_id: str | None = None
+
+
+class MemberUpdate(MemberFields):
+    pass
+
+
+class MemberCreateBody(RequestBody):
+    member: MemberCreate
+
+
+class MemberUpdateBody(RequestBody):
+    member: MemberUpdate
+
+
+class MembersBatchBody(RequestBody):
+    """``PUT /pools/{id}/members``: the whole new member list, matched on address and port."""
+
+    members: Annotated[list[MemberCreate], Field(max_length=1000)]
+
+
+class MemberOut(ObjectOut):
+    pool_id: UUID
+    address: str
+    protocol_port: int
+    weight: int
+    backup: bool
+    monitor_address: str | None
+    monitor_port: int | None
+    subnet_id: str | None
+
+
+class MemberBody(BaseModel):
+    member: MemberOut
+
+
+class MemberList(BaseModel):
+    members: list[MemberOut]
+    members_links: list[dict[str, str]] = Field(default_factory=list)

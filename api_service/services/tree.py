@@ -1,0 +1,250 @@
+"""A load balancer's tree of objects, its spec, and the status transitions of DESIGN §4.
+
+The load balancer row is the lock of its whole tree: every writer locks it
+first, so a tree is only ever changed by one transaction at a time.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api_service.db.models import (
+    HealthMonitor,
+    Listener,
+    LoadBalancer,
+    Member,
+    Pool,
+    TreeObject,
+)
+from shared.messages import (
+    HealthMonitorSpec,
+    ListenerSpec,
+    LoadBalancerSpec,
+    MemberSpec,
+    PoolSpec,
+    SessionPersistenceSpec,
+)
+from shared.status import PENDING_STATUSES, OperatingStatus, ProvisioningStatus
+
+
+@dataclass
+class Tree:
+    lb: LoadBalancer
+    listeners: list[Listener] = field(default_factory=list)
+    pools: list[Pool] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    healthmonitors: list[HealthMonitor] = field(default_factory=list)
+
+    def children(self) -> Iterator[TreeObject]:
+        """Every object under the load balancer, leaves first."""
+        yield from self.members
+        yield from self.healthmonitors
+        yield from self.listeners
+        yield from self.pools
+
+    def objects(self) -> Iterator[TreeObject]:
+        yield from self.children()
+        yield self.lb
+
+    def live_children(self) -> list[TreeObject]:
+        return [child for child in self.children() if not child.deleting]
+
+    def pool(self, pool_id: UUID) -> Pool | None:
+        return next((p for p in self.pools if p.id == pool_id), None)
+
+    def listeners_of(self, pool_id: UUID) -> list[Listener]:
+        return [listener for listener in self.listeners if listener.default_pool_id == pool_id]
+
+    def members_of(self, pool_id: UUID) -> list[Member]:
+        return [member for member in self.members if member.pool_id == pool_id]
+
+    def healthmonitor_of(self, pool_id: UUID) -> HealthMonitor | None:
+        return next((hm for hm in self.healthmonitors if hm.pool_id == pool_id), None)
+
+
+async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
+    return Tree(
+        lb=lb,
+        listeners=list(
+            await session.scalars(
+                select(Listener)
+                .where(Listener.loadbalancer_id == lb.id)
+                .order_by(Listener.created_at, Listener.id)
+            )
+        ),
+        pools=list(
+            await session.scalars(
+                select(Pool).where(Pool.loadbalancer_id == lb.id).order_by(Pool.created_at, Pool.id)
+            )
+        ),
+        members=list(
+            await session.scalars(
+                select(Member)
+                .where(Member.loadbalancer_id == lb.id)
+                .order_by(Member.created_at, Member.id)
+            )
+        ),
+        healthmonitors=list(
+            await session.scalars(
+                select(HealthMonitor)
+                .where(HealthMonitor.loadbalancer_id == lb.id)
+                .order_by(HealthMonitor.created_at, HealthMonitor.id)
+            )
+        ),
+    )
+
+
+def mark(obj: TreeObject, status: ProvisioningStatus, generation: int) -> None:
+    """``obj`` itself changes at ``generation``."""
+    obj.provisioning_status = status.value
+    obj.changed_generation = generation
+    obj.status_reason = None
+    if status is ProvisioningStatus.PENDING_DELETE:
+        obj.deleting = True
+
+
+def mark_parents(tree: Tree, obj: TreeObject) -> None:
+    """The load balancer and the listener/pool between it and ``obj`` go to PENDING_UPDATE."""
+    parents: list[TreeObject] = [tree.lb]
+    if isinstance(obj, Member | HealthMonitor):
+        parents.extend(p for p in tree.pools if p.id == obj.pool_id)
+        parents.extend(tree.listeners_of(obj.pool_id))
+    elif isinstance(obj, Pool):
+        parents.extend(tree.listeners_of(obj.id))
+    for parent in parents:
+        if parent is not obj and parent.provisioning_status not in PENDING_STATUSES:
+            parent.provisioning_status = ProvisioningStatus.PENDING_UPDATE.value
+
+
+def apply_success(tree: Tree) -> list[TreeObject]:
+    """The device holds the tree's spec: deleted objects go, every other one is ACTIVE.
+
+    Returns the objects to delete. A level-triggered apply provisions the whole
+    tree, so objects left in ERROR by an earlier failure are ACTIVE again too.
+    """
+    removed = []
+    for obj in tree.objects():
+        if obj.deleting:
+            removed.append(obj)
+            continue
+        obj.provisioning_status = ProvisioningStatus.ACTIVE.value
+        obj.status_reason = None
+        obj.operating_status = (
+            OperatingStatus.ONLINE if obj.admin_state_up else OperatingStatus.OFFLINE
+        ).value
+    return removed
+
+
+def apply_failure(tree: Tree, generation: int, reason: str) -> None:
+    """What changed at ``generation`` is ERROR; parents that only waited for it are ACTIVE."""
+    for obj in tree.objects():
+        if obj.provisioning_status not in PENDING_STATUSES:
+            continue
+        if obj.changed_generation == generation:
+            obj.provisioning_status = ProvisioningStatus.ERROR.value
+            obj.status_reason = reason
+        else:
+            obj.provisioning_status = ProvisioningStatus.ACTIVE.value
+
+
+def apply_timeout(tree: Tree, reason: str) -> None:
+    for obj in tree.objects():
+        if obj.provisioning_status in PENDING_STATUSES:
+            obj.provisioning_status = ProvisioningStatus.ERROR.value
+            obj.status_reason = reason
+
+
+def build_spec(tree: Tree) -> LoadBalancerSpec:
+    lb = tree.lb
+    pools = [pool for pool in tree.pools if not pool.deleting]
+    live_pool_ids = {pool.id for pool in pools}
+    return LoadBalancerSpec(
+        id=lb.id,
+        project_id=lb.project_id,
+        name=lb.name,
+        description=lb.description,
+        admin_state_up=lb.admin_state_up,
+        vip_address=str(lb.vip_address),
+        generation=lb.generation,
+        listeners=[
+            _listener_spec(listener, live_pool_ids)
+            for listener in tree.listeners
+            if not listener.deleting
+        ],
+        pools=[_pool_spec(tree, pool) for pool in pools],
+    )
+
+
+def _listener_spec(listener: Listener, live_pool_ids: set[UUID]) -> ListenerSpec:
+    return ListenerSpec(
+        id=listener.id,
+        protocol=listener.protocol,
+        protocol_port=listener.protocol_port,
+        admin_state_up=listener.admin_state_up,
+        connection_limit=listener.connection_limit,
+        default_pool_id=(
+            listener.default_pool_id if listener.default_pool_id in live_pool_ids else None
+        ),
+        timeout_client_data=listener.timeout_client_data,
+        timeout_member_connect=listener.timeout_member_connect,
+        timeout_member_data=listener.timeout_member_data,
+        timeout_tcp_inspect=listener.timeout_tcp_inspect,
+        insert_headers=dict(listener.insert_headers),
+        allowed_cidrs=list(listener.allowed_cidrs),
+    )
+
+
+def _pool_spec(tree: Tree, pool: Pool) -> PoolSpec:
+    persistence = pool.session_persistence
+    healthmonitor = tree.healthmonitor_of(pool.id)
+    return PoolSpec(
+        id=pool.id,
+        protocol=pool.protocol,
+        lb_algorithm=pool.lb_algorithm,
+        admin_state_up=pool.admin_state_up,
+        session_persistence=(
+            SessionPersistenceSpec(
+                type=str(persistence["type"]),
+                cookie_name=_optional_str(persistence.get("cookie_name")),
+            )
+            if persistence
+            else None
+        ),
+        members=[
+            MemberSpec(
+                id=member.id,
+                address=str(member.address),
+                protocol_port=member.protocol_port,
+                weight=member.weight,
+                backup=member.backup,
+                admin_state_up=member.admin_state_up,
+                monitor_address=_optional_str(member.monitor_address),
+                monitor_port=member.monitor_port,
+            )
+            for member in tree.members_of(pool.id)
+            if not member.deleting
+        ],
+        healthmonitor=(
+            HealthMonitorSpec(
+                id=healthmonitor.id,
+                type=healthmonitor.type,
+                delay=healthmonitor.delay,
+                timeout=healthmonitor.timeout,
+                max_retries=healthmonitor.max_retries,
+                max_retries_down=healthmonitor.max_retries_down,
+                admin_state_up=healthmonitor.admin_state_up,
+                http_method=healthmonitor.http_method,
+                url_path=healthmonitor.url_path,
+                expected_codes=healthmonitor.expected_codes,
+            )
+            if healthmonitor is not None and not healthmonitor.deleting
+            else None
+        ),
+    )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
