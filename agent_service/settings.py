@@ -32,6 +32,10 @@ class AgentSettings(CommonSettings):
         validation_alias="LBAAS_AGENT_PREFETCH",
         description="Unacknowledged commands per shard queue.",
     )
+    noop_record_dir: Path | None = Field(
+        default=None,
+        description="Where the noop driver writes each spec it applies (tests); unset: nowhere.",
+    )
     sim_state_dir: Path | None = Field(
         default=None,
         description="Where the sim driver keeps its appliances' state; in memory when unset.",

@@ -22,13 +22,21 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """The body of every 4xx and 5xx answer."""
+    """The body of every 4xx and 5xx answer.
+
+    ``faultstring`` repeats ``detail`` for OpenStack clients, which read that name.
+    """
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str
     errors: list[FieldError] | None = None
+    faultstring: str | None = None
+
+    def model_post_init(self, context: object, /) -> None:
+        if self.faultstring is None:
+            self.faultstring = self.detail
 
 
 class ProblemError(Exception):
@@ -98,7 +106,7 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     ]
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
     return problem_response(
-        Problem(title="Invalid Request", status=422, detail=detail, errors=errors)
+        Problem(title="Invalid Request", status=400, detail=detail, errors=errors)
     )
 
 
@@ -135,10 +143,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
     for status, description in {
-        400: "Malformed request",
+        400: "Malformed or invalid request; the problem names the field",
         404: "Not found",
         409: "Conflict with the object's state",
-        422: "Invalid field values",
         503: "Service unavailable",
     }.items()
 }

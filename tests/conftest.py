@@ -25,6 +25,12 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def noop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the noop driver of the session's agent writes every spec it applies."""
+    return tmp_path_factory.mktemp("noop")
+
+
+@pytest.fixture(scope="session")
 async def isolation() -> AsyncIterator[Isolation]:
     isolation = Isolation()
     await isolation.create()
@@ -42,8 +48,12 @@ async def api(isolation: Isolation, log_dir: Path, sim_dir: Path) -> AsyncIterat
 
 
 @pytest.fixture(scope="session")
-def agent(isolation: Isolation, log_dir: Path, sim_dir: Path, api: Api) -> Iterator[Agent]:
-    agent = Agent(isolation.env(sim_state_dir=sim_dir), log_dir, "agent-main")
+def agent(
+    isolation: Isolation, log_dir: Path, sim_dir: Path, noop_dir: Path, api: Api
+) -> Iterator[Agent]:
+    agent = Agent(
+        isolation.env(sim_state_dir=sim_dir, noop_record_dir=noop_dir), log_dir, "agent-main"
+    )
     agent.start()
     yield agent
     assert agent.stop(), agent.log()[-3000:]

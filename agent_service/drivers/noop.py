@@ -1,6 +1,7 @@
 """A driver that configures nothing and remembers what it was asked: for tests and benchmarks."""
 
 import threading
+from pathlib import Path
 from uuid import UUID
 
 from agent_service.settings import AgentSettings
@@ -16,10 +17,13 @@ class NoopDriver:
     def __init__(self, settings: AgentSettings | None = None) -> None:
         self._specs: dict[tuple[UUID, UUID], LoadBalancerSpec] = {}
         self._lock = threading.Lock()
+        self._record_dir = settings.noop_record_dir if settings else None
 
     def apply(self, device: DeviceSpec, spec: LoadBalancerSpec) -> None:
         with self._lock:
             self._specs[device.id, spec.id] = spec
+            if self._record_dir is not None:
+                _record(self._record_dir, spec)
 
     def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> None:
         with self._lock:
@@ -37,3 +41,12 @@ class NoopDriver:
         """Every load balancer configured on the device, by id."""
         with self._lock:
             return {lb: spec for (device, lb), spec in self._specs.items() if device == device_id}
+
+
+def _record(record_dir: Path, spec: LoadBalancerSpec) -> None:
+    """``<dir>/<lb id>/<generation>.json``: every spec received, for tests to read."""
+    folder = record_dir / str(spec.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{spec.generation}.json"
+    partial.write_text(spec.model_dump_json())
+    partial.rename(folder / f"{spec.generation}.json")

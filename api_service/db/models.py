@@ -18,7 +18,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -104,6 +104,11 @@ class TreeChild(TreeObject):
     def loadbalancer_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(ForeignKey("loadbalancers.id", ondelete="CASCADE"), index=True)
 
+    @declared_attr
+    def loadbalancer(cls) -> Mapped["LoadBalancer"]:
+        """Never loaded; declared so that a flush writes parents before children."""
+        return relationship(lazy="raise")
+
 
 class Listener(TreeChild, Base):
     __tablename__ = "listeners"
@@ -115,6 +120,7 @@ class Listener(TreeChild, Base):
     default_pool_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("pools.id", ondelete="SET NULL")
     )
+    default_pool: Mapped["Pool | None"] = relationship(lazy="raise")
     timeout_client_data: Mapped[int] = mapped_column(Integer)
     timeout_member_connect: Mapped[int] = mapped_column(Integer)
     timeout_member_data: Mapped[int] = mapped_column(Integer)
@@ -138,6 +144,7 @@ class Member(TreeChild, Base):
     pool_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("pools.id", ondelete="CASCADE"), index=True
     )
+    pool: Mapped["Pool"] = relationship(lazy="raise")
     address: Mapped[IPv4Address | IPv6Address] = mapped_column(INET)
     protocol_port: Mapped[int] = mapped_column(Integer)
     weight: Mapped[int] = mapped_column(Integer, default=1)
@@ -153,6 +160,7 @@ class HealthMonitor(TreeChild, Base):
     pool_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("pools.id", ondelete="CASCADE"), unique=True
     )
+    pool: Mapped["Pool"] = relationship(lazy="raise")
     type: Mapped[str] = mapped_column(String(16))
     delay: Mapped[int] = mapped_column(Integer)
     timeout: Mapped[int] = mapped_column(Integer)

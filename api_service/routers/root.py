@@ -13,15 +13,21 @@ router = APIRouter(tags=["service"])
 
 @router.get("/", operation_id="listVersions", summary="API versions (for client discovery)")
 async def versions(request: Request) -> dict[str, Any]:
+    return {"versions": [_version(request)]}
+
+
+def _version(request: Request) -> dict[str, Any]:
     return {
-        "versions": [
-            {
-                "id": "v2.0",
-                "status": "CURRENT",
-                "links": [{"href": f"{request.base_url}v2", "rel": "self"}],
-            }
-        ]
+        "id": "v2.0",
+        "status": "CURRENT",
+        "links": [{"href": f"{request.base_url}v2", "rel": "self"}],
     }
+
+
+@router.get("/v2", operation_id="showVersion", summary="The v2 API version (for discovery)")
+@router.get("/v2.0", include_in_schema=False)
+async def version(request: Request) -> dict[str, Any]:
+    return {"version": _version(request)}
 
 
 @router.get("/healthz", operation_id="healthz", summary="The process is alive")
