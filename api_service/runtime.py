@@ -10,7 +10,8 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api_service.db.engine import SessionFactory, create_engine, session_factory
+from api_service.db.engine import SessionFactory, create_engine, plain_dsn, session_factory
+from api_service.db.notifications import SettledFeed
 from api_service.messaging.commands import CommandPublisher
 from api_service.messaging.results import ResultConsumer
 from api_service.services.changes import Changes
@@ -44,6 +45,7 @@ class Runtime:
     healthmonitors: HealthMonitorService
     devices: DeviceService
     operations: OperationService
+    feed: SettledFeed
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -85,10 +87,12 @@ class Runtime:
             healthmonitors=HealthMonitorService(sessions, changes),
             devices=DeviceService(sessions),
             operations=OperationService(sessions),
+            feed=SettledFeed(plain_dsn(settings.database_url)),
         )
 
     async def start(self) -> None:
         self.broker.start()
+        self.feed.start()
         self.tasks = [
             asyncio.create_task(
                 self.commands.run_relay(self.settings.outbox_interval), name="relay"
@@ -105,6 +109,7 @@ class Runtime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.feed.stop()
         await self.broker.close()
         await self.engine.dispose()
 

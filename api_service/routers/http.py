@@ -1,17 +1,24 @@
 """What every resource router does the same way: 202 headers, ETags, list bodies."""
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api_service.context import RequestContext
 from api_service.db.listing import ListQuery, Page, page_links, select_fields
 from api_service.db.models import TreeObject
+from api_service.runtime import Runtime
 from api_service.services.changes import Accepted, etag
 from api_service.services.views import Related
+from api_service.services.waiting import wait_settled
+from shared.status import ProvisioningStatus
+
+T = TypeVar("T", bound=TreeObject)
 
 Out = Callable[[Any, Related, RequestContext], BaseModel]
 
@@ -60,3 +67,34 @@ def list_response(
     ]
     links = page_links(request, page, collection, lambda obj: obj.id)
     return JSONResponse({collection: items, f"{collection}_links": links})
+
+
+@dataclass(frozen=True)
+class LongPoll:
+    wait_for: str | None
+    timeout: float
+
+
+def long_poll(
+    wait_for: ProvisioningStatus | None = Query(
+        default=None,
+        description="Answer once the object leaves PENDING_* or reaches this status (long poll).",
+    ),
+    timeout: float = Query(default=30, gt=0, le=300, description="Seconds to wait at most."),
+) -> LongPoll:
+    return LongPoll(wait_for.value if wait_for else None, timeout)
+
+
+async def read_settled(
+    runtime: Runtime,
+    poll: LongPoll,
+    read: Callable[[], Awaitable[T]],
+    loadbalancer_of: Callable[[T], UUID],
+) -> T:
+    """``read()``, or with ``wait_for`` the first read after the object's tree settles."""
+    obj = await read()
+    if poll.wait_for is None:
+        return obj
+    return await wait_settled(
+        runtime.feed, loadbalancer_of(obj), read, wait_for=poll.wait_for, timeout=poll.timeout
+    )

@@ -8,7 +8,15 @@ from fastapi.responses import JSONResponse
 from api_service.context import RequestContext, request_context
 from api_service.db.listing import ListQuery, list_query_dependency
 from api_service.db.models import Listener
-from api_service.routers.http import accepted, common_fields, list_response, with_etag
+from api_service.routers.http import (
+    LongPoll,
+    accepted,
+    common_fields,
+    list_response,
+    long_poll,
+    read_settled,
+    with_etag,
+)
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.common import IdRef
 from api_service.schemas.listeners import (
@@ -82,10 +90,13 @@ async def list_(
 async def get(
     listener_id: UUID,
     response: Response,
+    poll: LongPoll = Depends(long_poll),
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> ListenerBody:
-    listener = await runtime.listeners.get(ctx, listener_id)
+    listener = await read_settled(
+        runtime, poll, lambda: runtime.listeners.get(ctx, listener_id), lambda x: x.loadbalancer_id
+    )
     with_etag(response, listener)
     return ListenerBody(listener=listener_out(listener, Related(), ctx))
 

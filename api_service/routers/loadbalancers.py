@@ -9,7 +9,15 @@ from api_service.context import RequestContext, request_context
 from api_service.db.listing import ListQuery, list_query_dependency, parse_bool
 from api_service.db.models import LoadBalancer, TreeObject
 from api_service.problems import invalid
-from api_service.routers.http import accepted, common_fields, list_response, with_etag
+from api_service.routers.http import (
+    LongPoll,
+    accepted,
+    common_fields,
+    list_response,
+    long_poll,
+    read_settled,
+    with_etag,
+)
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.common import IdRef
 from api_service.schemas.loadbalancers import (
@@ -95,9 +103,13 @@ async def list_(
 async def get(
     loadbalancer_id: UUID,
     response: Response,
+    poll: LongPoll = Depends(long_poll),
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
+    await read_settled(
+        runtime, poll, lambda: runtime.loadbalancers.get(ctx, loadbalancer_id), lambda lb: lb.id
+    )
     tree = await runtime.loadbalancers.tree(ctx, loadbalancer_id)
     with_etag(response, tree.lb)
     return LoadBalancerBody(loadbalancer=loadbalancer_out(tree.lb, _tree_related(tree), ctx))

@@ -8,7 +8,15 @@ from fastapi.responses import JSONResponse
 from api_service.context import RequestContext, request_context
 from api_service.db.listing import ListQuery, list_query_dependency
 from api_service.db.models import Member
-from api_service.routers.http import accepted, common_fields, list_response, with_etag
+from api_service.routers.http import (
+    LongPoll,
+    accepted,
+    common_fields,
+    list_response,
+    long_poll,
+    read_settled,
+    with_etag,
+)
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.members import (
     MemberBody,
@@ -113,10 +121,16 @@ async def get(
     pool_id: UUID,
     member_id: UUID,
     response: Response,
+    poll: LongPoll = Depends(long_poll),
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> MemberBody:
-    member = await runtime.members.get(ctx, pool_id, member_id)
+    member = await read_settled(
+        runtime,
+        poll,
+        lambda: runtime.members.get(ctx, pool_id, member_id),
+        lambda x: x.loadbalancer_id,
+    )
     with_etag(response, member)
     return MemberBody(member=member_out(member, Related(), ctx))
 

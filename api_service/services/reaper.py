@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, select
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import LoadBalancer, Operation
+from api_service.db.notifications import notify_settled
 from api_service.services.tree import apply_timeout, load_tree
 from shared.status import PENDING_STATUSES, OperationStatus
 
@@ -50,6 +51,7 @@ async def reap_pending(sessions: SessionFactory, timeout: float) -> int:
             )
             log.warning(reason, extra={"op_id": operation.id, "loadbalancer_id": lb.id})
             apply_timeout(await load_tree(session, lb), reason)
+            await notify_settled(session, lb.id)
             operation.status = OperationStatus.TIMED_OUT.value
             operation.error = reason
     return len(rows)

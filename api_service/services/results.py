@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import LoadBalancer, Operation
+from api_service.db.notifications import notify_settled
 from api_service.services.scheduling import release_place
 from api_service.services.tree import apply_failure, apply_success, load_tree
 from shared.messages import Result
@@ -45,6 +46,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
         operation.status = OperationStatus.SUPERSEDED.value
         return Verdict.STALE
 
+    await notify_settled(session, lb.id)
     tree = await load_tree(session, lb)
     if result.outcome is Outcome.ERROR:
         operation.status = OperationStatus.FAILED.value

@@ -1,0 +1,90 @@
+"""Wake-ups when a load balancer's tree settles, through PostgreSQL ``LISTEN/NOTIFY``.
+
+Writers call :func:`notify_settled` inside the transaction that applies a
+result or a timeout; PostgreSQL delivers the notification on commit to every
+API replica, whichever one consumed the result. Long-polling requests wait on
+:class:`SettledFeed` instead of sleeping in a loop.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from uuid import UUID
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "lbaas_settled"
+_RECONNECT = 1.0
+
+
+async def notify_settled(session: AsyncSession, loadbalancer_id: UUID) -> None:
+    await session.execute(select(func.pg_notify(CHANNEL, str(loadbalancer_id))))
+
+
+class SettledFeed:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="settled-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    @contextlib.contextmanager
+    def subscribe(self, loadbalancer_id: UUID) -> Iterator[asyncio.Event]:
+        """An event set each time the tree settles; subscribe before reading: no wake-up is lost."""
+        event = asyncio.Event()
+        key = str(loadbalancer_id)
+        self._waiters[key].add(event)
+        try:
+            yield event
+        finally:
+            self._waiters[key].discard(event)
+            if not self._waiters[key]:
+                del self._waiters[key]
+
+    def _on_notify(self, _: object, __: int, ___: str, payload: str) -> None:
+        for event in self._waiters.get(payload, ()):
+            event.set()
+
+    def _wake_all(self) -> None:
+        """After a lost connection notifications may have been missed: let every waiter re-read."""
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    async def _serve(self, connection: asyncpg.Connection) -> None:
+        """Deliver notifications until the connection is lost."""
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
+        await connection.add_listener(CHANNEL, self._on_notify)
+        self.listening.set()
+        self._wake_all()
+        await lost.wait()
+
+    async def _listen(self) -> None:
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                await self._serve(connection)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for settled load balancers, retrying: %s", exc)
+            finally:
+                self.listening.clear()
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+            await asyncio.sleep(_RECONNECT)
