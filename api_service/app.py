@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api_service.context import project_of_scope
+from api_service.idempotency import IdempotencyMiddleware
 from api_service.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api_service.routers import (
     devices,
@@ -41,6 +43,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         responses=PROBLEM_RESPONSES,
     )
     install_problem_handlers(app)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        sessions=lambda scope: scope["app"].state.runtime.sessions,
+        project_of=project_of_scope,
+    )
     app.include_router(root.router)
     for prefix, documented in (("/v2", True), ("/v2.0", False)):
         for module in (

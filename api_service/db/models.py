@@ -233,3 +233,18 @@ class OutboxRow(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST that carried an ``Idempotency-Key``, replayed for 24 h."""
+
+    __tablename__ = "idempotency_keys"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    """None while the first request is still being answered."""
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = _now_column()

@@ -196,6 +196,22 @@ def upgrade() -> None:
         op.f("ix_members_loadbalancer_id"), "members", ["loadbalancer_id"], unique=False
     )
     op.create_index(op.f("ix_members_pool_id"), "members", ["pool_id"], unique=False)
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("project_id", sa.String(length=255), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("project_id", "key"),
+    )
     op.add_column("loadbalancers", sa.Column("vip_subnet_id", sa.String(length=64), nullable=True))
     op.add_column("loadbalancers", sa.Column("vip_network_id", sa.String(length=64), nullable=True))
     op.add_column(
@@ -209,6 +225,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("idempotency_keys")
     op.drop_column("loadbalancers", "deleting")
     op.drop_column("loadbalancers", "changed_generation")
     op.drop_column("loadbalancers", "vip_network_id")
