@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from agent_service.executor import CommandExecutor, log_context
 from agent_service.locks import DeviceLocks
-from agent_service.results import ResultNotPublished, ResultPublisher
+from agent_service.outbound import NotPublished, Publisher
 from shared.messages import Command, Result
 from shared.status import Outcome
 from shared.topology import Names, declare_topology
@@ -36,7 +36,7 @@ class CommandConsumer:
         self,
         names: Names,
         executor: CommandExecutor,
-        publisher: ResultPublisher,
+        publisher: Publisher,
         locks: DeviceLocks,
         *,
         prefetch: int,
@@ -150,7 +150,7 @@ class CommandConsumer:
             try:
                 await self._publisher.publish(result)
                 return True
-            except ResultNotPublished as exc:
+            except NotPublished as exc:
                 if self._stopping or _channel_closed(message):
                     log.warning(
                         "result not published; the command will be redelivered: %s",

@@ -4,9 +4,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 from functools import partial
+from uuid import UUID
 
 from agent_service.drivers import DriverCall, DriverRegistry, run_driver
-from shared.messages import Command, Result
+from shared.messages import Command, DeviceSpec, Result
 from shared.status import CommandAction, Outcome
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,14 @@ class CommandExecutor:
     ) -> None:
         self._registry = registry
         self._agent_id = agent_id
+        self.devices: dict[UUID, DeviceSpec] = {}
+        """Every device this agent has sent a command to, for status reports."""
         self._poll_interval = poll_interval
         self._driver_timeout = driver_timeout
 
     async def execute(self, command: Command) -> Result:
         started_at = datetime.now(UTC)
+        self.devices[command.device.id] = command.device
         error = await self._run(command)
         return Result(
             op_id=command.op_id,

@@ -9,8 +9,9 @@ from agent_service.consumer import CommandConsumer
 from agent_service.drivers import DriverRegistry
 from agent_service.executor import CommandExecutor
 from agent_service.locks import DeviceLocks
-from agent_service.results import ResultPublisher
+from agent_service.outbound import Publisher
 from agent_service.settings import AgentSettings
+from agent_service.status import StatusReporter
 from shared.broker import Broker
 from shared.topology import Names
 
@@ -31,13 +32,21 @@ class Agent:
         self.registry = registry or DriverRegistry(settings)
         self.locks = DeviceLocks()
         self.broker = Broker(settings.amqp_url, self._on_connected)
-        self._publisher = ResultPublisher(self.broker, self.names, settings.result_publish_timeout)
+        self._publisher = Publisher(self.broker, self.names, settings.result_publish_timeout)
         executor = CommandExecutor(
             self.registry,
             settings.agent_id,
             poll_interval=settings.poll_interval,
             driver_timeout=settings.driver_timeout,
         )
+        self._reporter = StatusReporter(
+            executor.devices,
+            self.registry,
+            self._publisher,
+            agent_id=settings.agent_id,
+            interval=settings.status_interval,
+        )
+        self._reporting: asyncio.Task[None] | None = None
         self.consumer = CommandConsumer(
             self.names,
             executor,
@@ -57,9 +66,13 @@ class Agent:
             extra={"agent_id": self.settings.agent_id},
         )
         self.broker.start()
+        self._reporting = asyncio.create_task(self._reporter.run(), name="status-reports")
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight commands finish within the grace period, disconnect."""
+        if self._reporting is not None:
+            self._reporting.cancel()
+            await asyncio.gather(self._reporting, return_exceptions=True)
         await self.consumer.stop_consuming()
         await self.consumer.drain(self.settings.shutdown_grace)
         try:

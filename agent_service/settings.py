@@ -54,6 +54,9 @@ class AgentSettings(CommonSettings):
     result_publish_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for the broker to confirm a result."
     )
+    status_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between status reports of each known device."
+    )
     shutdown_grace: float = Field(
         default=10.0,
         ge=0,

@@ -14,6 +14,7 @@ from api_service.db.engine import SessionFactory, create_engine, plain_dsn, sess
 from api_service.db.notifications import SettledFeed
 from api_service.messaging.commands import CommandPublisher
 from api_service.messaging.results import ResultConsumer
+from api_service.messaging.status import StatusConsumer
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService
 from api_service.services.healthmonitors import HealthMonitorService
@@ -57,6 +58,7 @@ class Runtime:
         async def on_connected(connection: AbstractRobustConnection) -> None:
             await commands.on_connected(connection)
             await results.on_connected(connection)
+            await status.on_connected(connection)
 
         broker = Broker(settings.amqp_url, on_connected)
         commands = CommandPublisher(
@@ -66,6 +68,7 @@ class Runtime:
             delivery_limit=settings.delivery_limit,
             publish_timeout=settings.publish_timeout,
         )
+        status = StatusConsumer(names, sessions, delivery_limit=settings.delivery_limit)
         results = ResultConsumer(
             names,
             sessions,

@@ -125,3 +125,23 @@ class Result(_Message):
     agent_id: str = Field(max_length=255)
     started_at: datetime
     finished_at: datetime
+
+
+class Counters(_Message):
+    """Traffic counters of one load balancer, as its device reports them."""
+
+    active_connections: int = Field(default=0, ge=0)
+    bytes_in: int = Field(default=0, ge=0)
+    bytes_out: int = Field(default=0, ge=0)
+    request_errors: int = Field(default=0, ge=0)
+    total_connections: int = Field(default=0, ge=0)
+
+
+class StatusReport(_Message):
+    """What an agent last read from one device: the counters of each load balancer on it."""
+
+    schema_version: Literal[1] = 1
+    device_id: UUID
+    agent_id: str = Field(max_length=255)
+    reported_at: datetime
+    loadbalancers: dict[UUID, Counters] = Field(default_factory=dict, max_length=100_000)

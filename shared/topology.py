@@ -4,6 +4,7 @@
 
     <prefix>.commands (direct) --"<shard>"--> <prefix>.commands.<shard>  (quorum, SAC)
     <prefix>.results  (direct) --"results"--> <prefix>.results           (quorum)
+    <prefix>.status   (direct) --"status"---> <prefix>.status            (quorum, stats reports)
     <prefix>.dead     (fanout) -------------> <prefix>.dead              (quorum)
 
 Command queues have a single active consumer, so operations on one device stay
@@ -19,6 +20,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, FieldValue
 
 RESULTS_ROUTING_KEY = "results"
+STATUS_ROUTING_KEY = "status"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,14 @@ class Names:
         return f"{self.prefix}.results"
 
     @property
+    def status_exchange(self) -> str:
+        return f"{self.prefix}.status"
+
+    @property
+    def status_queue(self) -> str:
+        return f"{self.prefix}.status"
+
+    @property
     def dead_exchange(self) -> str:
         return f"{self.prefix}.dead"
 
@@ -67,6 +77,8 @@ class Topology:
     results: AbstractExchange
     command_queues: list[AbstractQueue]
     results_queue: AbstractQueue
+    status: AbstractExchange
+    status_queue: AbstractQueue
     dead_queue: AbstractQueue
 
 
@@ -109,4 +121,14 @@ async def declare_topology(
         names.results_queue, durable=True, arguments=dead_lettered
     )
     await results_queue.bind(results, routing_key=RESULTS_ROUTING_KEY)
-    return Topology(commands, results, command_queues, results_queue, dead_queue)
+
+    status = await channel.declare_exchange(
+        names.status_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    status_queue = await channel.declare_queue(
+        names.status_queue, durable=True, arguments=dead_lettered
+    )
+    await status_queue.bind(status, routing_key=STATUS_ROUTING_KEY)
+    return Topology(
+        commands, results, command_queues, results_queue, status, status_queue, dead_queue
+    )

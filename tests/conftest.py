@@ -52,7 +52,9 @@ def agent(
     isolation: Isolation, log_dir: Path, sim_dir: Path, noop_dir: Path, api: Api
 ) -> Iterator[Agent]:
     agent = Agent(
-        isolation.env(sim_state_dir=sim_dir, noop_record_dir=noop_dir), log_dir, "agent-main"
+        isolation.env(sim_state_dir=sim_dir, noop_record_dir=noop_dir, status_interval=0.5),
+        log_dir,
+        "agent-main",
     )
     agent.start()
     yield agent

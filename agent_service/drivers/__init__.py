@@ -19,7 +19,7 @@ from typing import Protocol, cast
 from uuid import UUID
 
 from agent_service.settings import AgentSettings
-from shared.messages import DeviceSpec, LoadBalancerSpec
+from shared.messages import Counters, DeviceSpec, LoadBalancerSpec
 
 ENTRY_POINT_GROUP = "lbaas.drivers"
 
@@ -36,12 +36,21 @@ DriverReturn = DriverOutcome | Awaitable[DriverOutcome]
 DriverCall = Callable[[], DriverReturn]
 
 
+CountersByLoadBalancer = dict[UUID, Counters]
+
+
 class Driver(Protocol):
     def apply(self, device: DeviceSpec, spec: LoadBalancerSpec) -> DriverReturn: ...
 
     def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> DriverReturn: ...
 
     def poll(self, device: DeviceSpec, handle: str) -> DriverReturn: ...
+
+    def stats(
+        self, device: DeviceSpec
+    ) -> CountersByLoadBalancer | Awaitable[CountersByLoadBalancer]:
+        """The counters of every load balancer configured on the device."""
+        ...
 
 
 DriverFactory = Callable[[AgentSettings], Driver]
@@ -114,3 +123,11 @@ async def run_driver(
     while outcome is not None:
         await asyncio.sleep(poll_interval)
         outcome = await call_driver(partial(driver.poll, device, outcome.handle))
+
+
+async def read_stats(driver: Driver, device: DeviceSpec) -> CountersByLoadBalancer:
+    """The driver's counters for ``device``: awaited, or read in a worker thread."""
+    if inspect.iscoroutinefunction(driver.stats):
+        return await driver.stats(device)  # type: ignore[no-any-return]
+    returned = await asyncio.to_thread(driver.stats, device)
+    return await returned if inspect.isawaitable(returned) else returned

@@ -5,7 +5,7 @@ from pathlib import Path
 from uuid import UUID
 
 from agent_service.settings import AgentSettings
-from shared.messages import DeviceSpec, LoadBalancerSpec
+from shared.messages import Counters, DeviceSpec, LoadBalancerSpec
 
 
 class NoopDriver:
@@ -28,6 +28,10 @@ class NoopDriver:
     def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> None:
         with self._lock:
             self._specs.pop((device.id, loadbalancer_id), None)
+
+    def stats(self, device: DeviceSpec) -> dict[UUID, Counters]:
+        """A device that carries no traffic: zeros for each load balancer it holds."""
+        return {lb_id: Counters() for lb_id in self.loadbalancers(device.id)}
 
     def poll(self, device: DeviceSpec, handle: str) -> None:
         raise LookupError(f"the noop driver has no operation in progress (handle {handle!r})")

@@ -29,7 +29,7 @@ from agent_service.drivers.sim_state import (
     MemoryApplianceState,
 )
 from agent_service.settings import AgentSettings
-from shared.messages import DeviceSpec, LoadBalancerSpec
+from shared.messages import Counters, DeviceSpec, LoadBalancerSpec
 
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")
 _MAX_LATENCY = 3600.0
@@ -134,6 +134,13 @@ class SimDriver:
         params = SimParameters.from_url(device.management_url)
         await self.state.record(params.host, "apply_started", spec.id, spec.generation)
         return await self._perform(params, lambda: self._finish_apply(params, spec))
+
+    async def stats(self, device: DeviceSpec) -> dict[UUID, Counters]:
+        """The appliance's counters for each load balancer on it (zeros without traffic)."""
+        host = SimParameters.from_url(device.management_url).host
+        traffic = await asyncio.to_thread(self.state.counters, host)
+        configured = await asyncio.to_thread(self.state.loadbalancers, host)
+        return {lb_id: traffic.get(lb_id, Counters()) for lb_id in configured}
 
     async def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> InProgress | None:
         params = SimParameters.from_url(device.management_url)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 from uuid import UUID
 
-from shared.messages import LoadBalancerSpec
+from shared.messages import Counters, LoadBalancerSpec
 
 JournalEvent = Literal[
     "apply_started",
@@ -51,6 +51,8 @@ class ApplianceState(Protocol):
 
     def journal(self, host: str) -> list[JournalEntry]: ...
 
+    def counters(self, host: str) -> dict[UUID, Counters]: ...
+
 
 class MemoryApplianceState:
     def __init__(self) -> None:
@@ -69,6 +71,10 @@ class MemoryApplianceState:
 
     async def remove(self, host: str, loadbalancer_id: UUID) -> None:
         self._specs.get(host, {}).pop(loadbalancer_id, None)
+
+    def counters(self, host: str) -> dict[UUID, Counters]:
+        """An appliance in memory carries no traffic."""
+        return {}
 
     def loadbalancers(self, host: str) -> dict[UUID, LoadBalancerSpec]:
         return dict(self._specs.get(host, {}))
@@ -90,6 +96,17 @@ class FileApplianceState:
 
     def _loadbalancers_dir(self, host: str) -> Path:
         return self.root / host / "loadbalancers"
+
+    def counters_path(self, host: str) -> Path:
+        """``{lb id: counters}`` of the appliance's traffic; tests write it to simulate traffic."""
+        return self.root / host / "counters.json"
+
+    def counters(self, host: str) -> dict[UUID, Counters]:
+        path = self.counters_path(host)
+        if not path.exists():
+            return {}
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {UUID(lb_id): Counters.model_validate(value) for lb_id, value in raw.items()}
 
     def journal_path(self, host: str) -> Path:
         return self.root / host / "journal.jsonl"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.client import LbaasClient
+from tests.support.stack import eventually
 
 API = "/v2/lbaas"
 
@@ -359,3 +360,33 @@ async def test_long_poll_gives_up_at_its_timeout(client: LbaasClient) -> None:
     waited = asyncio.get_running_loop().time() - start
     assert response.json()["loadbalancer"]["provisioning_status"] == "PENDING_CREATE"
     assert 0.5 <= waited < 3
+
+
+async def test_stats_are_what_the_device_last_reported(client: LbaasClient, sim_dir: Path) -> None:
+    device = await client.create_device("sim", url="sim://stats-1")
+    lb = await _accepted(await client.create_lb(device), "loadbalancer")
+    await client.wait_lb(lb["id"], ("ACTIVE",))
+    path = f"{API}/loadbalancers/{lb['id']}/stats"
+    assert (await client.http.get(path)).json()["stats"] == {
+        "active_connections": 0,
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "request_errors": 0,
+        "total_connections": 0,
+    }
+    traffic = {
+        "active_connections": 3,
+        "bytes_in": 1200,
+        "bytes_out": 64000,
+        "request_errors": 1,
+        "total_connections": 42,
+    }
+    (sim_dir / "stats-1" / "counters.json").write_text(json.dumps({lb["id"]: traffic}))
+
+    async def reported() -> dict[str, int] | None:
+        stats: dict[str, int] = (await client.http.get(path)).json()["stats"]
+        return stats if stats == traffic else None
+
+    assert await eventually(reported, timeout=15, what="the sim's counters in /stats") == traffic
+    device_now = (await client.http.get(f"{API}/devices/{device['id']}")).json()["device"]
+    assert device_now["operating_status"] == "ONLINE"

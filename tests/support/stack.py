@@ -133,9 +133,16 @@ async def delete_topology(amqp_url: str, names: Names) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for queue in [*names.command_queues, names.results_queue, names.dead_queue]:
+        queues = [*names.command_queues, names.results_queue, names.status_queue, names.dead_queue]
+        for queue in queues:
             await channel.queue_delete(queue)
-        for exchange in (names.commands_exchange, names.results_exchange, names.dead_exchange):
+        exchanges = (
+            names.commands_exchange,
+            names.results_exchange,
+            names.status_exchange,
+            names.dead_exchange,
+        )
+        for exchange in exchanges:
             await channel.exchange_delete(exchange)
 
 

@@ -28,6 +28,8 @@ def test_every_name_starts_with_the_prefix() -> None:
         names.commands_exchange,
         names.results_exchange,
         names.results_queue,
+        names.status_exchange,
+        names.status_queue,
         names.dead_exchange,
         names.dead_queue,
     ]
