@@ -17,7 +17,7 @@ from api_service.schemas.fields import (
     Text255,
 )
 
-TIMEOUT_MAX = 86_400_000
+TIMEOUT_MAX = 2_073_600_000  # Octavia: 24 days in ms
 Timeout = Annotated[StrictInt, Field(ge=0, le=TIMEOUT_MAX)]
 ConnectionLimit = Annotated[StrictInt, Field(ge=-1)]
 
