@@ -20,7 +20,7 @@ from agent_service.locks import DeviceLocks
 from agent_service.outbound import NotPublished, Publisher
 from shared.messages import Command, Result
 from shared.status import Outcome
-from shared.topology import Names, declare_topology
+from shared.topology import Names, passive_topology
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,12 @@ class CommandConsumer:
         locks: DeviceLocks,
         *,
         prefetch: int,
-        delivery_limit: int,
     ) -> None:
         self._names = names
         self._executor = executor
         self._publisher = publisher
         self._locks = locks
         self._prefetch = prefetch
-        self._delivery_limit = delivery_limit
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -58,15 +56,17 @@ class CommandConsumer:
         return len(self._tasks)
 
     async def start(self, connection: AbstractRobustConnection) -> None:
-        """Declare the topology and consume every shard queue on one channel.
+        """Look the topology up and consume every shard queue on one channel.
 
-        The prefetch applies to each consumer, i.e. to each shard queue. The
-        robust channel re-declares the topology and restores the consumers
-        after a reconnection.
+        The API declares the topology; the agent's broker user may not, so a
+        queue that does not exist yet fails the start, which the broker
+        connection retries. The prefetch applies to each consumer, i.e. to each
+        shard queue. The robust channel looks the queues up again and restores
+        the consumers after a reconnection.
         """
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
-        topology = await declare_topology(channel, self._names, self._delivery_limit)
+        topology = await passive_topology(channel, self._names)
         for queue in topology.command_queues:
             if self._stopping:
                 return

@@ -53,7 +53,6 @@ class Agent:
             self._publisher,
             self.locks,
             prefetch=settings.prefetch,
-            delivery_limit=settings.delivery_limit,
         )
 
     def start(self) -> None:

@@ -5,9 +5,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api_service.context import project_of_scope
+from api_service.context import token_owner
 from api_service.idempotency import IdempotencyMiddleware
-from api_service.problems import PROBLEM_RESPONSES, install_problem_handlers
+from api_service.limits import BodyLimits
+from api_service.problems import install_problem_handlers
 from api_service.routers import (
     devices,
     healthmonitors,
@@ -16,7 +17,9 @@ from api_service.routers import (
     members,
     operations,
     pools,
+    quotas,
     root,
+    tokens,
 )
 from api_service.runtime import Runtime
 from api_service.settings import ApiSettings
@@ -40,14 +43,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         summary="Asynchronous Load-Balancer-as-a-Service (OpenStack Load Balancer v2 compatible)",
         version="2.0",
         lifespan=lifespan,
-        responses=PROBLEM_RESPONSES,
     )
     install_problem_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,
         sessions=lambda scope: scope["app"].state.runtime.sessions,
-        project_of=project_of_scope,
+        owner_of=token_owner,
     )
+    app.add_middleware(BodyLimits)
     app.include_router(root.router)
     for prefix, documented in (("/v2", True), ("/v2.0", False)):
         for module in (
@@ -58,6 +61,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             healthmonitors,
             devices,
             operations,
+            quotas,
+            tokens,
         ):
             app.include_router(module.router, prefix=prefix, include_in_schema=documented)
     return app

@@ -1,39 +1,105 @@
-"""Who is asking: the project and role every service call is scoped by.
+"""Who is asking: the token's project and role, checked on every ``/v2`` request.
 
-Until tokens exist, every caller is an admin acting in the project named by the
-``X-Project-Id`` header (``default`` when absent).
+Roles follow Octavia's RBAC, simplified: ``observer`` reads its project,
+``member`` reads and writes it, ``global_observer`` reads every project,
+``admin`` does everything (devices, quotas, tokens, placement, failover).
 """
 
-import re
 from dataclasses import dataclass
+from uuid import UUID
 
-from fastapi import Header
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
-from api_service.problems import invalid
-
-DEFAULT_PROJECT = "default"
-_PROJECT = re.compile(r"\A[A-Za-z0-9_.-]{1,255}\Z")
+from api_service.problems import ProblemError
+from api_service.services.tokens import Role, digest, unauthorized
 
 
 @dataclass(frozen=True)
 class RequestContext:
     project_id: str
-    is_admin: bool
+    role: Role
+    token_id: UUID | None = None
+    token_name: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def reads_all(self) -> bool:
+        return self.role in (Role.ADMIN, Role.GLOBAL_OBSERVER)
+
+    @property
+    def may_write(self) -> bool:
+        return self.role in (Role.ADMIN, Role.MEMBER)
 
     def owns(self, project_id: str) -> bool:
-        return self.is_admin or project_id == self.project_id
+        """Whether the caller may see objects of ``project_id`` (others are 404 to it)."""
+        return self.reads_all or project_id == self.project_id
 
 
-def request_context(x_project_id: str = Header(default=DEFAULT_PROJECT)) -> RequestContext:
-    if not _PROJECT.fullmatch(x_project_id):
-        raise invalid("X-Project-Id", "must be 1-255 characters of A-Z a-z 0-9 _ . -")
-    return RequestContext(project_id=x_project_id, is_admin=True)
+def token_owner(scope: Scope) -> str:
+    """Who sent a raw request, for middleware: a digest of its token (not checked here)."""
+    headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())}
+    try:
+        return digest(token_of(headers.get(b"x-auth-token"), headers.get(b"authorization")))
+    except ProblemError:
+        return "anonymous"
 
 
-def project_of_scope(scope: Scope) -> str:
-    """The caller's project, read from the raw request (for middleware)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"x-project-id":
-            return str(value.decode("latin-1"))
-    return DEFAULT_PROJECT
+def token_of(x_auth_token: str | None, authorization: str | None) -> str:
+    if x_auth_token:
+        return x_auth_token
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    raise unauthorized("A token is required (X-Auth-Token or Authorization: Bearer).")
+
+
+# Documented as security schemes (either one will do); checked by request_context, not by them.
+_AUTH_TOKEN = APIKeyHeader(
+    name="X-Auth-Token",
+    scheme_name="AuthToken",
+    description="An API token (OpenStack clients send it in X-Auth-Token).",
+    auto_error=False,
+)
+_BEARER = HTTPBearer(
+    scheme_name="Bearer",
+    description="The same API token, as Authorization: Bearer <token>.",
+    auto_error=False,
+)
+
+
+async def request_context(
+    request: Request,
+    x_auth_token: str | None = Depends(_AUTH_TOKEN),
+    bearer: HTTPAuthorizationCredentials | None = Depends(_BEARER),
+) -> RequestContext:
+    runtime = request.app.state.runtime
+    authorization = f"Bearer {bearer.credentials}" if bearer is not None else None
+    token = await runtime.tokens.verify(token_of(x_auth_token, authorization))
+    runtime.rate_limits.charge(token.id)
+    return RequestContext(
+        project_id=token.project_id, role=Role(token.role), token_id=token.id, token_name=token.name
+    )
+
+
+def writer_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
+    if not ctx.may_write:
+        raise ProblemError(403, "Forbidden", f"The {ctx.role.value} role may not make changes.")
+    return ctx
+
+
+def admin_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
+    if not ctx.is_admin:
+        raise ProblemError(403, "Forbidden", "Only an admin may do this.")
+    return ctx
+
+
+def global_reader_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
+    if not ctx.reads_all:
+        raise ProblemError(403, "Forbidden", "Only an admin or a global observer may read this.")
+    return ctx

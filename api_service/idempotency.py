@@ -4,6 +4,9 @@ A key is reserved (a row without a status) before the request runs, so two
 concurrent requests with one key cannot both create; the answer is stored when
 it is a success, and the reservation dropped otherwise so that the client may
 retry. The same key with another body (or path) is refused with 422.
+
+Issuing a token ignores the header: its answer holds the token's secret, which
+is never stored.
 """
 
 import hashlib
@@ -23,22 +26,31 @@ from api_service.problems import PROBLEM_JSON, Problem
 HEADER = b"idempotency-key"
 TTL = timedelta(hours=24)
 _IN_PROGRESS_TTL = timedelta(minutes=5)
-_KEY = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
+KEY_PATTERN = r"[\x21-\x7e]{1,255}"
+"""An Idempotency-Key: 1-255 visible ASCII characters."""
+_KEY = re.compile(rf"\A{KEY_PATTERN}\Z")
+_SECRET_ANSWERS = re.compile(r"\A/v2(?:\.0)?/lbaas/tokens/?\Z")
+"""POSTs whose answer holds a secret (an issued token): never stored, so the key is ignored."""
 _REPLAYED_HEADERS = frozenset({"content-type", "location", "retry-after", "x-operation-id", "etag"})
 
-ProjectOf = Callable[[Scope], str]
+OwnerOf = Callable[[Scope], str]
 Sessions = Callable[[Scope], SessionFactory]
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, sessions: Sessions, project_of: ProjectOf) -> None:
+    def __init__(self, app: ASGIApp, sessions: Sessions, owner_of: OwnerOf) -> None:
         self.app = app
         self.sessions = sessions
-        self.project_of = project_of
+        self.owner_of = owner_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _key_header(scope)
-        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or key is None
+            or _SECRET_ANSWERS.fullmatch(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         if not _KEY.fullmatch(key):
@@ -48,10 +60,10 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         request_hash = hashlib.sha256(scope["path"].encode() + b"\n" + body).hexdigest()
-        project = self.project_of(scope)
+        owner = self.owner_of(scope)
         sessions = self.sessions(scope)
 
-        stored = await _reserve(sessions, project, key, request_hash)
+        stored = await _reserve(sessions, owner, key, request_hash)
         if stored is not None:
             await _answer_from(stored, request_hash, send)
             return
@@ -59,7 +71,7 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, _replay(body), captured.send)
         finally:
-            await _finish(sessions, project, key, captured)
+            await _finish(sessions, owner, key, captured)
 
 
 def _key_header(scope: Scope) -> str | None:
@@ -112,13 +124,13 @@ class _Captured:
 
 
 async def _reserve(
-    sessions: SessionFactory, project: str, key: str, request_hash: str
+    sessions: SessionFactory, owner: str, key: str, request_hash: str
 ) -> IdempotencyKey | None:
     """Reserve the key; or return its row when it is already taken (and still fresh)."""
     async with sessions.begin() as session:
         await session.execute(
             delete(IdempotencyKey).where(
-                IdempotencyKey.project_id == project,
+                IdempotencyKey.owner == owner,
                 IdempotencyKey.key == key,
                 (IdempotencyKey.created_at < func.now() - TTL)
                 | (
@@ -129,16 +141,14 @@ async def _reserve(
         )
         inserted = await session.execute(
             insert(IdempotencyKey)
-            .values(project_id=project, key=key, request_hash=request_hash, headers={}, body="")
+            .values(owner=owner, key=key, request_hash=request_hash, headers={}, body="")
             .on_conflict_do_nothing()
             .returning(IdempotencyKey.key)
         )
         if inserted.first() is not None:
             return None
         return await session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.project_id == project, IdempotencyKey.key == key
-            )
+            select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
         )
 
 
@@ -154,8 +164,8 @@ async def _answer_from(stored: IdempotencyKey, request_hash: str, send: Send) ->
         await _send(send, stored.status_code, headers, stored.body.encode())
 
 
-async def _finish(sessions: SessionFactory, project: str, key: str, captured: _Captured) -> None:
-    where = (IdempotencyKey.project_id == project, IdempotencyKey.key == key)
+async def _finish(sessions: SessionFactory, owner: str, key: str, captured: _Captured) -> None:
+    where = (IdempotencyKey.owner == owner, IdempotencyKey.key == key)
     async with sessions.begin() as session:
         if 200 <= captured.status < 300:
             row = await session.scalar(select(IdempotencyKey).where(*where))

@@ -1,16 +1,27 @@
-"""``lbaas-manage``: operator commands (database migrations)."""
+"""``lbaas-manage``: operator commands (database migrations, broker topology, API tokens)."""
 
 import argparse
 import asyncio
+import json
+import re
+from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
+import aio_pika
 import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 import migrations
+from api_service.db.engine import create_engine, session_factory
+from api_service.services.tokens import Role, TokenService
 from api_service.settings import ApiSettings
+from shared.topology import Names, declare_topology
+
+_DURATION = re.compile(r"\A(\d+)([smhd])\Z")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def alembic_config(database_url: str) -> Config:
@@ -35,10 +46,54 @@ async def create_database(database_url: str) -> bool:
         await admin.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+async def declare(settings: ApiSettings) -> None:
+    """Declare the AMQP topology once, as an operator step (the services only look it up)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        names = Names(settings.queue_prefix, settings.command_shards)
+        await declare_topology(channel, names, settings.delivery_limit)
+
+
+def duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``15m`` or ``90s``."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 15m or 90s")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+async def _tokens(settings: ApiSettings, args: argparse.Namespace) -> None:
+    engine = create_engine(settings)
+    service = TokenService(session_factory(engine))
+    try:
+        if args.action == "create":
+            issued = await service.issue(
+                name=args.name,
+                project_id=args.project,
+                role=Role(args.role),
+                expires_in=args.expires,
+                value=args.value,
+            )
+            print(json.dumps({**_shown(issued.token), "token": issued.value}))
+        elif args.action == "list":
+            for token in await service.list():
+                print(json.dumps(_shown(token)))
+        else:
+            print(json.dumps(_shown(await service.revoke(args.token_id))))
+    finally:
+        await engine.dispose()
+
+
+def _shown(token: object) -> dict[str, str | None]:
+    fields = ("id", "name", "project_id", "role", "expires_at", "revoked_at", "last_used_at")
+    return {name: None if (v := getattr(token, name)) is None else str(v) for name in fields}
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lbaas-manage", description=__doc__)
-    commands = parser.add_subparsers(dest="group", required=True)
-    db = commands.add_parser("db", help="database schema").add_subparsers(
+    groups = parser.add_subparsers(dest="group", required=True)
+    db = groups.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
     )
     db.add_parser("upgrade", help="migrate to the newest revision").add_argument(
@@ -47,13 +102,43 @@ def main(argv: list[str] | None = None) -> None:
     db.add_parser("downgrade", help="migrate back to a revision").add_argument("revision")
     db.add_parser("current", help="show the applied revision")
     db.add_parser("create", help="create the database unless it exists")
-    args = parser.parse_args(argv)
 
-    database_url = ApiSettings().database_url
-    config = alembic_config(database_url)
+    broker = groups.add_parser("broker", help="RabbitMQ topology").add_subparsers(
+        dest="action", required=True
+    )
+    broker.add_parser(
+        "declare", help="declare every exchange and queue (as a user allowed to configure)"
+    )
+
+    token = groups.add_parser("token", help="API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create = token.add_parser("create", help="issue a token; its secret is printed once")
+    create.add_argument("--project", required=True)
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    create.add_argument("--name", default="cli")
+    create.add_argument("--expires", type=duration, help="e.g. 30d, 12h (default: never)")
+    create.add_argument("--value", help="import this secret (a bootstrap token) instead")
+    token.add_parser("list", help="list tokens (never their secrets)")
+    token.add_parser("revoke", help="revoke a token at once").add_argument("token_id", type=UUID)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = ApiSettings()
+    if args.group == "token":
+        asyncio.run(_tokens(settings, args))
+        return
+    if args.group == "broker":
+        asyncio.run(declare(settings))
+        print(f"topology {settings.queue_prefix!r} declared ({settings.command_shards} shards)")
+        return
+    config = alembic_config(settings.database_url)
     if args.action == "create":
-        created = asyncio.run(create_database(database_url))
-        print(f"database {make_url(database_url).database} {'created' if created else 'exists'}")
+        created = asyncio.run(create_database(settings.database_url))
+        name = make_url(settings.database_url).database
+        print(f"database {name} {'created' if created else 'exists'}")
     elif args.action == "upgrade":
         command.upgrade(config, args.revision)
     elif args.action == "downgrade":

@@ -5,11 +5,13 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -110,16 +112,53 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
         Problem(title=_title(exc.status_code), status=exc.status_code, detail=detail),
-        dict(exc.headers) if exc.headers else None,
+        headers or None,
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route of the request's path.
+
+    Each route serves one method, so the ``Allow`` Starlette puts on a 405 names the
+    methods of the first route of the path only.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+"""What a request meets when PostgreSQL (or another dependency) cannot be reached."""
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return problem_response(
+            Problem(
+                title="Service Unavailable",
+                status=503,
+                detail="A dependency of the service (the database) cannot be reached; retry later.",
+            ),
+            {"Retry-After": "5"},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         Problem(title="Internal Server Error", status=500, detail="An unexpected error occurred.")
@@ -137,15 +176,74 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _on_unexpected)
     app.add_exception_handler(Exception, _on_unexpected)
+    _document_problems(app)
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
-    for status, description in {
-        400: "Malformed or invalid request; the problem names the field",
-        404: "Not found",
-        409: "Conflict with the object's state",
-        503: "Service unavailable",
-    }.items()
+_FASTAPI_VALIDATION = "#/components/schemas/HTTPValidationError"
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Document problem answers as they are sent.
+
+    FastAPI files a response ``model`` under ``application/json``: the problem bodies are
+    ``application/problem+json``. It also adds a 422 with its own validation error body to
+    every operation with parameters: invalid input is a 400 problem here, and a 422 only
+    answers a reused Idempotency-Key.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                fastapi_422 = responses.get("422", {}).get("content", {}).get("application/json")
+                if fastapi_422 and fastapi_422.get("schema", {}).get("$ref") == _FASTAPI_VALIDATION:
+                    del responses["422"]
+                for response in responses.values():
+                    content = response.get("content", {})
+                    if PROBLEM_JSON in content and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        schemas = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+_DESCRIPTIONS: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("Malformed or invalid request; the problem names the field", {}),
+    401: (
+        "No valid token (missing, unknown, expired or revoked)",
+        {"WWW-Authenticate": {"description": "The scheme to use", "schema": {"type": "string"}}},
+    ),
+    403: ("The token's role may not do this, or a quota is exceeded", {}),
+    404: ("Not found (or not visible to this project), or an object the body names", {}),
+    409: ("Conflict with the state of the object or of one the body names", {}),
+    412: ("If-Match does not match the object's ETag", {}),
+    413: ("Body larger than 1 MiB", {}),
+    422: ("Idempotency-Key reused with another request", {}),
+    429: ("Rate limit of the token exceeded", _RETRY_AFTER),
+    503: ("A dependency (the database) is unreachable, or no device has room", _RETRY_AFTER),
 }
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "model": Problem,
+        "content": {PROBLEM_JSON: {}},
+        "description": description,
+        **({"headers": headers} if headers else {}),
+    }
+    for status, (description, headers) in _DESCRIPTIONS.items()
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of an operation that may answer with these problems."""
+    return {status: PROBLEM_RESPONSES[status] for status in sorted(statuses)}

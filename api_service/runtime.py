@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Request
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_service.db.engine import SessionFactory, create_engine, plain_dsn, session_factory
@@ -15,6 +16,7 @@ from api_service.db.notifications import SettledFeed
 from api_service.messaging.commands import CommandPublisher
 from api_service.messaging.results import ResultConsumer
 from api_service.messaging.status import StatusConsumer
+from api_service.ratelimit import RateLimits
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService
 from api_service.services.healthmonitors import HealthMonitorService
@@ -23,7 +25,9 @@ from api_service.services.loadbalancers import LoadBalancerService
 from api_service.services.members import MemberService
 from api_service.services.operations import OperationService
 from api_service.services.pools import PoolService
+from api_service.services.quotas import QuotaService
 from api_service.services.reaper import run_reaper
+from api_service.services.tokens import Role, TokenService
 from api_service.settings import ApiSettings
 from shared.broker import Broker
 from shared.topology import Names
@@ -47,7 +51,12 @@ class Runtime:
     devices: DeviceService
     operations: OperationService
     feed: SettledFeed
+    tokens: TokenService
+    quotas: QuotaService
+    rate_limits: RateLimits
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    bootstrapped: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the bootstrap admin token (if configured) is stored."""
 
     @classmethod
     def build(cls, settings: ApiSettings) -> "Runtime":
@@ -65,17 +74,16 @@ class Runtime:
             broker,
             names,
             sessions,
-            delivery_limit=settings.delivery_limit,
             publish_timeout=settings.publish_timeout,
         )
-        status = StatusConsumer(names, sessions, delivery_limit=settings.delivery_limit)
+        status = StatusConsumer(names, sessions)
         results = ResultConsumer(
             names,
             sessions,
             prefetch=settings.result_prefetch,
-            delivery_limit=settings.delivery_limit,
         )
-        changes = Changes(sessions, commands, settings.command_shards)
+        quotas = QuotaService(sessions, settings.quota_defaults)
+        changes = Changes(sessions, commands, quotas, settings.command_shards)
         return cls(
             settings=settings,
             engine=engine,
@@ -91,6 +99,9 @@ class Runtime:
             devices=DeviceService(sessions),
             operations=OperationService(sessions),
             feed=SettledFeed(plain_dsn(settings.database_url)),
+            tokens=TokenService(sessions),
+            quotas=quotas,
+            rate_limits=RateLimits(settings.rate_limit, settings.rate_burst),
         )
 
     async def start(self) -> None:
@@ -107,6 +118,26 @@ class Runtime:
                 name="reaper",
             ),
         ]
+        if self.settings.bootstrap_admin_token is None:
+            self.bootstrapped.set()
+        else:
+            secret = self.settings.bootstrap_admin_token.get_secret_value()
+            self.tasks.append(
+                asyncio.create_task(self._bootstrap_admin(secret), name="bootstrap-admin")
+            )
+
+    async def _bootstrap_admin(self, secret: str) -> None:
+        """Make sure the bootstrap admin token exists, retrying while the database is away."""
+        while True:
+            try:
+                await self.tokens.issue(
+                    name="bootstrap-admin", project_id="admin", role=Role.ADMIN, value=secret
+                )
+                self.bootstrapped.set()
+                return
+            except (OSError, DBAPIError) as exc:
+                log.warning("cannot store the bootstrap admin token yet: %s", type(exc).__name__)
+                await asyncio.sleep(1)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -1,6 +1,6 @@
 """Settings of the API service, from ``LBAAS_*`` environment variables."""
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -23,6 +23,26 @@ class ApiSettings(CommonSettings):
     result_prefetch: int = Field(default=64, ge=1)
     default_provider: str = "haproxy"
     db_pool_size: int = Field(default=10, ge=1)
+    bootstrap_admin_token: SecretStr | None = Field(
+        default=None, description="An admin token (project 'admin') ensured at start-up."
+    )
+    rate_limit: float = Field(default=100.0, gt=0, description="Requests/s per token.")
+    rate_burst: float = Field(default=500.0, ge=1, description="Burst size per token.")
+    quota_loadbalancer: int = Field(default=-1, ge=-1, description="-1 is unlimited.")
+    quota_listener: int = Field(default=-1, ge=-1)
+    quota_pool: int = Field(default=-1, ge=-1)
+    quota_member: int = Field(default=-1, ge=-1)
+    quota_healthmonitor: int = Field(default=-1, ge=-1)
+
+    @property
+    def quota_defaults(self) -> dict[str, int]:
+        return {
+            "loadbalancer": self.quota_loadbalancer,
+            "listener": self.quota_listener,
+            "pool": self.quota_pool,
+            "member": self.quota_member,
+            "healthmonitor": self.quota_healthmonitor,
+        }
 
     @field_validator("database_url")
     @classmethod

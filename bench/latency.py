@@ -96,8 +96,8 @@ async def measure_drain(
 async def main(samples: int, clients: int, per_client: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="lbaas-bench-"))
     async with isolated() as isolation:
-        api = Api(isolation.env(log_level="WARNING"), logs)
-        agent = Agent(isolation.env(log_level="WARNING"), logs, "bench-agent")
+        api = Api(isolation.api_env(log_level="WARNING"), logs)
+        agent = Agent(isolation.agent_env(log_level="WARNING"), logs, "bench-agent")
         limits = httpx.Limits(max_connections=clients * 2)
         async with (
             running(api, agent),

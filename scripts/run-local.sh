@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Start the API and one agent against the local PostgreSQL and RabbitMQ; Ctrl-C stops both.
 # Settings come from LBAAS_* variables (see README); defaults suit a laptop.
+#
+# The broker is a trust boundary: the API and the agent connect as two users of the vhost
+# "lbaas" (scripts/rabbitmq-users.sh, which needs rabbitmqctl, i.e. root), with random
+# passwords kept in .run/rabbitmq.env. LBAAS_AMQP_URL (one URL for both) or
+# LBAAS_BROKER_USERS=0 (guest) skips that. The topology is declared as the admin user
+# (guest), like a migration. The bootstrap admin token is LBAAS_BOOTSTRAP_ADMIN_TOKEN, or
+# one made on the first run and kept in .run/admin-token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -11,8 +18,61 @@ host="${LBAAS_HOST:-127.0.0.1}"
 port="${LBAAS_PORT:-9876}"
 mkdir -p .run
 
+readonly AMQP_HOST=127.0.0.1:5672 VHOST=lbaas API_USER=lbaas-api AGENT_USER=lbaas-agent
+readonly SECRETS=.run/rabbitmq.env
+
+# A password safe in a URL as it is: hex.
+new_password() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
+
+# secret NAME: the value of NAME= in $SECRETS.
+secret() { sed -n "s/^$1=//p" "$SECRETS"; }
+
+if [[ -n "${LBAAS_AMQP_URL:-}" || "${LBAAS_BROKER_USERS:-1}" == "0" ]]; then
+    api_amqp_url="${LBAAS_AMQP_URL:-amqp://guest:guest@${AMQP_HOST}/}"
+    agent_amqp_url="$api_amqp_url"
+    admin_amqp_url="$api_amqp_url"
+else
+    export PATH="${PATH}:/usr/sbin:/sbin"
+    if ! ctl_output="$(rabbitmqctl --quiet list_vhosts 2>&1)"; then
+        echo "run-local: the API and the agent connect to RabbitMQ as their own users, and" >&2
+        echo "  creating them needs rabbitmqctl, which only root (or the rabbitmq user) may run." >&2
+        echo "  Run 'make run' as root, or set LBAAS_BROKER_USERS=0 to connect both as guest," >&2
+        echo "  or LBAAS_AMQP_URL to a URL of yours (used by both). rabbitmqctl said:" >&2
+        printf '%s\n' "$ctl_output" | grep -v '^[[:space:]]*$' | tail -n 1 | sed 's/^/    /' >&2
+        exit 1
+    fi
+    if [[ ! -s "$SECRETS" ]]; then
+        (
+            umask 077
+            printf 'LBAAS_API_AMQP_PASSWORD=%s\nLBAAS_AGENT_AMQP_PASSWORD=%s\n' \
+                "$(new_password)" "$(new_password)" >"$SECRETS"
+        )
+    fi
+    chmod 600 "$SECRETS"
+    api_password="$(secret LBAAS_API_AMQP_PASSWORD)"
+    agent_password="$(secret LBAAS_AGENT_AMQP_PASSWORD)"
+    if [[ -z "$api_password" || -z "$agent_password" ]]; then
+        echo "run-local: $SECRETS lacks a password; delete it to get new ones" >&2
+        exit 1
+    fi
+    scripts/rabbitmq-users.sh create "$VHOST" "${LBAAS_QUEUE_PREFIX:-lbaas}" \
+        "$API_USER" "$api_password" "$AGENT_USER" "$agent_password" guest
+    api_amqp_url="amqp://${API_USER}:${api_password}@${AMQP_HOST}/${VHOST}"
+    agent_amqp_url="amqp://${AGENT_USER}:${agent_password}@${AMQP_HOST}/${VHOST}"
+    admin_amqp_url="amqp://guest:guest@${AMQP_HOST}/${VHOST}"
+fi
+
+if [[ -z "${LBAAS_BOOTSTRAP_ADMIN_TOKEN:-}" ]]; then
+    if [[ ! -s .run/admin-token ]]; then
+        (umask 077 && "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(32))" >.run/admin-token)
+    fi
+    LBAAS_BOOTSTRAP_ADMIN_TOKEN="$(cat .run/admin-token)"
+fi
+export LBAAS_BOOTSTRAP_ADMIN_TOKEN
+
 "$BIN/lbaas-manage" db create
 "$BIN/lbaas-manage" db upgrade
+LBAAS_AMQP_URL="$admin_amqp_url" "$BIN/lbaas-manage" broker declare
 
 pids=()
 stop() {
@@ -22,9 +82,9 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BIN/lbaas-api" --host "$host" --port "$port" &
+LBAAS_AMQP_URL="$api_amqp_url" "$BIN/lbaas-api" --host "$host" --port "$port" &
 pids+=($!)
-"$BIN/lbaas-agent" &
+LBAAS_AMQP_URL="$agent_amqp_url" "$BIN/lbaas-agent" &
 pids+=($!)
 
 for _ in $(seq 100); do
@@ -35,5 +95,7 @@ for _ in $(seq 100); do
 done
 echo
 echo "lbaas API: http://$host:$port  (agent running; logs above; Ctrl-C stops both)"
+echo "admin token (project admin): $LBAAS_BOOTSTRAP_ADMIN_TOKEN"
+echo "  e.g. curl -H \"X-Auth-Token: \$TOKEN\" http://$host:$port/v2/lbaas/loadbalancers"
 echo
 wait -n "${pids[@]}"

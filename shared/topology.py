@@ -1,4 +1,4 @@
-"""The AMQP topology both services declare, and how commands are routed.
+"""The AMQP topology, and how commands are routed.
 
 ::
 
@@ -10,6 +10,10 @@
 Command queues have a single active consumer, so operations on one device stay
 in order across agents, a delivery limit, and at-least-once dead-lettering
 (which needs ``x-overflow: reject-publish``; see ../shared/RABBITMQ.md).
+
+The API declares the topology (:func:`declare_topology`); the agent only looks
+it up (:func:`passive_topology`), which needs no permission on the broker, so
+the agent's RabbitMQ user can neither create, bind nor delete anything.
 """
 
 import zlib
@@ -129,6 +133,39 @@ async def declare_topology(
         names.status_queue, durable=True, arguments=dead_lettered
     )
     await status_queue.bind(status, routing_key=STATUS_ROUTING_KEY)
+    return Topology(
+        commands, results, command_queues, results_queue, status, status_queue, dead_queue
+    )
+
+
+async def passive_topology(channel: AbstractChannel, names: Names) -> Topology:
+    """Look up every exchange and queue of the deployment without declaring anything.
+
+    Passive declarations: a missing entity raises
+    ``aio_pika.exceptions.ChannelNotFoundEntity`` (and closes the channel), e.g.
+    while no API has declared the topology yet.
+    """
+    try:
+        return await _look_up(channel, names)
+    except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+        raise TopologyMissing(
+            f"the broker lacks the {names.prefix!r} topology ({exc}); "
+            "declare it with `lbaas-manage broker declare`"
+        ) from None
+
+
+class TopologyMissing(Exception):
+    """An exchange or queue is missing: the operator has not declared the topology yet."""
+
+
+async def _look_up(channel: AbstractChannel, names: Names) -> Topology:
+    commands = await channel.get_exchange(names.commands_exchange)
+    command_queues = [await channel.get_queue(name) for name in names.command_queues]
+    results = await channel.get_exchange(names.results_exchange)
+    results_queue = await channel.get_queue(names.results_queue)
+    status = await channel.get_exchange(names.status_exchange)
+    status_queue = await channel.get_queue(names.status_queue)
+    dead_queue = await channel.get_queue(names.dead_queue)
     return Topology(
         commands, results, command_queues, results_queue, status, status_queue, dead_queue
     )

@@ -4,13 +4,13 @@ Tests that need other settings, or that kill and restart processes, start
 their own stack with :func:`tests.support.stack` helpers.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.client import LbaasClient
+from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
 from tests.support.stack import Agent, Api, Isolation
 
 
@@ -52,7 +52,7 @@ def agent(
     isolation: Isolation, log_dir: Path, sim_dir: Path, noop_dir: Path, api: Api
 ) -> Iterator[Agent]:
     agent = Agent(
-        isolation.env(sim_state_dir=sim_dir, noop_record_dir=noop_dir, status_interval=0.5),
+        isolation.agent_env(sim_state_dir=sim_dir, noop_record_dir=noop_dir, status_interval=0.5),
         log_dir,
         "agent-main",
     )
@@ -63,5 +63,22 @@ def agent(
 
 @pytest.fixture
 async def client(api: Api, agent: Agent) -> AsyncIterator[LbaasClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+    async with authenticated(api.url, timeout=10) as http:
         yield LbaasClient(http)
+
+
+@pytest.fixture(scope="session")
+async def client_factory(
+    api: Api, agent: Agent
+) -> AsyncIterator[Callable[[str | None], LbaasClient]]:
+    """Clients of the session's API with a given token (None: the admin's), closed at the end."""
+    opened: list[httpx.AsyncClient] = []
+
+    def client_with(token: str | None) -> LbaasClient:
+        http = authenticated(api.url, token or ADMIN_TOKEN, timeout=10)
+        opened.append(http)
+        return LbaasClient(http)
+
+    yield client_with
+    for http in opened:
+        await http.aclose()

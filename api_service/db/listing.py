@@ -17,6 +17,7 @@ parameter as an equality filter) and follow the ``rel: next`` entry of
   only ``limit``, ``sort`` and ``sort_key``.
 """
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import UnaryExpression
 from starlette.datastructures import QueryParams
 
-from api_service.problems import invalid
+from api_service.problems import FieldError, ProblemError, invalid
 
 MAX_LIMIT = 1000
 """Octavia's default ``pagination_max_limit``: no page holds more rows."""
@@ -78,6 +79,17 @@ class Page(Generic[T]):
     has_previous: bool
 
 
+_INTEGER = re.compile(r"\A-?[0-9]{1,10}\Z")
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def parse_int(raw: str) -> int:
+    """A filter value parser for integer columns: ASCII digits, within a 32-bit integer."""
+    if not _INTEGER.fullmatch(raw) or not INT32[0] <= int(raw) <= INT32[1]:
+        raise ValueError(f"must be an integer from {INT32[0]} to {INT32[1]}")
+    return int(raw)
+
+
 def parse_bool(raw: str) -> bool:
     """A filter value parser for boolean columns: ``true`` or ``false``, any case."""
     lowered = raw.lower()
@@ -88,6 +100,9 @@ def parse_bool(raw: str) -> bool:
 
 def parse_list_query(params: QueryParams, reserved: frozenset[str] = frozenset()) -> ListQuery:
     """Parse Octavia's list parameters; ``reserved`` names belong to the caller, not to filters."""
+    for name, value in params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise invalid(name.replace("\x00", "\\x00"), "must not contain NUL characters.")
     return ListQuery(
         filters=_filters(params, _PAGING_PARAMS | _TAG_PARAMS | reserved),
         sort=_sort(params),
@@ -134,10 +149,9 @@ def _names(values: Iterable[str]) -> list[str]:
 def _limit(raw: str | None) -> int | None:
     if raw is None:
         return None
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise invalid("limit", f"must be an integer, not {raw!r}.") from None
+    if not re.fullmatch(r"-?[0-9]{1,20}", raw):
+        raise invalid("limit", f"must be an integer, not {raw!r}.")
+    limit = int(raw)
     if limit < 1:
         raise invalid("limit", f"must be at least 1, not {limit}.")
     return min(limit, MAX_LIMIT)
@@ -162,17 +176,21 @@ def _page_reverse(raw: str | None) -> bool:
 
 
 def _sort(params: QueryParams) -> list[tuple[str, bool]]:
-    """``sort=a:asc,b:desc`` wins over the legacy ``sort_key=a,b&sort_dir=asc,desc``."""
+    """``sort=a:asc,b:desc`` wins over the legacy ``sort_key=a,b&sort_dir=asc,desc``.
+
+    ``sort`` is exactly ``KEY[:DIR](,KEY[:DIR])*``: no blanks, no empty items (its OpenAPI
+    pattern says the same).
+    """
     if "sort" in params:
-        keys = [_sort_item(item) for item in _names(params.getlist("sort"))]
+        keys = [_sort_item(item) for item in ",".join(params.getlist("sort")).split(",")]
     else:
         keys = _legacy_sort(_names(params.getlist("sort_key")), _names(params.getlist("sort_dir")))
     return keys or list(DEFAULT_SORT)
 
 
 def _sort_item(item: str) -> tuple[str, bool]:
-    name, _, direction = item.partition(":")
-    if not name or ":" in direction:
+    name, colon, direction = item.partition(":")
+    if not name or ":" in direction or (colon and not direction):
         raise invalid("sort", f"{item!r} is not KEY or KEY:asc or KEY:desc.")
     return name, _ascending("sort", direction or "asc")
 
@@ -307,7 +325,12 @@ async def _marker_values(
         statement = statement.where(scope)
     values = (await session.execute(statement)).first()
     if values is None:
-        raise invalid("marker", f"object {marker} not found.")
+        raise ProblemError(
+            404,
+            "Not Found",
+            f"marker: object {marker} not found.",
+            errors=[FieldError(field="marker", message=f"object {marker} not found.")],
+        )
     return values
 
 

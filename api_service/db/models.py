@@ -205,6 +205,9 @@ class Operation(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     agent_id: Mapped[str | None] = mapped_column(String(255))
+    requested_by: Mapped[str | None] = mapped_column(String(255))
+    """The name of the token that asked for the change."""
+    requested_by_token_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = _now_column()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -240,7 +243,8 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
-    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """Whose key it is: a digest of the caller's token."""
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
@@ -248,3 +252,32 @@ class IdempotencyKey(Base):
     headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = _now_column()
+
+
+class Token(Base):
+    """An API token: only its SHA-256 is stored; the value is shown once, at creation."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _now_column()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Quota(Base):
+    """A project's limits; a null column means the default from the settings."""
+
+    __tablename__ = "quotas"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    loadbalancer: Mapped[int | None] = mapped_column(Integer)
+    listener: Mapped[int | None] = mapped_column(Integer)
+    pool: Mapped[int | None] = mapped_column(Integer)
+    member: Mapped[int | None] = mapped_column(Integer)
+    healthmonitor: Mapped[int | None] = mapped_column(Integer)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 from api_service.db.engine import SessionFactory
 from api_service.db.models import OutboxRow
 from shared.broker import Broker
-from shared.topology import Names, declare_topology
+from shared.topology import Names, passive_topology
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,11 @@ class CommandPublisher:
         names: Names,
         sessions: SessionFactory,
         *,
-        delivery_limit: int,
         publish_timeout: float,
     ) -> None:
         self._broker = broker
         self._names = names
         self._sessions = sessions
-        self._delivery_limit = delivery_limit
         self._timeout = publish_timeout
         self._exchange: AbstractExchange | None = None
         self.wake = asyncio.Event()
@@ -51,7 +49,7 @@ class CommandPublisher:
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         """Declare the topology and open the confirming channel commands go through."""
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        topology = await declare_topology(channel, self._names, self._delivery_limit)
+        topology = await passive_topology(channel, self._names)
         self._exchange = topology.commands
         self.wake.set()
 

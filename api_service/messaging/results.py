@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from api_service.db.engine import SessionFactory
 from api_service.services.results import Verdict, apply_result
 from shared.messages import Result
-from shared.topology import Names, declare_topology
+from shared.topology import Names, passive_topology
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +24,15 @@ _DB_RETRY = 1.0
 
 
 class ResultConsumer:
-    def __init__(
-        self, names: Names, sessions: SessionFactory, *, prefetch: int, delivery_limit: int
-    ) -> None:
+    def __init__(self, names: Names, sessions: SessionFactory, *, prefetch: int) -> None:
         self._names = names
         self._sessions = sessions
         self._prefetch = prefetch
-        self._delivery_limit = delivery_limit
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
-        topology = await declare_topology(channel, self._names, self._delivery_limit)
+        topology = await passive_topology(channel, self._names)
         await topology.results_queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

@@ -17,21 +17,20 @@ from api_service.db.engine import SessionFactory
 from api_service.db.models import Device, LoadBalancer, LoadBalancerStats
 from shared.messages import Counters, StatusReport
 from shared.status import OperatingStatus
-from shared.topology import Names, declare_topology
+from shared.topology import Names, passive_topology
 
 log = logging.getLogger(__name__)
 
 
 class StatusConsumer:
-    def __init__(self, names: Names, sessions: SessionFactory, *, delivery_limit: int) -> None:
+    def __init__(self, names: Names, sessions: SessionFactory) -> None:
         self._names = names
         self._sessions = sessions
-        self._delivery_limit = delivery_limit
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=16)
-        topology = await declare_topology(channel, self._names, self._delivery_limit)
+        topology = await passive_topology(channel, self._names)
         await topology.status_queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

@@ -4,7 +4,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from api_service.context import RequestContext, admin_context, global_reader_context
 from api_service.db.models import Device
+from api_service.problems import problems
+from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.devices import (
     DeviceBody,
@@ -15,6 +18,8 @@ from api_service.schemas.devices import (
 )
 
 router = APIRouter(prefix="/lbaas/devices", tags=["devices"])
+Reader = Depends(global_reader_context)
+Admin = Depends(admin_context)
 
 
 def device_out(device: Device) -> DeviceOut:
@@ -38,11 +43,25 @@ def device_out(device: Device) -> DeviceOut:
     status_code=status.HTTP_201_CREATED,
     operation_id="createDevice",
     summary="Register a device",
+    responses={
+        201: {
+            "headers": {
+                "Location": {
+                    "description": "The device's URL",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uri"},
+                }
+            }
+        },
+        **problems(*CHECKED, 400, 403, 409, 413, 422),
+    },
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
     body: DeviceCreateBody,
     request: Request,
     response: Response,
+    _: RequestContext = Admin,
     runtime: Runtime = Depends(get_runtime),
 ) -> DeviceBody:
     device = await runtime.devices.create(body.device)
@@ -50,19 +69,39 @@ async def create(
     return DeviceBody(device=device_out(device))
 
 
-@router.get("", operation_id="listDevices", summary="List devices")
-async def list_(runtime: Runtime = Depends(get_runtime)) -> DeviceList:
+@router.get(
+    "",
+    operation_id="listDevices",
+    summary="List devices",
+    responses=problems(*CHECKED, 403),
+)
+async def list_(_: RequestContext = Reader, runtime: Runtime = Depends(get_runtime)) -> DeviceList:
     return DeviceList(devices=[device_out(device) for device in await runtime.devices.list()])
 
 
-@router.get("/{device_id}", operation_id="getDevice", summary="Show a device")
-async def get(device_id: UUID, runtime: Runtime = Depends(get_runtime)) -> DeviceBody:
+@router.get(
+    "/{device_id}",
+    operation_id="getDevice",
+    summary="Show a device",
+    responses=problems(*CHECKED, 400, 403, 404),
+)
+async def get(
+    device_id: UUID, _: RequestContext = Reader, runtime: Runtime = Depends(get_runtime)
+) -> DeviceBody:
     return DeviceBody(device=device_out(await runtime.devices.get(device_id)))
 
 
-@router.put("/{device_id}", operation_id="updateDevice", summary="Update a device")
+@router.put(
+    "/{device_id}",
+    operation_id="updateDevice",
+    summary="Update a device (its driver and range only while it hosts nothing)",
+    responses=problems(*CHECKED, 400, 403, 404, 409, 413),
+)
 async def update(
-    device_id: UUID, body: DeviceUpdateBody, runtime: Runtime = Depends(get_runtime)
+    device_id: UUID,
+    body: DeviceUpdateBody,
+    _: RequestContext = Admin,
+    runtime: Runtime = Depends(get_runtime),
 ) -> DeviceBody:
     return DeviceBody(device=device_out(await runtime.devices.update(device_id, body.device)))
 
@@ -72,6 +111,12 @@ async def update(
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="deleteDevice",
     summary="Remove a device that hosts no load balancer",
+    responses={
+        204: {"description": "Removed"},
+        **problems(*CHECKED, 400, 403, 404, 409, 413),
+    },
 )
-async def delete(device_id: UUID, runtime: Runtime = Depends(get_runtime)) -> None:
+async def delete(
+    device_id: UUID, _: RequestContext = Admin, runtime: Runtime = Depends(get_runtime)
+) -> None:
     await runtime.devices.delete(device_id)

@@ -2,18 +2,26 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context
+from api_service.context import RequestContext, request_context, writer_context
 from api_service.db.listing import ListQuery, list_query_dependency
 from api_service.db.models import HealthMonitor
 from api_service.routers.http import (
+    CHANGE_PROBLEMS,
+    CREATE_PROBLEMS,
+    IDEMPOTENCY_KEY,
+    LIST_PROBLEMS,
     LongPoll,
     accepted,
+    accepted_responses,
     common_fields,
+    if_match_header,
+    list_openapi,
     list_response,
     long_poll,
+    read_responses,
     read_settled,
     with_etag,
 )
@@ -61,12 +69,14 @@ def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createHealthMonitor",
     summary="Create a health monitor (asynchronous)",
+    responses=accepted_responses(CREATE_PROBLEMS),
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
     body: HealthMonitorCreateBody,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> HealthMonitorBody:
     change = await runtime.healthmonitors.create(ctx, body.healthmonitor)
@@ -78,6 +88,8 @@ async def create(
     operation_id="listHealthMonitors",
     summary="List health monitors",
     response_model=HealthMonitorList,
+    responses=LIST_PROBLEMS,
+    openapi_extra=list_openapi(HealthMonitor),
 )
 async def list_(
     request: Request,
@@ -89,7 +101,12 @@ async def list_(
     return list_response(request, query, PATH, page, rel, ctx, healthmonitor_out)
 
 
-@router.get("/{healthmonitor_id}", operation_id="getHealthMonitor", summary="Show a health monitor")
+@router.get(
+    "/{healthmonitor_id}",
+    operation_id="getHealthMonitor",
+    summary="Show a health monitor",
+    responses=read_responses(),
+)
 async def get(
     healthmonitor_id: UUID,
     response: Response,
@@ -112,14 +129,15 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateHealthMonitor",
     summary="Update a health monitor (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def update(
     healthmonitor_id: UUID,
     body: HealthMonitorUpdateBody,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> HealthMonitorBody:
     change = await runtime.healthmonitors.update(
@@ -133,13 +151,14 @@ async def update(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deleteHealthMonitor",
     summary="Delete a health monitor (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def delete(
     healthmonitor_id: UUID,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> HealthMonitorBody:
     change = await runtime.healthmonitors.delete(ctx, healthmonitor_id, if_match)

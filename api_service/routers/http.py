@@ -1,26 +1,181 @@
-"""What every resource router does the same way: 202 headers, ETags, list bodies."""
+"""What every resource router does the same way: 202 headers, ETags, list bodies, and how
+the OpenAPI document describes them (responses, headers, list parameters)."""
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from fastapi import Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api_service.context import RequestContext
-from api_service.db.listing import ListQuery, Page, page_links, select_fields
+from api_service.db.listing import (
+    INT32,
+    ListQuery,
+    Page,
+    page_links,
+    parse_bool,
+    parse_int,
+    select_fields,
+)
 from api_service.db.models import TreeObject
+from api_service.idempotency import KEY_PATTERN
+from api_service.problems import problems
 from api_service.runtime import Runtime
+from api_service.schemas.fields import IP_FORMATS, not_null
 from api_service.services.changes import Accepted, etag
-from api_service.services.views import Related
+from api_service.services.views import (
+    COMMON_FILTERS,
+    COMMON_SORTS,
+    FILTERS,
+    SORTS,
+    Related,
+    parse_address,
+)
 from api_service.services.waiting import wait_settled
 from shared.status import ProvisioningStatus
 
 T = TypeVar("T", bound=TreeObject)
 
 Out = Callable[[Any, Related, RequestContext], BaseModel]
+
+# Problems by kind of operation. Every operation checks a token (401), charges its rate
+# limit (429) and reads PostgreSQL (503 when it is unreachable).
+CHECKED = (401, 429, 503)
+READ_PROBLEMS = problems(*CHECKED, 400, 404)
+"""GET of one object: a malformed id or parameter (400), an unknown or invisible one (404)."""
+LIST_PROBLEMS = problems(*CHECKED, 400, 404)
+"""A list: a malformed parameter (400), a ``marker`` that names no listed object (404)."""
+CREATE_PROBLEMS = problems(*CHECKED, 400, 403, 404, 409, 413, 422)
+"""A POST: invalid body (400, 413), role or quota (403), a named object missing (404), a
+conflict or an Idempotency-Key still in use (409), or reused with another body (422)."""
+CHANGE_PROBLEMS = problems(*CHECKED, 400, 403, 404, 409, 412, 413)
+"""A PUT or DELETE of an object: as a POST, and a stale If-Match (412)."""
+
+_STRING = {"type": "string"}
+ETAG_HEADER = {
+    "ETag": {
+        "description": "The object's version, for If-Match",
+        "required": True,
+        "schema": _STRING,
+    }
+}
+ACCEPTED_HEADERS = {
+    "Location": {
+        "description": "Where to poll the object",
+        "required": True,
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Retry-After": {"description": "Seconds before polling", "schema": {"type": "integer"}},
+    "X-Operation-Id": {
+        "description": "The operation that carries the change (/v2/lbaas/operations/{id})",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    **ETAG_HEADER,
+}
+
+
+def read_responses() -> dict[int | str, dict[str, Any]]:
+    return {200: {"headers": ETAG_HEADER}, **READ_PROBLEMS}
+
+
+def accepted_responses(problem_responses: dict[int | str, dict[str, Any]]) -> dict[int | str, Any]:
+    """A 202: the change is stored and on its way to the device; poll the object."""
+    return {
+        202: {
+            "description": "Accepted: the object is PENDING_* until the agent has applied it",
+            "headers": ACCEPTED_HEADERS,
+        },
+        **problem_responses,
+    }
+
+
+IDEMPOTENCY_KEY = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": (
+                "The same key and body within 24 h get the first answer again (with "
+                "Idempotent-Replayed: true); the same key with another body is 422."
+            ),
+            "schema": {"type": "string", "pattern": "^" + KEY_PATTERN + "$"},
+        }
+    ]
+}
+"""``openapi_extra`` of every POST: the idempotency middleware reads this header."""
+
+_NO_NUL = {"type": "string", "pattern": "^[^\\u0000]*$"}
+_FILTER_SCHEMAS: dict[Callable[[str], object], dict[str, Any]] = {
+    str: _NO_NUL,
+    UUID: {"type": "string", "format": "uuid"},
+    parse_bool: {"type": "boolean"},
+    parse_int: {"type": "integer", "minimum": INT32[0], "maximum": INT32[1]},
+    parse_address: {"type": "string", **IP_FORMATS},
+}
+_DIRECTION = "(?::(?:[Aa][Ss][Cc]|[Dd][Ee][Ss][Cc]))?"
+
+
+def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        **extra,
+    }
+
+
+def list_openapi(model: type[TreeObject]) -> dict[str, Any]:
+    """``openapi_extra`` of a list: Octavia's query parameters, which a dependency reads raw."""
+    sortable = sorted(COMMON_SORTS | SORTS[model])
+    key = "(?:" + "|".join(re.escape(name) for name in sortable) + ")"
+    parameters = [
+        _query(
+            "limit",
+            {"type": "integer", "minimum": 1},
+            "Page size; at most 1000 (a larger limit is capped). Follow the `next` link.",
+        ),
+        _query(
+            "marker",
+            {"type": "string", "format": "uuid"},
+            "Start after this object (the id in a `next` link); 404 if no such object is listed.",
+        ),
+        _query("page_reverse", {"type": "boolean"}, "The page before the marker instead."),
+        _query(
+            "sort",
+            {"type": "string", "pattern": f"^{key}{_DIRECTION}(?:,{key}{_DIRECTION})*$"},
+            "Sort keys with directions, such as name:asc,created_at:desc (the legacy "
+            "sort_key/sort_dir pair is also read). Ties are broken by created_at and id.",
+        ),
+        _query(
+            "fields",
+            {"type": "array", "items": _NO_NUL},
+            "Only these fields of each object (repeated or comma-separated; unknown ones ignored).",
+            style="form",
+            explode=True,
+        ),
+        *(
+            _query(name, _NO_NUL, description)
+            for name, description in (
+                ("tags", "Objects with all of these tags (comma-separated)."),
+                ("tags-any", "Objects with any of these tags (comma-separated)."),
+                ("not-tags", "Objects without all of these tags (comma-separated)."),
+                ("not-tags-any", "Objects with none of these tags (comma-separated)."),
+            )
+        ),
+        *(
+            _query(name, _FILTER_SCHEMAS[parse], f"Only objects whose {name} is this.")
+            for name, parse in {**COMMON_FILTERS, **FILTERS[model]}.items()
+        ),
+    ]
+    return {"parameters": parameters}
 
 
 def common_fields(obj: TreeObject) -> dict[str, Any]:
@@ -75,10 +230,22 @@ class LongPoll:
     timeout: float
 
 
+def if_match_header(
+    if_match: str | None = Header(
+        default=None,
+        alias="If-Match",
+        description="Change only if the object's ETag is still this one (else 412), or *.",
+        json_schema_extra=not_null,
+    ),
+) -> str | None:
+    return if_match
+
+
 def long_poll(
     wait_for: ProvisioningStatus | None = Query(
         default=None,
         description="Answer once the object leaves PENDING_* or reaches this status (long poll).",
+        json_schema_extra=not_null,
     ),
     timeout: float = Query(default=30, gt=0, le=300, description="Seconds to wait at most."),
 ) -> LongPoll:

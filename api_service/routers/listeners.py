@@ -2,18 +2,26 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context
+from api_service.context import RequestContext, request_context, writer_context
 from api_service.db.listing import ListQuery, list_query_dependency
 from api_service.db.models import Listener
 from api_service.routers.http import (
+    CHANGE_PROBLEMS,
+    CREATE_PROBLEMS,
+    IDEMPOTENCY_KEY,
+    LIST_PROBLEMS,
     LongPoll,
     accepted,
+    accepted_responses,
     common_fields,
+    if_match_header,
+    list_openapi,
     list_response,
     long_poll,
+    read_responses,
     read_settled,
     with_etag,
 )
@@ -63,19 +71,28 @@ def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createListener",
     summary="Create a listener (asynchronous)",
+    responses=accepted_responses(CREATE_PROBLEMS),
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
     body: ListenerCreateBody,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> ListenerBody:
     change = await runtime.listeners.create(ctx, body.listener)
     return _accepted(request, response, change, ctx)
 
 
-@router.get("", operation_id="listListeners", summary="List listeners", response_model=ListenerList)
+@router.get(
+    "",
+    operation_id="listListeners",
+    summary="List listeners",
+    response_model=ListenerList,
+    responses=LIST_PROBLEMS,
+    openapi_extra=list_openapi(Listener),
+)
 async def list_(
     request: Request,
     query: ListQuery = Depends(list_query_dependency()),
@@ -86,7 +103,12 @@ async def list_(
     return list_response(request, query, PATH, page, rel, ctx, listener_out)
 
 
-@router.get("/{listener_id}", operation_id="getListener", summary="Show a listener")
+@router.get(
+    "/{listener_id}",
+    operation_id="getListener",
+    summary="Show a listener",
+    responses=read_responses(),
+)
 async def get(
     listener_id: UUID,
     response: Response,
@@ -106,14 +128,15 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateListener",
     summary="Update a listener (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def update(
     listener_id: UUID,
     body: ListenerUpdateBody,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> ListenerBody:
     change = await runtime.listeners.update(ctx, listener_id, body.listener, if_match)
@@ -125,13 +148,14 @@ async def update(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deleteListener",
     summary="Delete a listener (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def delete(
     listener_id: UUID,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> ListenerBody:
     change = await runtime.listeners.delete(ctx, listener_id, if_match)

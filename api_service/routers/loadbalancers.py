@@ -2,19 +2,29 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context
+from api_service.context import RequestContext, request_context, writer_context
 from api_service.db.listing import ListQuery, list_query_dependency, parse_bool
 from api_service.db.models import LoadBalancer, TreeObject
-from api_service.problems import invalid
+from api_service.problems import invalid, problems
 from api_service.routers.http import (
+    CHANGE_PROBLEMS,
+    CHECKED,
+    CREATE_PROBLEMS,
+    IDEMPOTENCY_KEY,
+    LIST_PROBLEMS,
+    READ_PROBLEMS,
     LongPoll,
     accepted,
+    accepted_responses,
     common_fields,
+    if_match_header,
+    list_openapi,
     list_response,
     long_poll,
+    read_responses,
     read_settled,
     with_etag,
 )
@@ -28,6 +38,7 @@ from api_service.schemas.loadbalancers import (
     LoadBalancerUpdateBody,
     StatsBody,
     StatsOut,
+    StatusTreeBody,
 )
 from api_service.services.changes import Accepted
 from api_service.services.tree import Tree
@@ -71,12 +82,18 @@ async def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createLoadBalancer",
     summary="Create a load balancer, optionally with its whole tree (asynchronous)",
+    description=(
+        "Placed on the enabled device of the provider with the most room (or, for an admin, "
+        "on device_id); 503 when no device of the provider has room."
+    ),
+    responses=accepted_responses(CREATE_PROBLEMS),
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
     body: LoadBalancerCreateBody,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
     change = await runtime.loadbalancers.create(ctx, body.loadbalancer)
@@ -88,6 +105,8 @@ async def create(
     operation_id="listLoadBalancers",
     summary="List load balancers",
     response_model=LoadBalancerList,
+    responses=LIST_PROBLEMS,
+    openapi_extra=list_openapi(LoadBalancer),
 )
 async def list_(
     request: Request,
@@ -99,7 +118,12 @@ async def list_(
     return list_response(request, query, PATH, page, rel, ctx, loadbalancer_out)
 
 
-@router.get("/{loadbalancer_id}", operation_id="getLoadBalancer", summary="Show a load balancer")
+@router.get(
+    "/{loadbalancer_id}",
+    operation_id="getLoadBalancer",
+    summary="Show a load balancer",
+    responses=read_responses(),
+)
 async def get(
     loadbalancer_id: UUID,
     response: Response,
@@ -120,14 +144,15 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateLoadBalancer",
     summary="Update a load balancer (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def update(
     loadbalancer_id: UUID,
     body: LoadBalancerUpdateBody,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
     change = await runtime.loadbalancers.update(ctx, loadbalancer_id, body.loadbalancer, if_match)
@@ -139,14 +164,19 @@ async def update(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deleteLoadBalancer",
     summary="Delete a load balancer (asynchronous); with cascade=true, its whole tree",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def delete(
     loadbalancer_id: UUID,
     request: Request,
     response: Response,
-    cascade: str = Query(default="false", description="true to delete the whole tree"),
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    cascade: str = Query(
+        default="false",
+        description="true to delete the whole tree (true or false, in any case)",
+        json_schema_extra={"type": "boolean", "default": False},
+    ),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
     try:
@@ -164,12 +194,13 @@ async def delete(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="failoverLoadBalancer",
     summary="Apply the whole tree again, on another device if its own is disabled",
+    responses=accepted_responses(problems(*CHECKED, 400, 403, 404, 409)),
 )
 async def failover(
     loadbalancer_id: UUID,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> LoadBalancerBody:
     change = await runtime.loadbalancers.failover(ctx, loadbalancer_id)
@@ -180,6 +211,7 @@ async def failover(
     "/{loadbalancer_id}/stats",
     operation_id="getLoadBalancerStats",
     summary="Traffic counters as last reported by the agent",
+    responses=READ_PROBLEMS,
 )
 async def stats(
     loadbalancer_id: UUID,
@@ -195,6 +227,9 @@ async def stats(
     "/{loadbalancer_id}/status",
     operation_id="getLoadBalancerStatusTree",
     summary="Provisioning and operating status of the whole tree",
+    response_model=StatusTreeBody,
+    response_model_exclude_none=True,
+    responses=READ_PROBLEMS,
 )
 async def status_tree(
     loadbalancer_id: UUID,

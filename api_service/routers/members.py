@@ -2,18 +2,26 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context
+from api_service.context import RequestContext, request_context, writer_context
 from api_service.db.listing import ListQuery, list_query_dependency
 from api_service.db.models import Member
 from api_service.routers.http import (
+    CHANGE_PROBLEMS,
+    CREATE_PROBLEMS,
+    IDEMPOTENCY_KEY,
+    LIST_PROBLEMS,
     LongPoll,
     accepted,
+    accepted_responses,
     common_fields,
+    if_match_header,
+    list_openapi,
     list_response,
     long_poll,
+    read_responses,
     read_settled,
     with_etag,
 )
@@ -60,13 +68,15 @@ def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createMember",
     summary="Add a member to a pool (asynchronous)",
+    responses=accepted_responses(CREATE_PROBLEMS),
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
     pool_id: UUID,
     body: MemberCreateBody,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> MemberBody:
     change = await runtime.members.create(ctx, pool_id, body.member)
@@ -78,6 +88,7 @@ async def create(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="replaceMembers",
     summary="Replace the pool's whole member list in one operation (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
     response_model=MemberList,
 )
 async def replace_all(
@@ -85,7 +96,7 @@ async def replace_all(
     body: MembersBatchBody,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
     change = await runtime.members.replace_all(ctx, pool_id, body.members)
@@ -100,7 +111,12 @@ async def replace_all(
 
 
 @router.get(
-    "", operation_id="listMembers", summary="List a pool's members", response_model=MemberList
+    "",
+    operation_id="listMembers",
+    summary="List a pool's members",
+    response_model=MemberList,
+    responses=LIST_PROBLEMS,
+    openapi_extra=list_openapi(Member),
 )
 async def list_(
     pool_id: UUID,
@@ -116,7 +132,12 @@ async def list_(
     return list_response(request, query, "members", page, rel, ctx, member_out)
 
 
-@router.get("/{member_id}", operation_id="getMember", summary="Show a member")
+@router.get(
+    "/{member_id}",
+    operation_id="getMember",
+    summary="Show a member",
+    responses=read_responses(),
+)
 async def get(
     pool_id: UUID,
     member_id: UUID,
@@ -140,6 +161,7 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateMember",
     summary="Update a member (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def update(
     pool_id: UUID,
@@ -147,8 +169,8 @@ async def update(
     body: MemberUpdateBody,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> MemberBody:
     change = await runtime.members.update(ctx, pool_id, member_id, body.member, if_match)
@@ -160,14 +182,15 @@ async def update(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deleteMember",
     summary="Remove a member (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def delete(
     pool_id: UUID,
     member_id: UUID,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> MemberBody:
     change = await runtime.members.delete(ctx, pool_id, member_id, if_match)

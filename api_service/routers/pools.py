@@ -2,18 +2,26 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context
+from api_service.context import RequestContext, request_context, writer_context
 from api_service.db.listing import ListQuery, list_query_dependency
 from api_service.db.models import Pool
 from api_service.routers.http import (
+    CHANGE_PROBLEMS,
+    CREATE_PROBLEMS,
+    IDEMPOTENCY_KEY,
+    LIST_PROBLEMS,
     LongPoll,
     accepted,
+    accepted_responses,
     common_fields,
+    if_match_header,
+    list_openapi,
     list_response,
     long_poll,
+    read_responses,
     read_settled,
     with_etag,
 )
@@ -71,19 +79,28 @@ async def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createPool",
     summary="Create a pool (asynchronous)",
+    responses=accepted_responses(CREATE_PROBLEMS),
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
     body: PoolCreateBody,
     request: Request,
     response: Response,
-    ctx: RequestContext = Depends(request_context),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> PoolBody:
     change = await runtime.pools.create(ctx, body.pool)
     return await _accepted(request, response, change, ctx, runtime)
 
 
-@router.get("", operation_id="listPools", summary="List pools", response_model=PoolList)
+@router.get(
+    "",
+    operation_id="listPools",
+    summary="List pools",
+    response_model=PoolList,
+    responses=LIST_PROBLEMS,
+    openapi_extra=list_openapi(Pool),
+)
 async def list_(
     request: Request,
     query: ListQuery = Depends(list_query_dependency()),
@@ -94,7 +111,12 @@ async def list_(
     return list_response(request, query, PATH, page, rel, ctx, pool_out)
 
 
-@router.get("/{pool_id}", operation_id="getPool", summary="Show a pool")
+@router.get(
+    "/{pool_id}",
+    operation_id="getPool",
+    summary="Show a pool",
+    responses=read_responses(),
+)
 async def get(
     pool_id: UUID,
     response: Response,
@@ -114,14 +136,15 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updatePool",
     summary="Update a pool (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def update(
     pool_id: UUID,
     body: PoolUpdateBody,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> PoolBody:
     change = await runtime.pools.update(ctx, pool_id, body.pool, if_match)
@@ -133,13 +156,14 @@ async def update(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deletePool",
     summary="Delete a pool (asynchronous)",
+    responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def delete(
     pool_id: UUID,
     request: Request,
     response: Response,
-    if_match: str | None = Header(default=None),
-    ctx: RequestContext = Depends(request_context),
+    if_match: str | None = Depends(if_match_header),
+    ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> PoolBody:
     change = await runtime.pools.delete(ctx, pool_id, if_match)

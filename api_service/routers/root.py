@@ -1,45 +1,74 @@
-"""Version discovery and health."""
+"""Version discovery and health (no token needed)."""
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from api_service.problems import Problem, problem_response
+from api_service.problems import Problem, problem_response, problems
 from api_service.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["service"])
 
 
+class Link(BaseModel):
+    href: str
+    rel: str
+
+
+class Version(BaseModel):
+    id: str
+    status: str
+    links: list[Link]
+
+
+class Versions(BaseModel):
+    versions: list[Version]
+
+
+class VersionBody(BaseModel):
+    version: Version
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+
+
 @router.get("/", operation_id="listVersions", summary="API versions (for client discovery)")
-async def versions(request: Request) -> dict[str, Any]:
-    return {"versions": [_version(request)]}
+async def versions(request: Request) -> Versions:
+    return Versions(versions=[_version(request)])
 
 
-def _version(request: Request) -> dict[str, Any]:
-    return {
-        "id": "v2.0",
-        "status": "CURRENT",
-        "links": [{"href": f"{request.base_url}v2", "rel": "self"}],
-    }
+def _version(request: Request) -> Version:
+    return Version(
+        id="v2.0", status="CURRENT", links=[Link(href=f"{request.base_url}v2", rel="self")]
+    )
 
 
 @router.get("/v2", operation_id="showVersion", summary="The v2 API version (for discovery)")
 @router.get("/v2.0", include_in_schema=False)
-async def version(request: Request) -> dict[str, Any]:
-    return {"version": _version(request)}
+async def version(request: Request) -> VersionBody:
+    return VersionBody(version=_version(request))
 
 
 @router.get("/healthz", operation_id="healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> Health:
+    return Health(status="ok")
 
 
 @router.get(
     "/readyz",
     operation_id="readyz",
     summary="PostgreSQL and RabbitMQ are reachable",
-    responses={503: {"model": Problem, "description": "A dependency is unreachable"}},
+    response_model=Readiness,
+    responses={
+        503: {**problems(503)[503], "description": "A dependency is unreachable"},
+    },
 )
 async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
     down = []
@@ -47,6 +76,8 @@ async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
         down.append("PostgreSQL")
     if not runtime.broker.is_connected:
         down.append("RabbitMQ")
+    if not runtime.bootstrapped.is_set():
+        down.append("the bootstrap admin token (not stored yet)")
     if down:
         return problem_response(
             Problem(

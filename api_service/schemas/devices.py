@@ -4,15 +4,25 @@ import re
 from datetime import datetime
 from ipaddress import ip_network
 from typing import Annotated
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field, Strict
 
-from api_service.schemas.fields import DriverName, RequestBody, StrictBool, StrictInt
+from api_service.schemas.fields import (
+    CIDR_DESCRIPTION,
+    INTEGRAL,
+    DriverName,
+    RequestBody,
+    StrictBool,
+    documented,
+)
 
 _DEVICE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
-_URL_CHARS = re.compile(r"\A[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]{1,2048}\Z")
+_URL_CHARS = r"[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]"
+_MANAGEMENT_URL = re.compile(
+    rf"\A[A-Za-z][A-Za-z0-9+.\-]*://[A-Za-z0-9\-._~!&'()*+,;=%:@]+(?:[/?#]{_URL_CHARS}*)?\Z"
+)
+"""``scheme://authority[/path][?query][#fragment]``; IPv6 hosts in brackets are not supported."""
 
 
 def _device_name(value: str) -> str:
@@ -24,11 +34,11 @@ def _device_name(value: str) -> str:
 
 
 def _management_url(value: str) -> str:
-    if not _URL_CHARS.fullmatch(value):
-        raise ValueError("must be a URL without spaces or control characters")
-    parts = urlsplit(value)
-    if not parts.scheme or not (parts.netloc or parts.path):
-        raise ValueError("must be an absolute URL such as sim://appliance-1 or https://10.0.0.2")
+    if len(value) > 2048 or not _MANAGEMENT_URL.fullmatch(value):
+        raise ValueError(
+            "must be an absolute URL of at most 2048 URL characters, with a host, such as "
+            "sim://appliance-1 or https://10.0.0.2:8443"
+        )
     return value
 
 
@@ -39,10 +49,16 @@ def _cidr(value: str) -> str:
         raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
 
 
-DeviceName = Annotated[str, Strict(), AfterValidator(_device_name)]
-ManagementUrl = Annotated[str, Strict(), AfterValidator(_management_url)]
-Cidr = Annotated[str, Strict(), AfterValidator(_cidr)]
-Capacity = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+DeviceName = Annotated[str, Strict(), documented(_DEVICE_NAME), AfterValidator(_device_name)]
+ManagementUrl = Annotated[
+    str,
+    Strict(),
+    Field(max_length=2048),
+    documented(_MANAGEMENT_URL),
+    AfterValidator(_management_url),
+]
+Cidr = Annotated[str, Strict(), Field(description=CIDR_DESCRIPTION), AfterValidator(_cidr)]
+Capacity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), INTEGRAL]
 
 
 class DeviceCreate(RequestBody):

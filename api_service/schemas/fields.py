@@ -1,25 +1,74 @@
 """Field types with allow-lists for every user string that may reach a device."""
 
 import re
-import unicodedata
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 StrictBool = Annotated[bool, Strict()]
-StrictInt = Annotated[int, Strict()]
+
+INT32_MAX = 2**31 - 1
+"""The largest value an integer column holds: every unbounded count is capped there."""
+
+
+def _integral(value: object) -> object:
+    """JSON does not tell ``8`` from ``8.0`` (nor does JSON Schema's ``integer``): both are 8.
+
+    Strings, booleans and fractions stay what they are, and strict validation refuses them.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+INTEGRAL = BeforeValidator(_integral)
+"""Put last in an integer's ``Annotated``, after its ``Strict()`` and ``Field`` bounds (earlier,
+the bounds are lost from the JSON schema)."""
+StrictInt = Annotated[int, Strict(), INTEGRAL]
+
+
+def pattern_of(regex: re.Pattern[str]) -> str:
+    r"""The JSON Schema ``pattern`` of a ``\A…\Z`` regex.
+
+    ``$`` ends the text in the regex dialects of JSON Schema validators, as ``\Z`` does in
+    Python's (where ``$`` would also match before a final newline).
+    """
+    source = regex.pattern
+    assert source.startswith("\\A") and source.endswith("\\Z"), source
+    return "^" + source[2:-2] + "$"
+
+
+def documented(regex: re.Pattern[str]) -> Any:
+    """``Field`` metadata that documents the regex a validator checks, as the schema's pattern."""
+    return Field(json_schema_extra={"pattern": pattern_of(regex)})
+
+
+# Control, format and separator characters (Unicode Cc, Cf, Zl, Zp: newlines, NUL, C1
+# controls, bidi overrides, zero-width characters), written out so that the JSON schema can
+# say it; lone surrogates (Cs) are refused separately (a JSON Schema regex cannot name them).
+_CONTROLS = (
+    r"\u0000-\u001F\u007F-\u009F\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890-\u0891"
+    r"\u08E2\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2064\u2066-\u206F\uFEFF"
+    r"\uFFF9-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3"
+    r"\U0001D173-\U0001D17A\U000E0001\U000E0020-\U000E007F"
+)
+_PRINTABLE = re.compile(rf"\A[^{_CONTROLS}]*\Z")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _printable(value: str) -> str:
     """No control or format characters (newlines, NUL, bidi overrides) anywhere."""
-    for char in value:
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            raise ValueError(f"must not contain control characters (found {char!r})")
+    if not _PRINTABLE.fullmatch(value) or _SURROGATE.search(value):
+        found = next(c for c in value if not _PRINTABLE.fullmatch(c) or _SURROGATE.match(c))
+        raise ValueError(f"must not contain control characters (found {found!r})")
     return value
 
 
-Text255 = Annotated[str, Strict(), Field(max_length=255), AfterValidator(_printable)]
+Text255 = Annotated[
+    str, Strict(), Field(max_length=255), documented(_PRINTABLE), AfterValidator(_printable)
+]
 Tags = Annotated[list[Text255], Field(max_length=64)]
 
 _IDENTIFIER = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -42,14 +91,30 @@ def _project(value: str) -> str:
 
 def _ip(value: str) -> str:
     try:
-        return str(ip_address(value))
+        address = ip_address(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
+    if getattr(address, "scope_id", None):
+        raise ValueError(f"{value!r} has a scope (zone) id, which an address here cannot have")
+    return str(address)
 
 
-DriverName = Annotated[str, Strict(), AfterValidator(_identifier)]
-ProjectId = Annotated[str, Strict(), AfterValidator(_project)]
-IpAddress = Annotated[str, Strict(), AfterValidator(_ip)]
+IP_FORMATS: dict[str, Any] = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+"""The JSON schema of an IPv4 or IPv6 address."""
+
+DriverName = Annotated[str, Strict(), documented(_IDENTIFIER), AfterValidator(_identifier)]
+ProjectId = Annotated[str, Strict(), documented(_PROJECT), AfterValidator(_project)]
+IpAddress = Annotated[str, Strict(), Field(json_schema_extra=IP_FORMATS), AfterValidator(_ip)]
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """A ``json_schema_extra`` for a parameter that is optional (absent: ``None``) but that
+    a client never sends as null: the schema of its value only."""
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
 
 
 class RequestBody(BaseModel):
@@ -58,14 +123,44 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def required_in_schema(*names: str, any_of: bool = False) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` for fields that the model leaves optional (a subclass used
+    elsewhere has no use for them) but that this body requires, not null: every one of
+    ``names``, or with ``any_of`` at least one. The service refuses the same bodies."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        properties: dict[str, Any] = schema["properties"]
+        present = {}
+        for name in names:
+            declared = properties[name]
+            branches = [b for b in declared.get("anyOf", [declared]) if b.get("type") != "null"]
+            assert len(branches) == 1, (name, declared)
+            kept = {k: v for k, v in declared.items() if k in ("title", "description")}
+            present[name] = {**branches[0], **kept}
+        if any_of:
+            schema["anyOf"] = [
+                {"required": [name], "properties": {name: value}} for name, value in present.items()
+            ]
+            return
+        properties.update(present)
+        schema["required"] = [*schema.get("required", []), *names]
+
+    return extra
+
+
 def parse_ip(value: str) -> IPv4Address | IPv6Address:
     return ip_address(value)
 
 
 # Values that reach a device configuration: allow-lists from ../shared/HAPROXY.md.
-_URL_PATH = re.compile(r"\A/[A-Za-z0-9\-._~!&()*+,;=:@%/?]{0,254}\Z")
-_EXPECTED_CODES = re.compile(r"\A[1-5]\d\d(-[1-5]\d\d)?(,[1-5]\d\d(-[1-5]\d\d)?)*\Z")
-_COOKIE_NAME = re.compile(r"\A[A-Za-z0-9!$%&*+\-.^_`|~]{1,255}\Z")
+_URL_PATH = re.compile(r"\A/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,254}\Z")
+"""HAPROXY.md's allow-list, with ``%`` only as percent-encoding (never a log-format ``%[``)."""
+_EXPECTED_CODES = re.compile(
+    r"\A[1-5][0-9]{2}(-[1-5][0-9]{2})?(,[1-5][0-9]{2}(-[1-5][0-9]{2})?)*\Z"
+)
+"""ASCII digits only: ``\\d`` would also take the digits of other scripts."""
+_COOKIE_NAME = re.compile(r"\A[A-Za-z0-9!&*+\-.^_`|~]{1,255}\Z")
+"""RFC 6265 token characters less ``$`` and ``%``, which HAProxy may expand."""
 
 
 def _url_path(value: str) -> str:
@@ -84,7 +179,7 @@ def _expected_codes(value: str) -> str:
 
 def _cookie_name(value: str) -> str:
     if not _COOKIE_NAME.fullmatch(value):
-        raise ValueError("must be a cookie token (letters, digits and !$%&*+-.^_`|~)")
+        raise ValueError("must be a cookie token (letters, digits and !&*+-.^_`|~)")
     return value
 
 
@@ -98,10 +193,15 @@ def _cidr_list(values: list[str]) -> list[str]:
     return out
 
 
-UrlPath = Annotated[str, Strict(), AfterValidator(_url_path)]
-ExpectedCodes = Annotated[str, Strict(), AfterValidator(_expected_codes)]
-CookieName = Annotated[str, Strict(), AfterValidator(_cookie_name)]
-Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+UrlPath = Annotated[str, Strict(), documented(_URL_PATH), AfterValidator(_url_path)]
+ExpectedCodes = Annotated[
+    str, Strict(), documented(_EXPECTED_CODES), AfterValidator(_expected_codes)
+]
+CookieName = Annotated[str, Strict(), documented(_COOKIE_NAME), AfterValidator(_cookie_name)]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535), INTEGRAL]
+CIDR_DESCRIPTION = "An IPv4 or IPv6 network in CIDR notation, host bits zero (10.0.0.0/24)."
 CidrList = Annotated[
-    list[Annotated[str, Strict()]], Field(max_length=100), AfterValidator(_cidr_list)
+    list[Annotated[str, Strict(), Field(description=CIDR_DESCRIPTION)]],
+    Field(max_length=100),
+    AfterValidator(_cidr_list),
 ]

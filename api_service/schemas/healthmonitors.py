@@ -4,21 +4,23 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from api_service.schemas.common import IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut
 from api_service.schemas.fields import (
+    INTEGRAL,
     ExpectedCodes,
+    ProjectId,
     RequestBody,
     StrictBool,
-    StrictInt,
     Tags,
     Text255,
     UrlPath,
+    required_in_schema,
 )
 
-Seconds = Annotated[StrictInt, Field(ge=0, le=86_400)]
-Retries = Annotated[StrictInt, Field(ge=1, le=10)]
+Seconds = Annotated[int, Strict(), Field(ge=0, le=86_400), INTEGRAL]
+Retries = Annotated[int, Strict(), Field(ge=1, le=10), INTEGRAL]
 
 
 class MonitorType(StrEnum):
@@ -57,12 +59,14 @@ class HealthMonitorFields(RequestBody):
 
 
 class HealthMonitorCreate(HealthMonitorFields):
+    model_config = ConfigDict(json_schema_extra=required_in_schema("pool_id"))
+
     pool_id: UUID | None = None
     type: MonitorType
     delay: Seconds
     timeout: Seconds
     max_retries: Retries
-    project_id: str | None = None
+    project_id: ProjectId | None = None
 
 
 class HealthMonitorUpdate(HealthMonitorFields):
@@ -93,6 +97,12 @@ class HealthMonitorBody(BaseModel):
     healthmonitor: HealthMonitorOut
 
 
+class HealthMonitorListItem(HealthMonitorOut):
+    """A health monitor in a list: every field, or with ``fields=`` only those named."""
+
+    model_config = LISTED
+
+
 class HealthMonitorList(BaseModel):
-    healthmonitors: list[HealthMonitorOut]
+    healthmonitors: list[HealthMonitorListItem]
     healthmonitors_links: list[dict[str, str]] = Field(default_factory=list)

@@ -4,22 +4,25 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from api_service.schemas.common import IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut
 from api_service.schemas.fields import (
+    INT32_MAX,
+    INTEGRAL,
     CidrList,
     Port,
+    ProjectId,
     RequestBody,
     StrictBool,
-    StrictInt,
     Tags,
     Text255,
+    required_in_schema,
 )
 
 TIMEOUT_MAX = 2_073_600_000  # Octavia: 24 days in ms
-Timeout = Annotated[StrictInt, Field(ge=0, le=TIMEOUT_MAX)]
-ConnectionLimit = Annotated[StrictInt, Field(ge=-1)]
+Timeout = Annotated[int, Strict(), Field(ge=0, le=TIMEOUT_MAX), INTEGRAL]
+ConnectionLimit = Annotated[int, Strict(), Field(ge=-1, le=INT32_MAX), INTEGRAL]
 
 
 class ListenerProtocol(StrEnum):
@@ -64,10 +67,12 @@ class ListenerFields(RequestBody):
 
 
 class ListenerCreate(ListenerFields):
+    model_config = ConfigDict(json_schema_extra=required_in_schema("loadbalancer_id"))
+
     loadbalancer_id: UUID | None = None
     protocol: ListenerProtocol
     protocol_port: Port
-    project_id: str | None = None
+    project_id: ProjectId | None = None
 
 
 class ListenerUpdate(ListenerFields):
@@ -103,6 +108,12 @@ class ListenerBody(BaseModel):
     listener: ListenerOut
 
 
+class ListenerListItem(ListenerOut):
+    """A listener in a list: every field, or with ``fields=`` only those named."""
+
+    model_config = LISTED
+
+
 class ListenerList(BaseModel):
-    listeners: list[ListenerOut]
+    listeners: list[ListenerListItem]
     listeners_links: list[dict[str, str]] = Field(default_factory=list)

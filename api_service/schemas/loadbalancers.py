@@ -3,9 +3,9 @@
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from api_service.schemas.common import IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut
 from api_service.schemas.fields import (
     DriverName,
     IpAddress,
@@ -24,10 +24,14 @@ NeutronId = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 
 
 class HealthMonitorInTree(HealthMonitorCreate):
+    model_config = ConfigDict(json_schema_extra=None)
+
     pool_id: None = None
 
 
 class PoolInTree(PoolCreate):
+    model_config = ConfigDict(json_schema_extra=None)
+
     listener_id: None = None
     loadbalancer_id: None = None
     members: Annotated[list[MemberCreate], Field(max_length=1000)] = Field(default_factory=list)
@@ -35,6 +39,8 @@ class PoolInTree(PoolCreate):
 
 
 class ListenerInTree(ListenerCreate):
+    model_config = ConfigDict(json_schema_extra=None)
+
     loadbalancer_id: None = None
     default_pool_id: None = None
     default_pool: PoolInTree | None = None
@@ -96,8 +102,14 @@ class LoadBalancerBody(BaseModel):
     loadbalancer: LoadBalancerOut
 
 
+class LoadBalancerListItem(LoadBalancerOut):
+    """A load balancer in a list: every field, or with ``fields=`` only those named."""
+
+    model_config = LISTED
+
+
 class LoadBalancerList(BaseModel):
-    loadbalancers: list[LoadBalancerOut]
+    loadbalancers: list[LoadBalancerListItem]
     loadbalancers_links: list[dict[str, str]] = Field(default_factory=list)
 
 
@@ -111,3 +123,44 @@ class StatsOut(BaseModel):
 
 class StatsBody(BaseModel):
     stats: StatsOut
+
+
+class ObjectStatus(BaseModel):
+    id: UUID
+    name: str
+    provisioning_status: str
+    operating_status: str
+
+
+class MonitorStatus(ObjectStatus):
+    type: str
+
+
+class MemberStatus(ObjectStatus):
+    address: str
+    protocol_port: int
+
+
+class PoolStatus(ObjectStatus):
+    members: list[MemberStatus]
+    health_monitor: MonitorStatus | None = Field(
+        default=None, description="Left out when the pool has none."
+    )
+
+
+class ListenerStatus(ObjectStatus):
+    pools: list[PoolStatus] = Field(description="The default pool, if any.")
+
+
+class LoadBalancerStatus(ObjectStatus):
+    listeners: list[ListenerStatus]
+
+
+class Statuses(BaseModel):
+    loadbalancer: LoadBalancerStatus
+
+
+class StatusTreeBody(BaseModel):
+    """Octavia's status tree: listeners, their default pools, members and health monitor."""
+
+    statuses: Statuses

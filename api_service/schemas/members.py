@@ -3,20 +3,21 @@
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
-from api_service.schemas.common import ObjectOut
+from api_service.schemas.common import LISTED, ObjectOut
 from api_service.schemas.fields import (
+    INTEGRAL,
     IpAddress,
     Port,
+    ProjectId,
     RequestBody,
     StrictBool,
-    StrictInt,
     Tags,
     Text255,
 )
 
-Weight = Annotated[StrictInt, Field(ge=0, le=256)]
+Weight = Annotated[int, Strict(), Field(ge=0, le=256), INTEGRAL]
 
 
 class MemberFields(RequestBody):
@@ -33,7 +34,7 @@ class MemberCreate(MemberFields):
     address: IpAddress
     protocol_port: Port
     subnet_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = None
-    project_id: str | None = None
+    project_id: ProjectId | None = None
 
 
 class MemberUpdate(MemberFields):
@@ -69,6 +70,12 @@ class MemberBody(BaseModel):
     member: MemberOut
 
 
+class MemberListItem(MemberOut):
+    """A member in a list: every field, or with ``fields=`` only those named."""
+
+    model_config = LISTED
+
+
 class MemberList(BaseModel):
-    members: list[MemberOut]
+    members: list[MemberListItem]
     members_links: list[dict[str, str]] = Field(default_factory=list)

@@ -18,6 +18,8 @@ class OperationOut(BaseModel):
     status: str
     error: str | None
     agent_id: str | None
+    requested_by: str | None
+    requested_by_token_id: UUID | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

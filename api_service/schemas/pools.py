@@ -1,13 +1,23 @@
 """Pool bodies (Octavia v2 names, defaults and ranges)."""
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from api_service.schemas.common import IdRef, ObjectOut
-from api_service.schemas.fields import CookieName, RequestBody, StrictBool, StrictInt, Tags, Text255
+from api_service.schemas.common import LISTED, IdRef, ObjectOut
+from api_service.schemas.fields import (
+    INT32_MAX,
+    INTEGRAL,
+    CookieName,
+    ProjectId,
+    RequestBody,
+    StrictBool,
+    Tags,
+    Text255,
+    required_in_schema,
+)
 
 
 class PoolProtocol(StrEnum):
@@ -28,19 +38,30 @@ class PersistenceType(StrEnum):
     APP_COOKIE = "APP_COOKIE"
 
 
-class SessionPersistence(RequestBody):
-    type: PersistenceType
-    cookie_name: CookieName | None = None
-    persistence_timeout: Annotated[StrictInt, Field(ge=0)] | None = None
+class _Persistence(RequestBody):
+    persistence_timeout: Annotated[int, Strict(), Field(ge=0, le=INT32_MAX), INTEGRAL] | None = None
     persistence_granularity: str | None = Field(default=None, pattern=r"^[0-9a-fA-F.:/]{1,64}$")
 
-    @model_validator(mode="after")
-    def _cookie_only_for_app_cookie(self) -> "SessionPersistence":
-        if self.type is PersistenceType.APP_COOKIE and not self.cookie_name:
-            raise ValueError("cookie_name is required for APP_COOKIE persistence")
-        if self.type is not PersistenceType.APP_COOKIE and self.cookie_name:
-            raise ValueError(f"cookie_name is only for APP_COOKIE, not {self.type.value}")
-        return self
+
+class SourceIpPersistence(_Persistence):
+    type: Literal["SOURCE_IP"]
+    cookie_name: None = None
+
+
+class HttpCookiePersistence(_Persistence):
+    type: Literal["HTTP_COOKIE"]
+    cookie_name: None = None
+
+
+class AppCookiePersistence(_Persistence):
+    type: Literal["APP_COOKIE"]
+    cookie_name: CookieName
+
+
+SessionPersistence = Annotated[
+    SourceIpPersistence | HttpCookiePersistence | AppCookiePersistence,
+    Field(discriminator="type", description="cookie_name is for APP_COOKIE, which requires it."),
+]
 
 
 # listener protocol -> pool protocols it can forward to (Octavia's VALID_LISTENER_POOL_PROTOCOL_MAP)
@@ -61,11 +82,18 @@ class PoolFields(RequestBody):
 
 
 class PoolCreate(PoolFields):
+    """A new pool: of the load balancer ``loadbalancer_id``, or the default pool of the
+    listener ``listener_id`` (then on that listener's load balancer); one of them is needed."""
+
+    model_config = ConfigDict(
+        json_schema_extra=required_in_schema("listener_id", "loadbalancer_id", any_of=True)
+    )
+
     lb_algorithm: LbAlgorithm
     protocol: PoolProtocol
     listener_id: UUID | None = None
     loadbalancer_id: UUID | None = None
-    project_id: str | None = None
+    project_id: ProjectId | None = None
 
 
 class PoolUpdate(PoolFields):
@@ -102,6 +130,12 @@ class PoolBody(BaseModel):
     pool: PoolOut
 
 
+class PoolListItem(PoolOut):
+    """A pool in a list: every field, or with ``fields=`` only those named."""
+
+    model_config = LISTED
+
+
 class PoolList(BaseModel):
-    pools: list[PoolOut]
+    pools: list[PoolListItem]
     pools_links: list[dict[str, str]] = Field(default_factory=list)

@@ -5,6 +5,7 @@ row holding the whole spec of the tree (level-triggered, DESIGN §5). After the
 commit the command is published (or left to the outbox relay).
 """
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,10 +26,11 @@ from api_service.db.models import (
     TreeObject,
 )
 from api_service.messaging.commands import CommandPublisher
-from api_service.problems import ProblemError, conflict, invalid, not_found
+from api_service.problems import ProblemError, conflict, not_found
+from api_service.services.quotas import QuotaService, kind_of
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
 from shared.messages import Command, DeviceSpec
-from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus
+from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus, ProvisioningStatus
 from shared.topology import shard_for
 
 Edit = Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]]
@@ -48,6 +50,7 @@ class Accepted:
 class Changes:
     sessions: SessionFactory
     commands: CommandPublisher
+    quotas: QuotaService
     shards: int
 
     async def change(
@@ -69,8 +72,10 @@ class Changes:
             target = await edit(session, tree, generation)
             lb.generation = generation
             mark_parents(tree, target)
+            await self.quotas.enforce(session, lb.project_id, created(tree, generation))
             operation = await record_change(
                 session,
+                ctx,
                 tree,
                 action=action,
                 target_type=target_type,
@@ -85,7 +90,7 @@ class Changes:
         async with self.sessions() as session:
             listener = await session.get(Listener, listener_id)
         if listener is None or not ctx.owns(listener.project_id):
-            raise invalid("listener_id", f"listener {listener_id} does not exist")
+            raise not_found("Listener", listener_id)
         return listener
 
     async def change_child(
@@ -153,8 +158,19 @@ def device_spec(device: Device) -> DeviceSpec:
     )
 
 
+def created(tree: Tree, generation: int) -> Counter[str]:
+    """How many objects of each kind the change at ``generation`` adds."""
+    return Counter(
+        kind_of(obj)
+        for obj in tree.objects()
+        if obj.provisioning_status == ProvisioningStatus.PENDING_CREATE
+        and obj.changed_generation == generation
+    )
+
+
 async def record_change(
     session: AsyncSession,
+    ctx: RequestContext,
     tree: Tree,
     *,
     action: str,
@@ -179,6 +195,8 @@ async def record_change(
         target_id=target_id,
         generation=lb.generation,
         status=OperationStatus.PENDING.value,
+        requested_by=ctx.token_name,
+        requested_by_token_id=ctx.token_id,
     )
     command = Command(
         op_id=operation.id,

@@ -87,14 +87,9 @@ class HealthMonitorService:
             session.add(monitor)
             return monitor
 
-        try:
-            return await self.changes.change_child(
-                ctx, Pool, pool_id, edit, action="create", target_type="healthmonitor"
-            )
-        except Exception as exc:
-            if getattr(exc, "problem", None) and exc.problem.status == 404:  # type: ignore[attr-defined]
-                raise invalid("pool_id", f"pool {pool_id} does not exist") from None
-            raise
+        return await self.changes.change_child(
+            ctx, Pool, pool_id, edit, action="create", target_type="healthmonitor"
+        )
 
     async def update(
         self, ctx: RequestContext, monitor_id: UUID, body: HealthMonitorUpdate, if_match: str | None

@@ -15,6 +15,7 @@ from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUp
 from api_service.services.changes import (
     Accepted,
     Changes,
+    created,
     record_change,
     require_etag,
 )
@@ -57,7 +58,7 @@ class LoadBalancerService:
             return await session.get(LoadBalancerStats, lb_id)
 
     async def create(self, ctx: RequestContext, body: LoadBalancerCreate) -> Accepted:
-        if body.project_id is not None and not ctx.is_admin and body.project_id != ctx.project_id:
+        if body.project_id is not None and not ctx.is_admin:
             raise ProblemError(403, "Forbidden", "Only an admin may set project_id.")
         if body.device_id is not None and not ctx.is_admin:
             raise ProblemError(403, "Forbidden", "Only an admin may set device_id.")
@@ -99,8 +100,10 @@ class LoadBalancerService:
             session.add(lb)
             tree = Tree(lb=lb)
             _create_children(ctx, session, tree, body)
+            await self.changes.quotas.enforce(session, lb.project_id, created(tree, 1))
             operation = await record_change(
                 session,
+                ctx,
                 tree,
                 action="create",
                 target_type="loadbalancer",
@@ -151,6 +154,8 @@ class LoadBalancerService:
         )
 
     async def failover(self, ctx: RequestContext, lb_id: UUID) -> Accepted:
+        if not ctx.is_admin:
+            raise ProblemError(403, "Forbidden", "Only an admin may fail a load balancer over.")
         """Apply the tree again; on another device of its driver if its own is disabled."""
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:

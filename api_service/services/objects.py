@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.context import RequestContext
 from api_service.db.models import TreeObject
-from api_service.problems import ProblemError, not_found
+from api_service.problems import ProblemError, conflict, not_found
 from shared.status import OperatingStatus, ProvisioningStatus
 
 T = TypeVar("T", bound=TreeObject)
@@ -55,11 +55,13 @@ def apply_update(obj: TreeObject, body: BaseModel, *, skip: frozenset[str] = fro
 
 
 def owner_project(ctx: RequestContext, requested: str | None, parent_project: str) -> str:
-    """Children live in their load balancer's project; only an admin may name another."""
-    if requested is not None and requested != parent_project:
+    """Children live in their load balancer's project; only an admin may name it."""
+    if requested is not None:
         if not ctx.is_admin:
             raise ProblemError(403, "Forbidden", "Only an admin may set project_id.")
-        raise ProblemError(
-            400, "Invalid Request", "project_id must be the load balancer's project."
-        )
+        if requested != parent_project:
+            raise conflict(
+                f"project_id {requested!r} is not the project of the load balancer "
+                f"({parent_project!r}), where its objects live."
+            )
     return parent_project

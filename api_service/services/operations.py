@@ -28,7 +28,7 @@ class OperationService:
         query = select(Operation).order_by(Operation.created_at, Operation.id).limit(limit)
         if loadbalancer_id is not None:
             query = query.where(Operation.loadbalancer_id == loadbalancer_id)
-        if not ctx.is_admin:
+        if not ctx.reads_all:
             query = query.where(Operation.project_id == ctx.project_id)
         async with self.sessions() as session:
             return list(await session.scalars(query))

@@ -13,7 +13,7 @@ from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import Device, LoadBalancer
-from api_service.problems import ProblemError, conflict, invalid
+from api_service.problems import ProblemError, conflict, invalid, not_found
 
 IpAddress = IPv4Address | IPv6Address
 
@@ -62,7 +62,7 @@ async def pick_device(
 async def take_pinned_place(session: AsyncSession, device_id: UUID, provider: str | None) -> Device:
     device = await session.get(Device, device_id)
     if device is None:
-        raise invalid("device_id", f"device {device_id} does not exist")
+        raise not_found("Device", device_id)
     if provider is not None and provider != device.driver:
         raise invalid(
             "provider", f"device {device_id} runs provider {device.driver!r}, not {provider!r}"

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.context import RequestContext
 from api_service.db.engine import SessionFactory
-from api_service.db.listing import ListQuery, Page, fetch_page, parse_bool
+from api_service.db.listing import ListQuery, Page, fetch_page, parse_bool, parse_int
 from api_service.db.models import HealthMonitor, Listener, LoadBalancer, Member, Pool, TreeObject
 
 T = TypeVar("T", bound=TreeObject)
@@ -44,13 +44,16 @@ COMMON_SORTS = frozenset(
 )
 
 
-def _ip(value: str) -> object:
-    return ip_address(value)
+def parse_address(value: str) -> object:
+    address = ip_address(value)
+    if getattr(address, "scope_id", None):
+        raise ValueError("an address here has no scope (zone) id")
+    return address
 
 
 FILTERS: dict[type[TreeObject], dict[str, Callable[[str], object]]] = {
     LoadBalancer: {
-        "vip_address": _ip,
+        "vip_address": parse_address,
         "provider": str,
         "vip_subnet_id": str,
         "vip_network_id": str,
@@ -59,25 +62,25 @@ FILTERS: dict[type[TreeObject], dict[str, Callable[[str], object]]] = {
     Listener: {
         "loadbalancer_id": UUID,
         "protocol": str,
-        "protocol_port": int,
-        "connection_limit": int,
+        "protocol_port": parse_int,
+        "connection_limit": parse_int,
         "default_pool_id": UUID,
     },
     Pool: {"loadbalancer_id": UUID, "protocol": str, "lb_algorithm": str},
     Member: {
-        "address": _ip,
-        "protocol_port": int,
-        "weight": int,
+        "address": parse_address,
+        "protocol_port": parse_int,
+        "weight": parse_int,
         "backup": parse_bool,
         "subnet_id": str,
     },
     HealthMonitor: {
         "pool_id": UUID,
         "type": str,
-        "delay": int,
-        "timeout": int,
-        "max_retries": int,
-        "max_retries_down": int,
+        "delay": parse_int,
+        "timeout": parse_int,
+        "max_retries": parse_int,
+        "max_retries_down": parse_int,
         "http_method": str,
         "url_path": str,
         "expected_codes": str,
@@ -110,7 +113,7 @@ async def list_page(
     scope: ColumnElement[bool] | None = None,
 ) -> tuple[Page[T], list[Related]]:
     """One page of ``model`` the caller may see, and the related ids of each object."""
-    if not ctx.is_admin:
+    if not ctx.reads_all:
         owned = model.project_id == ctx.project_id
         scope = owned if scope is None else scope & owned
     async with sessions() as session:

@@ -198,7 +198,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_members_pool_id"), "members", ["pool_id"], unique=False)
     op.create_table(
         "idempotency_keys",
-        sa.Column("project_id", sa.String(length=255), nullable=False),
+        sa.Column("owner", sa.String(length=255), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
@@ -210,7 +210,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.PrimaryKeyConstraint("project_id", "key"),
+        sa.PrimaryKeyConstraint("owner", "key"),
     )
     op.add_column("loadbalancers", sa.Column("vip_subnet_id", sa.String(length=64), nullable=True))
     op.add_column("loadbalancers", sa.Column("vip_network_id", sa.String(length=64), nullable=True))

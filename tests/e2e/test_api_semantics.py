@@ -173,8 +173,13 @@ INJECTIONS = [
     "nul\x00",
     "sp ace",
     'quo"te',
+    "quo'te",
     "ha#sh",
     "${VAR}",
+    "{x}",
+    "%",
+    "%[src]",
+    "back\\slash",
     "x" * 300,
     "é",
 ]

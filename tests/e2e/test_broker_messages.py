@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -96,9 +96,18 @@ async def test_duplicate_and_stale_results_change_nothing(
     await client.wait_lb(lb["id"])
     # generation 1's result arriving after generation 2 is ACTIVE must not undo it
     await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, _result(lb, operation))
-    forged = _result(lb, operation, op_id=UUID("00000000-0000-4000-8000-00000000dead"))
-    await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, forged)
+    forgeries: dict[str, dict[str, Any]] = {
+        "unknown operation": {"op_id": UUID("00000000-0000-4000-8000-00000000dead")},
+        "wrong generation": {"generation": 99, "agent_id": "forger-generation"},
+        "wrong device": {"device_id": uuid4(), "agent_id": "forger-device"},
+        "wrong load balancer": {"loadbalancer_id": uuid4(), "agent_id": "forger-lb"},
+    }
+    for changes in forgeries.values():
+        forged = _result(lb, operation, outcome=Outcome.ACTIVE, **changes)
+        await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, forged)
     await _dead_letters(isolation, b"00000000-0000-4000-8000-00000000dead")
+    for marker in (b"forger-generation", b"forger-device", b"forger-lb"):
+        await _dead_letters(isolation, marker)
     await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, b"{not json")
     await _dead_letters(isolation, b"{not json")
 

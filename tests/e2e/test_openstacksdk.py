@@ -5,7 +5,7 @@ from typing import Any
 
 import openstack
 
-from tests.support.client import LbaasClient
+from tests.support.client import ADMIN_TOKEN, LbaasClient
 from tests.support.stack import Api
 
 WAIT = {"interval": 0.2, "wait": 60}
@@ -14,7 +14,7 @@ WAIT = {"interval": 0.2, "wait": 60}
 def _drive(url: str) -> dict[str, Any]:
     conn = openstack.connect(
         auth_type="admin_token",
-        auth={"token": "test-token", "endpoint": url},
+        auth={"token": ADMIN_TOKEN, "endpoint": url},
         load_balancer_endpoint_override=url,
     )
     lb_api: Any = conn.load_balancer  # the SDK's own hints are narrower than its behaviour

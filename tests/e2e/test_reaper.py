@@ -2,17 +2,15 @@
 
 from pathlib import Path
 
-import httpx
-
-from tests.support.client import LbaasClient
+from tests.support.client import LbaasClient, authenticated
 from tests.support.stack import Agent, Api, isolated, running
 
 
 async def test_stuck_create_times_out_then_a_late_result_heals_it(log_dir: Path) -> None:
     async with isolated() as isolation:
         api = Api(isolation.env(pending_timeout=2, reaper_interval=0.2), log_dir)
-        agent = Agent(isolation.env(), log_dir, "agent-late")
-        async with running(api, agent), httpx.AsyncClient(base_url=api.url) as http:
+        agent = Agent(isolation.agent_env(), log_dir, "agent-late")
+        async with running(api, agent), authenticated(api.url) as http:
             api.start()
             await api.wait_ready("/readyz")
             client = LbaasClient(http)

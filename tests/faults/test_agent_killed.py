@@ -3,9 +3,7 @@
 import json
 from pathlib import Path
 
-import httpx
-
-from tests.support.client import LbaasClient
+from tests.support.client import LbaasClient, authenticated
 from tests.support.stack import Agent, Api, eventually, isolated, running
 
 
@@ -20,9 +18,9 @@ async def test_command_survives_kill_9_of_the_agent(log_dir: Path, tmp_path: Pat
 
     async with isolated() as isolation:
         api = Api(isolation.env(), log_dir)
-        first = Agent(isolation.env(sim_state_dir=tmp_path / "sim"), log_dir, "agent-killed")
-        second = Agent(isolation.env(sim_state_dir=tmp_path / "sim"), log_dir, "agent-second")
-        async with running(api, first, second), httpx.AsyncClient(base_url=api.url) as http:
+        first = Agent(isolation.agent_env(sim_state_dir=tmp_path / "sim"), log_dir, "agent-killed")
+        second = Agent(isolation.agent_env(sim_state_dir=tmp_path / "sim"), log_dir, "agent-second")
+        async with running(api, first, second), authenticated(api.url) as http:
             api.start()
             first.start()
             await api.wait_ready("/readyz")

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.client import LbaasClient
+from tests.support.client import LbaasClient, authenticated
 from tests.support.rabbitmq_node import PrivateRabbitMQ
 from tests.support.stack import Agent, Api, Isolation, eventually, isolated, running
 
@@ -30,10 +30,10 @@ async def _readyz(http: httpx.AsyncClient, status: int) -> httpx.Response | None
 async def test_request_during_outage_is_accepted_and_delivered_later(
     private_broker: PrivateRabbitMQ, log_dir: Path
 ) -> None:
-    async with isolated(private_broker.url) as isolation:
+    async with isolated(private_broker.url, broker_users=False) as isolation:
         api = Api(isolation.env(outbox_interval=0.2), log_dir)
-        agent = Agent(isolation.env(), log_dir, "agent-outage")
-        async with running(api, agent), httpx.AsyncClient(base_url=api.url) as http:
+        agent = Agent(isolation.agent_env(), log_dir, "agent-outage")
+        async with running(api, agent), authenticated(api.url) as http:
             api.start()
             agent.start()
             await api.wait_ready("/readyz")

@@ -2,19 +2,18 @@
 
 from pathlib import Path
 
-import httpx
-
+from tests.support.client import authenticated
 from tests.support.stack import Api, Isolation, delete_topology, free_port, running
 
 
 async def test_readyz_names_postgresql_when_it_is_unreachable(log_dir: Path) -> None:
-    isolation = Isolation()
+    isolation = Isolation(broker_users=False)
     env = {
         **isolation.env(),
         "LBAAS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
     }
     api = Api(env, log_dir)
-    async with running(api), httpx.AsyncClient(base_url=api.url) as http:
+    async with running(api), authenticated(api.url) as http:
         api.start()
         await api.wait_ready("/healthz")
         response = await http.get("/readyz")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.client import LbaasClient
+from tests.support.client import LbaasClient, authenticated
 from tests.support.stack import Api, isolated, running
 
 LBS = "/v2/lbaas/loadbalancers"
@@ -19,7 +19,7 @@ async def lone_api(log_dir: Path) -> AsyncIterator[LbaasClient]:
     """An API on a database of its own (no agent: placement happens at the API)."""
     async with isolated() as isolation:
         api = Api(isolation.env(), log_dir)
-        async with running(api), httpx.AsyncClient(base_url=api.url) as http:
+        async with running(api), authenticated(api.url) as http:
             api.start()
             await api.wait_ready()
             yield LbaasClient(http)

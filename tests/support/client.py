@@ -1,5 +1,7 @@
 """A thin test client for the lbaas HTTP API, with polling helpers."""
 
+import os
+import secrets
 import uuid
 from typing import Any
 
@@ -8,6 +10,14 @@ import httpx
 from tests.support.stack import eventually
 
 TERMINAL = ("ACTIVE", "ERROR")
+
+ADMIN_TOKEN = os.environ.setdefault("LBAAS_BOOTSTRAP_ADMIN_TOKEN", secrets.token_urlsafe(32))
+"""Every API process a test starts inherits it and stores it as its bootstrap admin token."""
+
+
+def authenticated(url: str, token: str = ADMIN_TOKEN, **options: Any) -> httpx.AsyncClient:
+    """An HTTP client for the API at ``url`` that sends ``token`` (the admin's by default)."""
+    return httpx.AsyncClient(base_url=url, headers={"X-Auth-Token": token}, **options)
 
 
 class LbaasClient:

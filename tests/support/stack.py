@@ -3,11 +3,19 @@
 Processes are started the way users start them (the console scripts, settings
 from ``LBAAS_*`` variables) and stopped with SIGTERM; their logs go to files
 that a failing test prints.
+
+Each :class:`Isolation` also gets a RabbitMQ vhost of its own with an API user
+and an agent user, created by ``scripts/rabbitmq-users.sh`` (so with
+``rabbitmqctl``, as root) exactly as ``make run`` does; the API process
+connects as the first and agents as the second. ``LBAAS_TEST_BROKER_USERS=0``
+runs everything as the admin user of ``LBAAS_TEST_AMQP_URL`` in its vhost
+instead.
 """
 
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
@@ -29,6 +38,8 @@ from shared.topology import Names
 BIN = Path(sys.executable).parent
 ADMIN_DSN = os.environ.get("LBAAS_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LBAAS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+BROKER_USERS = os.environ.get("LBAAS_TEST_BROKER_USERS", "1") != "0"
+USERS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq-users.sh"
 SHARDS = 4
 
 T = TypeVar("T")
@@ -59,12 +70,47 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+@dataclass(frozen=True)
+class BrokerUser:
+    name: str
+    password: str = field(repr=False)
+
+
+def amqp_url_as(url: str, *, vhost: str, user: BrokerUser | None = None) -> str:
+    """``url`` with another vhost and, given ``user``, that user's credentials."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = f"{quote(user.name, safe='')}:{quote(user.password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(vhost, safe="")))
+
+
 @dataclass
 class Isolation:
-    """One database and one queue prefix, created for a test run (or a test) and dropped after."""
+    """One database, one queue prefix and one vhost, created for a test run (or a test).
+
+    ``amqp_url`` is the broker's admin URL; with ``broker_users`` it becomes the
+    admin's URL into the isolation's own vhost (the admin gets every permission
+    there, so tests can inspect queues and publish forged messages), and the
+    services get :meth:`api_env` and :meth:`agent_env`, each with its own user.
+    Without it (a private node that has only guest), everything runs as
+    ``amqp_url`` in its vhost, the services included.
+    """
 
     name: str = field(default_factory=lambda: f"lbaas_test_{uuid.uuid4().hex[:10]}")
     amqp_url: str = AMQP_URL
+    broker_users: bool = BROKER_USERS
+    server_url: str = field(init=False)
+    api_user: BrokerUser = field(init=False)
+    agent_user: BrokerUser = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server_url = self.amqp_url
+        if self.broker_users:
+            self.amqp_url = amqp_url_as(self.server_url, vhost=self.vhost)
+        self.api_user = BrokerUser(f"{self.vhost}-api", secrets.token_urlsafe(24))
+        self.agent_user = BrokerUser(f"{self.vhost}-agent", secrets.token_urlsafe(24))
 
     @property
     def database_url(self) -> str:
@@ -76,14 +122,42 @@ class Isolation:
         return self.name.replace("_", "-")
 
     @property
+    def vhost(self) -> str:
+        return self.queue_prefix
+
+    @property
     def names(self) -> Names:
         return Names(self.queue_prefix, SHARDS)
 
+    @property
+    def api_amqp_url(self) -> str:
+        if not self.broker_users:
+            return self.amqp_url
+        return amqp_url_as(self.server_url, vhost=self.vhost, user=self.api_user)
+
+    @property
+    def agent_amqp_url(self) -> str:
+        if not self.broker_users:
+            return self.amqp_url
+        return amqp_url_as(self.server_url, vhost=self.vhost, user=self.agent_user)
+
+    def api_env(self, **extra: object) -> dict[str, str]:
+        """The environment of an ``lbaas-api`` process: ``LBAAS_<KEY>`` for each extra."""
+        return self._env(self.api_amqp_url, extra)
+
+    def agent_env(self, **extra: object) -> dict[str, str]:
+        """The environment of an ``lbaas-agent`` process: ``LBAAS_<KEY>`` for each extra."""
+        return self._env(self.agent_amqp_url, extra)
+
     def env(self, **extra: object) -> dict[str, str]:
+        """The API's environment (:meth:`api_env`); agents take :meth:`agent_env`."""
+        return self.api_env(**extra)
+
+    def _env(self, amqp_url: str, extra: dict[str, object]) -> dict[str, str]:
         env = {
             **os.environ,
             "LBAAS_DATABASE_URL": self.database_url,
-            "LBAAS_AMQP_URL": self.amqp_url,
+            "LBAAS_AMQP_URL": amqp_url,
             "LBAAS_QUEUE_PREFIX": self.queue_prefix,
             "LBAAS_COMMAND_SHARDS": str(SHARDS),
         }
@@ -91,21 +165,42 @@ class Isolation:
         return env
 
     async def create(self) -> None:
+        """The broker's vhost, users and topology, and the migrated database, as an operator."""
+        await self.create_broker()
+        await self.manage("broker", "declare")
         admin = await asyncpg.connect(ADMIN_DSN)
         try:
             await admin.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             await admin.close()
+        await self.manage("db", "upgrade")
+
+    async def manage(self, *argv: str) -> None:
+        """``lbaas-manage ARGV`` with the admin's broker URL."""
         process = await asyncio.create_subprocess_exec(
             str(BIN / "lbaas-manage"),
-            "db",
-            "upgrade",
-            env=self.env(),
+            *argv,
+            env={**self.api_env(), "LBAAS_AMQP_URL": self.amqp_url},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         output, _ = await process.communicate()
         assert process.returncode == 0, output.decode()
+
+    async def create_broker(self) -> None:
+        """With ``broker_users``: the vhost, both users, and every permission for the admin."""
+        if not self.broker_users:
+            return
+        await _run_users_script(
+            "create",
+            self.vhost,
+            self.queue_prefix,
+            self.api_user.name,
+            self.api_user.password,
+            self.agent_user.name,
+            self.agent_user.password,
+            unquote(urlsplit(self.server_url).username or "guest"),
+        )
 
     async def drop(self) -> None:
         admin = await asyncpg.connect(ADMIN_DSN)
@@ -113,6 +208,13 @@ class Isolation:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
             await admin.close()
+        await self.drop_broker()
+
+    async def drop_broker(self) -> None:
+        """Delete the vhost (so every queue in it) and both users, or else the topology."""
+        if self.broker_users:
+            await _run_users_script("delete", self.vhost, self.api_user.name, self.agent_user.name)
+            return
         with contextlib.suppress(aio_pika.exceptions.AMQPConnectionError):
             await delete_topology(
                 self.amqp_url, self.names
@@ -127,6 +229,20 @@ class Isolation:
             return list(await connection.fetch(query, *args))
         finally:
             await connection.close()
+
+
+async def _run_users_script(*args: str) -> None:
+    """Run ``scripts/rabbitmq-users.sh``; its output and this error hold no password."""
+    process = await asyncio.create_subprocess_exec(
+        str(USERS_SCRIPT), *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"rabbitmq-users.sh {args[0]} failed (exit {process.returncode}); it needs "
+            "rabbitmqctl, i.e. root (LBAAS_TEST_BROKER_USERS=0 runs everything as guest):\n"
+            + output.decode(errors="replace")
+        )
 
 
 async def delete_topology(amqp_url: str, names: Names) -> None:
@@ -233,11 +349,13 @@ class Agent(Process):
 
 
 @asynccontextmanager
-async def isolated(amqp_url: str = AMQP_URL) -> AsyncIterator[Isolation]:
-    """A database and queue prefix of a test's own, dropped afterwards."""
-    isolation = Isolation(amqp_url=amqp_url)
-    await isolation.create()
+async def isolated(
+    amqp_url: str = AMQP_URL, broker_users: bool = BROKER_USERS
+) -> AsyncIterator[Isolation]:
+    """A database, queue prefix and vhost of a test's own, dropped afterwards."""
+    isolation = Isolation(amqp_url=amqp_url, broker_users=broker_users)
     try:
+        await isolation.create()
         yield isolation
     finally:
         await isolation.drop()

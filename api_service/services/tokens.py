@@ -1,0 +1,107 @@
+"""Tokens: random values shown once and stored as SHA-256; verified on every request."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from sqlalchemy import func, select, update
+
+from api_service.db.engine import SessionFactory
+from api_service.db.models import Token
+from api_service.problems import ProblemError, not_found
+
+TOKEN_BYTES = 32
+"""256 bits of randomness."""
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+class Role(StrEnum):
+    OBSERVER = "observer"
+    MEMBER = "member"
+    GLOBAL_OBSERVER = "global_observer"
+    ADMIN = "admin"
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="lbaas"'}
+    )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: Token
+    value: str
+    """The secret: shown to the caller once, never stored."""
+
+
+@dataclass(frozen=True)
+class TokenService:
+    sessions: SessionFactory
+
+    async def issue(
+        self,
+        *,
+        name: str,
+        project_id: str,
+        role: Role,
+        expires_in: timedelta | None = None,
+        value: str | None = None,
+    ) -> IssuedToken:
+        """A new token; ``value`` imports a given secret (the bootstrap admin token)."""
+        secret = value or secrets.token_urlsafe(TOKEN_BYTES)
+        if len(secret) < 32:
+            raise ProblemError(400, "Invalid Request", "A token must be at least 32 characters.")
+        async with self.sessions.begin() as session:
+            existing = await session.scalar(select(Token).where(Token.token_hash == digest(secret)))
+            if existing is not None:
+                return IssuedToken(existing, secret)
+            token = Token(
+                id=uuid4(),
+                name=name,
+                project_id=project_id,
+                role=role.value,
+                token_hash=digest(secret),
+                expires_at=(datetime.now(UTC) + expires_in) if expires_in else None,
+            )
+            session.add(token)
+        return IssuedToken(token, secret)
+
+    async def list(self) -> list[Token]:
+        async with self.sessions() as session:
+            return list(await session.scalars(select(Token).order_by(Token.created_at, Token.id)))
+
+    async def revoke(self, token_id: UUID) -> Token:
+        async with self.sessions.begin() as session:
+            token = await session.get(Token, token_id, with_for_update=True)
+            if token is None:
+                raise not_found("Token", token_id)
+            if token.revoked_at is None:
+                token.revoked_at = datetime.now(UTC)
+        return token
+
+    async def verify(self, secret: str) -> Token:
+        """The live token with this value, or 401; records when it was last used."""
+        wanted = digest(secret)
+        async with self.sessions.begin() as session:
+            token = await session.scalar(select(Token).where(Token.token_hash == wanted))
+            if token is None or not hmac.compare_digest(token.token_hash, wanted):
+                raise unauthorized("The token is not valid.")
+            if token.revoked_at is not None:
+                raise unauthorized("The token has been revoked.")
+            now: datetime = await session.scalar(select(func.now()))  # type: ignore[assignment]
+            if token.expires_at is not None and token.expires_at <= now:
+                raise unauthorized("The token has expired.")
+            if token.last_used_at is None or token.last_used_at < now - _LAST_USED_GRANULARITY:
+                await session.execute(
+                    update(Token).where(Token.id == token.id).values(last_used_at=now)
+                )
+        return token

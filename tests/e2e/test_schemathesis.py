@@ -1,0 +1,169 @@
+"""Schemathesis against a running API and agent: the OpenAPI document is the contract.
+
+Every documented operation gets positive and negative data (examples, coverage
+and fuzzing phases) and chains of calls along the links Schemathesis infers
+(stateful phase), with every check. The run must show no 5xx and no response
+that the document does not describe.
+
+The API runs on a database of its own: the run acts as an admin (it registers
+devices, sets quotas, issues and revokes tokens), which must not disturb the
+session's API that the other tests share.
+"""
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
+from tests.support.stack import BIN, Agent, Api, isolated, running
+
+SCHEMATHESIS = BIN / "schemathesis"
+MAX_EXAMPLES = 10
+"""Test cases per operation in the fuzzing phase (the coverage phase adds its own)."""
+MAX_TIME = 75
+"""Schemathesis' own budget, in seconds, for the whole run."""
+HARD_TIMEOUT = 150
+"""Seconds after which the run is killed and the test fails."""
+
+pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis is not installed")
+
+
+@dataclass(frozen=True)
+class Target:
+    api: Api
+    client: LbaasClient
+    spare_device_id: str
+    spare_token_id: str
+
+
+@pytest.fixture
+async def target(log_dir: Path) -> AsyncIterator[Target]:
+    """A dedicated API and agent, a noop device with room for every create, and spares."""
+    async with isolated() as isolation:
+        # The run sends several hundred requests a second with one token.
+        api = Api(
+            isolation.env(rate_limit=100_000, rate_burst=100_000, default_provider="noop"),
+            log_dir,
+        )
+        agent = Agent(isolation.agent_env(), log_dir, "agent-schemathesis")
+        async with running(api, agent), authenticated(api.url, timeout=10) as http:
+            api.start()
+            agent.start()
+            await api.wait_ready("/readyz")
+            client = LbaasClient(http)
+            await client.create_device("noop", cidr="10.128.0.0/12", capacity=1_000_000)
+            spare_device = await client.create_device("sim", cidr="10.250.0.0/24", capacity=1)
+            spare_token = await http.post(
+                "/v2/lbaas/tokens",
+                json={"token": {"name": "spare", "project_id": "spare", "role": "observer"}},
+            )
+            assert spare_token.status_code == 201, spare_token.text
+            yield Target(api, client, spare_device["id"], spare_token.json()["token"]["id"])
+
+
+def _config(target: Target) -> str:
+    """``schemathesis.toml`` for the run."""
+    return f"""
+[checks.positive_data_acceptance]
+# What a schema-valid request may get besides a 2xx: 401/403/404/409/429 (Schemathesis'
+# defaults: credentials, roles and quotas, objects that do not exist, object states), 412
+# (a generated If-Match is not the object's current ETag) and 422 (a generated
+# Idempotency-Key may repeat one the run sent earlier with another body).
+expected-statuses = ["2xx", "401", "403", "404", "409", "412", "422", "429"]
+
+# Operations whose bodies have rules JSON Schema cannot state, so that a schema-valid body
+# may still be refused with 400:
+# - createLoadBalancer: the provider must have a device, a vip_address must be in a
+#   device's range; and every rule below, for the tree it may carry;
+# - createListener, updateListener: a default pool must have a compatible protocol,
+#   insert_headers is for HTTP listeners only, allowed_cidrs must have no host bits set;
+# - createPool: its protocol must suit the listener it is the default pool of;
+# - createHealthMonitor, updateHealthMonitor: timeout must not exceed delay, and HTTP
+#   fields are for HTTP(S) monitors (on update: the stored delay and type count);
+# - createDevice, updateDevice: vip_cidr must have no host bits set.
+[[operations]]
+include-operation-id = [
+    "createLoadBalancer",
+    "createListener",
+    "updateListener",
+    "createPool",
+    "createHealthMonitor",
+    "updateHealthMonitor",
+    "createDevice",
+    "updateDevice",
+]
+checks.positive_data_acceptance.enabled = false
+
+# The run must not revoke the token it authenticates with, nor disable or change
+# the device every load balancer it creates is placed on: these operations get
+# a spare token and a spare device to act on.
+[[operations]]
+include-operation-id = "revokeToken"
+parameters = {{ "path.token_id" = "{target.spare_token_id}" }}
+
+[[operations]]
+include-operation-id = ["updateDevice", "deleteDevice"]
+parameters = {{ "path.device_id" = "{target.spare_device_id}" }}
+"""
+
+
+async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> None:
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(_config(target))
+    argv = [
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{target.api.url}/openapi.json",
+        "--header",
+        f"X-Auth-Token: {ADMIN_TOKEN}",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--max-time",
+        str(MAX_TIME),
+        "--workers",
+        "2",
+        "--request-timeout",
+        "10",
+        "--seed",
+        "1",
+        "--generation-database",
+        "none",
+        "--output-truncate",
+        "false",
+        "--output-sanitize",
+        "false",
+    ]
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), HARD_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        output, _ = await process.communicate()
+        pytest.fail(
+            f"schemathesis ran longer than {HARD_TIMEOUT} s:\n{output.decode(errors='replace')}"
+        )
+    text = output.decode(errors="replace")
+    elapsed = time.monotonic() - started
+    print(f"schemathesis took {elapsed:.1f} s\n{text}")
+    assert process.returncode == 0, f"{text}\n{target.api.log()[-5000:]}"
