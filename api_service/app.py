@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from api_service.context import token_owner
 from api_service.idempotency import IdempotencyMiddleware
 from api_service.limits import BodyLimits
+from api_service.metrics import Metrics, RequestMetrics
 from api_service.problems import install_problem_handlers
 from api_service.routers import (
     devices,
@@ -27,10 +28,11 @@ from api_service.settings import ApiSettings
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, metrics)
         app.state.runtime = runtime
         await runtime.start()
         try:
@@ -51,6 +53,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         owner_of=token_owner,
     )
     app.add_middleware(BodyLimits)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(root.router)
     for prefix, documented in (("/v2", True), ("/v2.0", False)):
         for module in (

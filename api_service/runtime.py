@@ -16,6 +16,7 @@ from api_service.db.notifications import SettledFeed
 from api_service.messaging.commands import CommandPublisher
 from api_service.messaging.results import ResultConsumer
 from api_service.messaging.status import StatusConsumer
+from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService
@@ -51,6 +52,7 @@ class Runtime:
     devices: DeviceService
     operations: OperationService
     feed: SettledFeed
+    metrics: Metrics
     tokens: TokenService
     quotas: QuotaService
     rate_limits: RateLimits
@@ -59,7 +61,7 @@ class Runtime:
     """Set once the bootstrap admin token (if configured) is stored."""
 
     @classmethod
-    def build(cls, settings: ApiSettings) -> "Runtime":
+    def build(cls, settings: ApiSettings, metrics: Metrics) -> "Runtime":
         engine = create_engine(settings)
         sessions = session_factory(engine)
         names = Names(settings.queue_prefix, settings.command_shards)
@@ -75,12 +77,14 @@ class Runtime:
             names,
             sessions,
             publish_timeout=settings.publish_timeout,
+            backlog=metrics.outbox_backlog,
         )
         status = StatusConsumer(names, sessions)
         results = ResultConsumer(
             names,
             sessions,
             prefetch=settings.result_prefetch,
+            applied=metrics.results,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
         changes = Changes(sessions, commands, quotas, settings.command_shards)
@@ -99,6 +103,7 @@ class Runtime:
             devices=DeviceService(sessions),
             operations=OperationService(sessions),
             feed=SettledFeed(plain_dsn(settings.database_url)),
+            metrics=metrics,
             tokens=TokenService(sessions),
             quotas=quotas,
             rate_limits=RateLimits(settings.rate_limit, settings.rate_burst),
@@ -113,7 +118,10 @@ class Runtime:
             ),
             asyncio.create_task(
                 run_reaper(
-                    self.sessions, self.settings.pending_timeout, self.settings.reaper_interval
+                    self.sessions,
+                    self.settings.pending_timeout,
+                    self.settings.reaper_interval,
+                    self.metrics.pending,
                 ),
                 name="reaper",
             ),

@@ -149,12 +149,12 @@ def _names(values: Iterable[str]) -> list[str]:
 def _limit(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not re.fullmatch(r"-?[0-9]{1,20}", raw):
+    if not re.fullmatch(r"-?[0-9]+", raw):
         raise invalid("limit", f"must be an integer, not {raw!r}.")
-    limit = int(raw)
-    if limit < 1:
-        raise invalid("limit", f"must be at least 1, not {limit}.")
-    return min(limit, MAX_LIMIT)
+    if raw.startswith("-") or not raw.strip("0"):
+        raise invalid("limit", f"must be at least 1, not {raw}.")
+    digits = raw.lstrip("0")
+    return MAX_LIMIT if len(digits) > len(str(MAX_LIMIT)) else min(int(digits), MAX_LIMIT)
 
 
 def _marker(raw: str | None) -> UUID | None:

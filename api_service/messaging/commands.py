@@ -16,6 +16,7 @@ from uuid import UUID
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from prometheus_client import Gauge
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import aliased
 
@@ -38,11 +39,13 @@ class CommandPublisher:
         sessions: SessionFactory,
         *,
         publish_timeout: float,
+        backlog: Gauge,
     ) -> None:
         self._broker = broker
         self._names = names
         self._sessions = sessions
         self._timeout = publish_timeout
+        self._backlog = backlog
         self._exchange: AbstractExchange | None = None
         self.wake = asyncio.Event()
 
@@ -124,6 +127,7 @@ class CommandPublisher:
                 count = await self.publish_outbox()
                 if count:
                     log.info("outbox relay published %d command(s)", count)
+                self._backlog.set(await self.pending_count())
                 async with self._sessions.begin() as session:
                     await session.execute(
                         delete(OutboxRow).where(

@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -24,7 +25,10 @@ _DB_RETRY = 1.0
 
 
 class ResultConsumer:
-    def __init__(self, names: Names, sessions: SessionFactory, *, prefetch: int) -> None:
+    def __init__(
+        self, names: Names, sessions: SessionFactory, *, prefetch: int, applied: Counter
+    ) -> None:
+        self._applied = applied
         self._names = names
         self._sessions = sessions
         self._prefetch = prefetch
@@ -64,6 +68,7 @@ class ResultConsumer:
             await message.reject(requeue=False)
             return
         log.info("result %s: %s", result.outcome.value, verdict.value, extra=context)
+        self._applied.labels(result.outcome.value, verdict.value).inc()
         await message.ack()
 
     async def _apply(self, result: Result) -> Verdict:

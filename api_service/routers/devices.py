@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from api_service.context import RequestContext, admin_context, global_reader_context
 from api_service.db.models import Device
 from api_service.problems import problems
-from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY
+from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY, link
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.devices import (
     DeviceBody,
@@ -51,7 +51,12 @@ def device_out(device: Device) -> DeviceOut:
                     "required": True,
                     "schema": {"type": "string", "format": "uri"},
                 }
-            }
+            },
+            "links": {
+                "GetDevice": link(
+                    "getDevice", "Show it.", {"path.device_id": "$response.body#/device/id"}
+                )
+            },
         },
         **problems(*CHECKED, 400, 403, 409, 413, 422),
     },

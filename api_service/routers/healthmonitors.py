@@ -13,16 +13,19 @@ from api_service.routers.http import (
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
+    Links,
     LongPoll,
     accepted,
     accepted_responses,
     common_fields,
     if_match_header,
+    link,
     list_openapi,
     list_response,
     long_poll,
     read_responses,
     read_settled,
+    settled,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -39,6 +42,18 @@ from api_service.services.views import Related, list_page
 
 router = APIRouter(prefix="/lbaas/healthmonitors", tags=["healthmonitors"])
 PATH = "healthmonitors"
+
+_ID = "$response.body#/healthmonitor/id"
+_THIS = {"path.healthmonitor_id": _ID}
+SETTLED = {
+    "GetHealthMonitor": settled(
+        "getHealthMonitor", "Wait until it is ACTIVE.", healthmonitor_id=_ID
+    )
+}
+NEXT: Links = {
+    "UpdateHealthMonitor": link("updateHealthMonitor", "Change it.", _THIS),
+    "DeleteHealthMonitor": link("deleteHealthMonitor", "Delete it.", _THIS),
+}
 
 
 def healthmonitor_out(monitor: HealthMonitor, _: Related, ctx: RequestContext) -> HealthMonitorOut:
@@ -69,7 +84,7 @@ def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createHealthMonitor",
     summary="Create a health monitor (asynchronous)",
-    responses=accepted_responses(CREATE_PROBLEMS),
+    responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
@@ -105,7 +120,7 @@ async def list_(
     "/{healthmonitor_id}",
     operation_id="getHealthMonitor",
     summary="Show a health monitor",
-    responses=read_responses(),
+    responses=read_responses(NEXT),
 )
 async def get(
     healthmonitor_id: UUID,
@@ -129,7 +144,7 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateHealthMonitor",
     summary="Update a health monitor (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS),
+    responses=accepted_responses(CHANGE_PROBLEMS, SETTLED),
 )
 async def update(
     healthmonitor_id: UUID,

@@ -79,19 +79,59 @@ ACCEPTED_HEADERS = {
 }
 
 
-def read_responses() -> dict[int | str, dict[str, Any]]:
-    return {200: {"headers": ETAG_HEADER}, **READ_PROBLEMS}
+Links = dict[str, dict[str, Any]]
 
 
-def accepted_responses(problem_responses: dict[int | str, dict[str, Any]]) -> dict[int | str, Any]:
+def link(
+    operation_id: str,
+    description: str,
+    parameters: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An OpenAPI link: how to call ``operation_id`` with what this answer holds."""
+    return {
+        "operationId": operation_id,
+        "description": description,
+        **({"parameters": parameters} if parameters else {}),
+        **({"requestBody": body} if body else {}),
+    }
+
+
+OPERATION_LINK = {
+    "GetOperation": link(
+        "getOperation",
+        "Follow the operation that carries the change.",
+        {"path.operation_id": "$response.header.X-Operation-Id"},
+    )
+}
+
+
+def read_responses(links: Links | None = None) -> dict[int | str, dict[str, Any]]:
+    """A GET of one object: with its ETag, and what to do with the object next."""
+    return {200: {"headers": ETAG_HEADER, **({"links": links} if links else {})}, **READ_PROBLEMS}
+
+
+def accepted_responses(
+    problem_responses: dict[int | str, dict[str, Any]], links: Links | None = None
+) -> dict[int | str, Any]:
     """A 202: the change is stored and on its way to the device; poll the object."""
     return {
         202: {
             "description": "Accepted: the object is PENDING_* until the agent has applied it",
             "headers": ACCEPTED_HEADERS,
+            "links": {**OPERATION_LINK, **(links or {})},
         },
         **problem_responses,
     }
+
+
+def settled(operation_id: str, description: str, **path: str) -> dict[str, Any]:
+    """A link to GET an object once its tree has settled (a long poll for ACTIVE)."""
+    return link(
+        operation_id,
+        description,
+        {**{f"path.{name}": value for name, value in path.items()}, "query.wait_for": "ACTIVE"},
+    )
 
 
 IDEMPOTENCY_KEY = {

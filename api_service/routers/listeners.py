@@ -13,16 +13,19 @@ from api_service.routers.http import (
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
+    Links,
     LongPoll,
     accepted,
     accepted_responses,
     common_fields,
     if_match_header,
+    link,
     list_openapi,
     list_response,
     long_poll,
     read_responses,
     read_settled,
+    settled,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -39,6 +42,15 @@ from api_service.services.views import Related, list_page
 
 router = APIRouter(prefix="/lbaas/listeners", tags=["listeners"])
 PATH = "listeners"
+
+_ID = "$response.body#/listener/id"
+_THIS = {"path.listener_id": _ID}
+SETTLED = {"GetListener": settled("getListener", "Wait until it is ACTIVE.", listener_id=_ID)}
+NEXT: Links = {
+    "CreatePool": link("createPool", "Add its default pool.", body={"pool": {"listener_id": _ID}}),
+    "UpdateListener": link("updateListener", "Change it.", _THIS),
+    "DeleteListener": link("deleteListener", "Delete it.", _THIS),
+}
 
 
 def listener_out(listener: Listener, _: Related, ctx: RequestContext) -> ListenerOut:
@@ -71,7 +83,7 @@ def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createListener",
     summary="Create a listener (asynchronous)",
-    responses=accepted_responses(CREATE_PROBLEMS),
+    responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
@@ -107,7 +119,7 @@ async def list_(
     "/{listener_id}",
     operation_id="getListener",
     summary="Show a listener",
-    responses=read_responses(),
+    responses=read_responses(NEXT),
 )
 async def get(
     listener_id: UUID,
@@ -128,7 +140,7 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateListener",
     summary="Update a listener (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS),
+    responses=accepted_responses(CHANGE_PROBLEMS, SETTLED),
 )
 async def update(
     listener_id: UUID,

@@ -16,16 +16,19 @@ from api_service.routers.http import (
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
     READ_PROBLEMS,
+    Links,
     LongPoll,
     accepted,
     accepted_responses,
     common_fields,
     if_match_header,
+    link,
     list_openapi,
     list_response,
     long_poll,
     read_responses,
     read_settled,
+    settled,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -46,6 +49,24 @@ from api_service.services.views import Related, list_page, related
 
 router = APIRouter(prefix="/lbaas/loadbalancers", tags=["loadbalancers"])
 PATH = "loadbalancers"
+
+_ID = "$response.body#/loadbalancer/id"
+_THIS = {"path.loadbalancer_id": _ID}
+SETTLED = {
+    "GetLoadBalancer": settled("getLoadBalancer", "Wait until it is ACTIVE.", loadbalancer_id=_ID)
+}
+NEXT: Links = {
+    "CreateListener": link(
+        "createListener", "Add a listener.", body={"listener": {"loadbalancer_id": _ID}}
+    ),
+    "CreatePool": link("createPool", "Add a pool.", body={"pool": {"loadbalancer_id": _ID}}),
+    "UpdateLoadBalancer": link("updateLoadBalancer", "Change it.", _THIS),
+    "DeleteLoadBalancer": link("deleteLoadBalancer", "Delete it.", _THIS),
+    "FailoverLoadBalancer": link("failoverLoadBalancer", "Apply it again.", _THIS),
+    "GetLoadBalancerStats": link("getLoadBalancerStats", "Its traffic counters.", _THIS),
+    "GetLoadBalancerStatusTree": link("getLoadBalancerStatusTree", "Its status tree.", _THIS),
+    "ListOperations": link("listOperations", "Its operations.", {"query.loadbalancer_id": _ID}),
+}
 
 
 def loadbalancer_out(lb: LoadBalancer, rel: Related, ctx: RequestContext) -> LoadBalancerOut:
@@ -86,7 +107,7 @@ async def _accepted(
         "Placed on the enabled device of the provider with the most room (or, for an admin, "
         "on device_id); 503 when no device of the provider has room."
     ),
-    responses=accepted_responses(CREATE_PROBLEMS),
+    responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
@@ -122,7 +143,7 @@ async def list_(
     "/{loadbalancer_id}",
     operation_id="getLoadBalancer",
     summary="Show a load balancer",
-    responses=read_responses(),
+    responses=read_responses(NEXT),
 )
 async def get(
     loadbalancer_id: UUID,
@@ -144,7 +165,7 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateLoadBalancer",
     summary="Update a load balancer (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS),
+    responses=accepted_responses(CHANGE_PROBLEMS, SETTLED),
 )
 async def update(
     loadbalancer_id: UUID,
@@ -194,7 +215,7 @@ async def delete(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="failoverLoadBalancer",
     summary="Apply the whole tree again, on another device if its own is disabled",
-    responses=accepted_responses(problems(*CHECKED, 400, 403, 404, 409)),
+    responses=accepted_responses(problems(*CHECKED, 400, 403, 404, 409), SETTLED),
 )
 async def failover(
     loadbalancer_id: UUID,

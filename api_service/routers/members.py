@@ -13,16 +13,19 @@ from api_service.routers.http import (
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
+    Links,
     LongPoll,
     accepted,
     accepted_responses,
     common_fields,
     if_match_header,
+    link,
     list_openapi,
     list_response,
     long_poll,
     read_responses,
     read_settled,
+    settled,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -38,6 +41,23 @@ from api_service.services.changes import Accepted
 from api_service.services.views import Related, list_page
 
 router = APIRouter(prefix="/lbaas/pools/{pool_id}/members", tags=["members"])
+
+_THIS = {
+    "path.pool_id": "$response.body#/member/pool_id",
+    "path.member_id": "$response.body#/member/id",
+}
+SETTLED = {
+    "GetMember": settled(
+        "getMember",
+        "Wait until it is ACTIVE.",
+        pool_id="$response.body#/member/pool_id",
+        member_id="$response.body#/member/id",
+    )
+}
+NEXT: Links = {
+    "UpdateMember": link("updateMember", "Change it.", _THIS),
+    "DeleteMember": link("deleteMember", "Remove it.", _THIS),
+}
 
 
 def member_out(member: Member, _: Related, ctx: RequestContext) -> MemberOut:
@@ -68,7 +88,7 @@ def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createMember",
     summary="Add a member to a pool (asynchronous)",
-    responses=accepted_responses(CREATE_PROBLEMS),
+    responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
@@ -88,7 +108,14 @@ async def create(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="replaceMembers",
     summary="Replace the pool's whole member list in one operation (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS),
+    responses=accepted_responses(
+        CHANGE_PROBLEMS,
+        {
+            "ListMembers": link(
+                "listMembers", "List the members.", {"path.pool_id": "$request.path.pool_id"}
+            )
+        },
+    ),
     response_model=MemberList,
 )
 async def replace_all(
@@ -136,7 +163,7 @@ async def list_(
     "/{member_id}",
     operation_id="getMember",
     summary="Show a member",
-    responses=read_responses(),
+    responses=read_responses(NEXT),
 )
 async def get(
     pool_id: UUID,
@@ -161,7 +188,7 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateMember",
     summary="Update a member (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS),
+    responses=accepted_responses(CHANGE_PROBLEMS, SETTLED),
 )
 async def update(
     pool_id: UUID,

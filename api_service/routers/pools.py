@@ -13,16 +13,19 @@ from api_service.routers.http import (
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
+    Links,
     LongPoll,
     accepted,
     accepted_responses,
     common_fields,
     if_match_header,
+    link,
     list_openapi,
     list_response,
     long_poll,
     read_responses,
     read_settled,
+    settled,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -40,6 +43,20 @@ from api_service.services.views import Related, list_page, related
 
 router = APIRouter(prefix="/lbaas/pools", tags=["pools"])
 PATH = "pools"
+
+_ID = "$response.body#/pool/id"
+_THIS = {"path.pool_id": _ID}
+SETTLED = {"GetPool": settled("getPool", "Wait until it is ACTIVE.", pool_id=_ID)}
+NEXT: Links = {
+    "CreateMember": link("createMember", "Add a member.", _THIS),
+    "ReplaceMembers": link("replaceMembers", "Replace its members.", _THIS),
+    "ListMembers": link("listMembers", "List its members.", _THIS),
+    "CreateHealthMonitor": link(
+        "createHealthMonitor", "Monitor its members.", body={"healthmonitor": {"pool_id": _ID}}
+    ),
+    "UpdatePool": link("updatePool", "Change it.", _THIS),
+    "DeletePool": link("deletePool", "Delete it.", _THIS),
+}
 
 
 def pool_out(pool: Pool, rel: Related, ctx: RequestContext) -> PoolOut:
@@ -79,7 +96,7 @@ async def _accepted(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="createPool",
     summary="Create a pool (asynchronous)",
-    responses=accepted_responses(CREATE_PROBLEMS),
+    responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,
 )
 async def create(
@@ -115,7 +132,7 @@ async def list_(
     "/{pool_id}",
     operation_id="getPool",
     summary="Show a pool",
-    responses=read_responses(),
+    responses=read_responses(NEXT),
 )
 async def get(
     pool_id: UUID,
@@ -136,7 +153,7 @@ async def get(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updatePool",
     summary="Update a pool (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS),
+    responses=accepted_responses(CHANGE_PROBLEMS, SETTLED),
 )
 async def update(
     pool_id: UUID,

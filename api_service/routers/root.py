@@ -3,7 +3,8 @@
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from api_service.problems import Problem, problem_response, problems
@@ -54,6 +55,18 @@ def _version(request: Request) -> Version:
 @router.get("/v2.0", include_in_schema=False)
 async def version(request: Request) -> VersionBody:
     return VersionBody(version=_version(request))
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics of this API process",
+    response_class=PlainTextResponse,
+)
+async def metrics(runtime: Runtime = Depends(get_runtime)) -> PlainTextResponse:
+    return PlainTextResponse(
+        generate_latest(runtime.metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 @router.get("/healthz", operation_id="healthz", summary="The process is alive")

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, Field, Strict
 
 from api_service.schemas.fields import (
-    CIDR_DESCRIPTION,
+    CIDR,
     INTEGRAL,
     DriverName,
     RequestBody,
@@ -57,7 +57,7 @@ ManagementUrl = Annotated[
     documented(_MANAGEMENT_URL),
     AfterValidator(_management_url),
 ]
-Cidr = Annotated[str, Strict(), Field(description=CIDR_DESCRIPTION), AfterValidator(_cidr)]
+Cidr = Annotated[str, Strict(), CIDR, AfterValidator(_cidr)]
 Capacity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), INTEGRAL]
 
 

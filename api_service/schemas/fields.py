@@ -199,9 +199,13 @@ ExpectedCodes = Annotated[
 ]
 CookieName = Annotated[str, Strict(), documented(_COOKIE_NAME), AfterValidator(_cookie_name)]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535), INTEGRAL]
-CIDR_DESCRIPTION = "An IPv4 or IPv6 network in CIDR notation, host bits zero (10.0.0.0/24)."
+CIDR = Field(
+    description="An IPv4 or IPv6 network in CIDR notation, host bits zero (10.0.0.0/24).",
+    json_schema_extra={"format": "cidr"},
+)
+"""How a network is documented: the (custom) string format ``cidr``."""
 CidrList = Annotated[
-    list[Annotated[str, Strict(), Field(description=CIDR_DESCRIPTION)]],
+    list[Annotated[str, Strict(), CIDR]],
     Field(max_length=100),
     AfterValidator(_cidr_list),
 ]

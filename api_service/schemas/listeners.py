@@ -1,7 +1,7 @@
 """Listener bodies (Octavia v2 names, defaults and ranges)."""
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
@@ -66,8 +66,21 @@ class ListenerFields(RequestBody):
     tags: Tags | None = None
 
 
+def headers_for_http_only(schema: dict[str, Any]) -> None:
+    """``json_schema_extra``: only an HTTP listener inserts headers (the service checks it)."""
+    schema["if"] = {"properties": {"protocol": {"const": "HTTP"}}, "required": ["protocol"]}
+    schema["else"] = {
+        "properties": {"insert_headers": {"anyOf": [{"type": "null"}, {"maxProperties": 0}]}}
+    }
+
+
+def _new_listener(schema: dict[str, Any]) -> None:
+    required_in_schema("loadbalancer_id")(schema)
+    headers_for_http_only(schema)
+
+
 class ListenerCreate(ListenerFields):
-    model_config = ConfigDict(json_schema_extra=required_in_schema("loadbalancer_id"))
+    model_config = ConfigDict(json_schema_extra=_new_listener)
 
     loadbalancer_id: UUID | None = None
     protocol: ListenerProtocol

@@ -16,7 +16,7 @@ from api_service.schemas.fields import (
     Text255,
 )
 from api_service.schemas.healthmonitors import HealthMonitorCreate
-from api_service.schemas.listeners import ListenerCreate
+from api_service.schemas.listeners import ListenerCreate, headers_for_http_only
 from api_service.schemas.members import MemberCreate
 from api_service.schemas.pools import PoolCreate
 
@@ -39,7 +39,7 @@ class PoolInTree(PoolCreate):
 
 
 class ListenerInTree(ListenerCreate):
-    model_config = ConfigDict(json_schema_extra=None)
+    model_config = ConfigDict(json_schema_extra=headers_for_http_only)
 
     loadbalancer_id: None = None
     default_pool_id: None = None

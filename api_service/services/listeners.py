@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.context import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Listener, TreeObject
-from api_service.problems import conflict, invalid
+from api_service.problems import ProblemError, conflict, invalid
 from api_service.schemas.listeners import ListenerCreate, ListenerFields, ListenerUpdate
 from api_service.schemas.pools import COMPATIBLE_PROTOCOLS
 from api_service.services.changes import (
@@ -71,7 +71,9 @@ def set_default_pool(tree: Tree, listener: Listener, pool_id: UUID | None) -> No
         return
     pool = next((p for p in tree.pools if p.id == pool_id and not p.deleting), None)
     if pool is None:
-        raise invalid("default_pool_id", f"pool {pool_id} is not a pool of this load balancer")
+        raise ProblemError(
+            404, "Not Found", f"Pool {pool_id} is not a pool of load balancer {tree.lb.id}."
+        )
     if pool.protocol not in COMPATIBLE_PROTOCOLS[listener.protocol]:
         raise invalid(
             "default_pool_id",

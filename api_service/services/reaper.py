@@ -9,6 +9,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from prometheus_client import Gauge
 from sqlalchemy import and_, func, select
 
 from api_service.db.engine import SessionFactory
@@ -57,11 +58,24 @@ async def reap_pending(sessions: SessionFactory, timeout: float) -> int:
     return len(rows)
 
 
-async def run_reaper(sessions: SessionFactory, timeout: float, interval: float) -> None:
+async def count_pending(sessions: SessionFactory) -> int:
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(LoadBalancer)
+            .where(LoadBalancer.provisioning_status.in_([s.value for s in PENDING_STATUSES]))
+        )
+    return count or 0
+
+
+async def run_reaper(
+    sessions: SessionFactory, timeout: float, interval: float, pending: Gauge
+) -> None:
     while True:
         try:
             while await reap_pending(sessions, timeout) == _BATCH:
                 pass
+            pending.set(await count_pending(sessions))
         except Exception:
             log.exception("reaper pass failed")
         await asyncio.sleep(interval)

@@ -6,7 +6,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.support.client import LbaasClient
+from tests.support.stack import Api
 
 
 def journal(sim_dir: Path, appliance: str) -> list[dict[str, Any]]:
@@ -141,3 +144,16 @@ async def test_device_with_load_balancers_cannot_be_deleted(client: LbaasClient)
     await client.wait_gone(lb["id"])
     assert (await client.http.delete(f"/v2/lbaas/devices/{device['id']}")).status_code == 204
     assert (await client.http.get(f"/v2/lbaas/devices/{device['id']}")).status_code == 404
+
+
+async def test_metrics_are_open_and_count_what_happened(client: LbaasClient, api: Api) -> None:
+    device = await client.create_device("noop")
+    lb = (await client.create_lb(device)).json()["loadbalancer"]
+    await client.wait_lb(lb["id"])
+    async with httpx.AsyncClient(base_url=api.url) as anonymous:
+        response = await anonymous.get("/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'lbaas_results_total{outcome="ACTIVE",verdict="applied"}' in text
+    assert 'method="POST",route="/lbaas/loadbalancers",status="202"' in text
+    assert "lbaas_outbox_backlog" in text and "lbaas_pending_loadbalancers" in text

@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
 from tests.support.stack import BIN, Agent, Api, isolated, running
 
 SCHEMATHESIS = BIN / "schemathesis"
+ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 10
 """Test cases per operation in the fuzzing phase (the coverage phase adds its own)."""
 MAX_TIME = 75
@@ -71,23 +71,29 @@ async def target(log_dir: Path) -> AsyncIterator[Target]:
 def _config(target: Target) -> str:
     """``schemathesis.toml`` for the run."""
     return f"""
+# Idempotency-Key values made unique to each request, networks for the `cidr` format.
+hooks = "tests.e2e.schemathesis_hooks"
+
+[phases.stateful]
+# Long enough for a whole tree along the links: load balancer, listener, pool, member and
+# health monitor, each created and then read once ACTIVE.
+max-steps = 12
+
 [checks.positive_data_acceptance]
 # What a schema-valid request may get besides a 2xx: 401/403/404/409/429 (Schemathesis'
-# defaults: credentials, roles and quotas, objects that do not exist, object states), 412
-# (a generated If-Match is not the object's current ETag) and 422 (a generated
-# Idempotency-Key may repeat one the run sent earlier with another body).
-expected-statuses = ["2xx", "401", "403", "404", "409", "412", "422", "429"]
+# defaults: credentials, roles and quotas, objects that do not exist, object states) and
+# 412 (a generated If-Match is not the object's current ETag).
+expected-statuses = ["2xx", "401", "403", "404", "409", "412", "429"]
 
 # Operations whose bodies have rules JSON Schema cannot state, so that a schema-valid body
 # may still be refused with 400:
 # - createLoadBalancer: the provider must have a device, a vip_address must be in a
 #   device's range; and every rule below, for the tree it may carry;
-# - createListener, updateListener: a default pool must have a compatible protocol,
-#   insert_headers is for HTTP listeners only, allowed_cidrs must have no host bits set;
+# - createListener, updateListener: a default pool must have a protocol the listener can
+#   forward to (and on update, insert_headers is for a listener stored as HTTP);
 # - createPool: its protocol must suit the listener it is the default pool of;
 # - createHealthMonitor, updateHealthMonitor: timeout must not exceed delay, and HTTP
-#   fields are for HTTP(S) monitors (on update: the stored delay and type count);
-# - createDevice, updateDevice: vip_cidr must have no host bits set.
+#   fields are for HTTP(S) monitors (on update: the stored delay and type count).
 [[operations]]
 include-operation-id = [
     "createLoadBalancer",
@@ -96,10 +102,25 @@ include-operation-id = [
     "createPool",
     "createHealthMonitor",
     "updateHealthMonitor",
-    "createDevice",
-    "updateDevice",
 ]
 checks.positive_data_acceptance.enabled = false
+
+# A DELETE of a load balancer or of an object in its tree answers 202: the object stays
+# readable, PENDING_DELETE, until the device has removed it (Octavia's semantics); and a
+# project's quotas, once reset, are its defaults. A read after such a DELETE may succeed.
+[[operations]]
+include-operation-id = [
+    "getLoadBalancer",
+    "getLoadBalancerStats",
+    "getLoadBalancerStatusTree",
+    "getListener",
+    "getPool",
+    "listMembers",
+    "getMember",
+    "getHealthMonitor",
+    "getQuota",
+]
+checks.use_after_free.enabled = false
 
 # The run must not revoke the token it authenticates with, nor disable or change
 # the device every load balancer it creates is placed on: these operations get
@@ -111,6 +132,18 @@ parameters = {{ "path.token_id" = "{target.spare_token_id}" }}
 [[operations]]
 include-operation-id = ["updateDevice", "deleteDevice"]
 parameters = {{ "path.device_id" = "{target.spare_device_id}" }}
+
+# A long poll lasts while the object stays PENDING_*, up to its timeout (300 s at most):
+# the run keeps it short.
+[[operations]]
+include-operation-id = [
+    "getLoadBalancer",
+    "getListener",
+    "getPool",
+    "getMember",
+    "getHealthMonitor",
+]
+parameters = {{ "query.timeout" = 1 }}
 """
 
 
@@ -126,8 +159,6 @@ async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> Non
         f"{target.api.url}/openapi.json",
         "--header",
         f"X-Auth-Token: {ADMIN_TOKEN}",
-        "--checks",
-        "all",
         "--phases",
         "examples,coverage,fuzzing,stateful",
         "--max-examples",
@@ -135,7 +166,7 @@ async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> Non
         "--max-time",
         str(MAX_TIME),
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "10",
         "--seed",
@@ -151,7 +182,7 @@ async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> Non
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
