@@ -124,18 +124,23 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route of the request's path.
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
-    Each route serves one method, so the ``Allow`` Starlette puts on a 405 names the
-    methods of the first route of the path only.
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path.
+
+    Each route serves one method, so the ``Allow`` of Starlette's 405 names the methods of
+    the first route of the path only: ask every route about each method instead.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 UNAVAILABLE: tuple[type[Exception], ...] = (
@@ -226,12 +231,12 @@ _DESCRIPTIONS: dict[int, tuple[str, dict[str, Any]]] = {
     ),
     403: ("The token's role may not do this, or a quota is exceeded", {}),
     404: ("Not found (or not visible to this project), or an object the body names", {}),
-    409: ("Conflict with the state of the object or of one the body names", {}),
+    409: ("Conflict with the state of the object, of one the body names, or of devices", {}),
     412: ("If-Match does not match the object's ETag", {}),
     413: ("Body larger than 1 MiB", {}),
     422: ("Idempotency-Key reused with another request", {}),
     429: ("Rate limit of the token exceeded", _RETRY_AFTER),
-    503: ("A dependency (the database) is unreachable, or no device has room", _RETRY_AFTER),
+    503: ("A dependency is unreachable, or no device of the provider has room", _RETRY_AFTER),
 }
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {

@@ -105,7 +105,7 @@ async def _accepted(
     summary="Create a load balancer, optionally with its whole tree (asynchronous)",
     description=(
         "Placed on the enabled device of the provider with the most room (or, for an admin, "
-        "on device_id); 503 when no device of the provider has room."
+        "on device_id); 503 (with Retry-After) when no device of the provider has room."
     ),
     responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field, Strict
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from api_service.context import (
     RequestContext,
@@ -17,6 +18,16 @@ from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.fields import INT32_MAX, INTEGRAL, ProjectId, RequestBody
 
 router = APIRouter(prefix="/lbaas/quotas", tags=["quotas"])
+
+
+class _QuotaProject(StringConvertor):
+    """A project id in a path, but ``defaults``: that path is the (read-only) default quotas,
+    so that ``PUT …/quotas/defaults`` is a 405, as in Octavia, not a project named so."""
+
+    regex = "(?!defaults$)[^/]+"
+
+
+register_url_convertor("quota_project", _QuotaProject())
 
 Limit = Annotated[int, Strict(), Field(ge=-1, le=INT32_MAX), INTEGRAL]
 """Objects a project may have; -1 is unlimited."""
@@ -86,7 +97,7 @@ async def defaults(
 
 
 @router.get(
-    "/{project_id}",
+    "/{project_id:quota_project}",
     operation_id="getQuota",
     summary="A project's quotas",
     responses=problems(*CHECKED, 400, 403),
@@ -102,7 +113,7 @@ async def get(
 
 
 @router.put(
-    "/{project_id}",
+    "/{project_id:quota_project}",
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="updateQuota",
     summary="Set a project's quotas (null: back to the default)",
@@ -119,7 +130,7 @@ async def update(
 
 
 @router.delete(
-    "/{project_id}",
+    "/{project_id:quota_project}",
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="resetQuota",
     summary="Put a project back on the default quotas",

@@ -2,7 +2,6 @@
 
 import re
 from datetime import datetime
-from ipaddress import ip_network
 from typing import Annotated
 from uuid import UUID
 
@@ -15,6 +14,7 @@ from api_service.schemas.fields import (
     RequestBody,
     StrictBool,
     documented,
+    network,
 )
 
 _DEVICE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
@@ -42,13 +42,6 @@ def _management_url(value: str) -> str:
     return value
 
 
-def _cidr(value: str) -> str:
-    try:
-        return str(ip_network(value, strict=True))
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
-
-
 DeviceName = Annotated[str, Strict(), documented(_DEVICE_NAME), AfterValidator(_device_name)]
 ManagementUrl = Annotated[
     str,
@@ -57,7 +50,7 @@ ManagementUrl = Annotated[
     documented(_MANAGEMENT_URL),
     AfterValidator(_management_url),
 ]
-Cidr = Annotated[str, Strict(), CIDR, AfterValidator(_cidr)]
+Cidr = Annotated[str, Strict(), CIDR, AfterValidator(network)]
 Capacity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), INTEGRAL]
 
 

@@ -183,14 +183,19 @@ def _cookie_name(value: str) -> str:
     return value
 
 
+def network(value: str) -> str:
+    """A network in CIDR notation, host bits zero, normalised; no IPv6 scope (zone) id."""
+    try:
+        parsed = ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
+    if "%" in value:
+        raise ValueError(f"{value!r} has a scope (zone) id, which a network here cannot have")
+    return str(parsed)
+
+
 def _cidr_list(values: list[str]) -> list[str]:
-    out = []
-    for value in values:
-        try:
-            out.append(str(ip_network(value, strict=True)))
-        except ValueError:
-            raise ValueError(f"{value!r} is not a network in CIDR notation") from None
-    return out
+    return [network(value) for value in values]
 
 
 UrlPath = Annotated[str, Strict(), documented(_URL_PATH), AfterValidator(_url_path)]

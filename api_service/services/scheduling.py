@@ -141,7 +141,10 @@ async def allocate_vip(
     )
     if gap is None:
         raise ProblemError(
-            503, "No Free VIP", f"Every address of {network} on device {device.id} is in use."
+            503,
+            "No Free VIP",
+            f"Every address of {network} on device {device.id} is in use.",
+            headers={"Retry-After": "30"},
         )
     return _address(gap)
 

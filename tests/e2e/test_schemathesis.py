@@ -1,13 +1,15 @@
 """Schemathesis against a running API and agent: the OpenAPI document is the contract.
 
 Every documented operation gets positive and negative data (examples, coverage
-and fuzzing phases) and chains of calls along the links Schemathesis infers
-(stateful phase), with every check. The run must show no 5xx and no response
-that the document does not describe.
+and fuzzing phases) and chains of calls along the document's links and those
+Schemathesis infers (stateful phase), with every check Schemathesis has, but for
+the few operations whose exclusions ``_config`` explains. The run must show no
+5xx and no response that the document does not describe.
 
-The API runs on a database of its own: the run acts as an admin (it registers
-devices, sets quotas, issues and revokes tokens), which must not disturb the
-session's API that the other tests share.
+The API runs on a database and broker vhost of its own: the run acts as the
+admin (it registers, changes and deletes devices, sets quotas, issues and
+revokes tokens, and sends several hundred requests a second with one token),
+which must not disturb the session's API that the other tests share.
 """
 
 import asyncio
@@ -26,11 +28,14 @@ from tests.support.stack import BIN, Agent, Api, isolated, running
 SCHEMATHESIS = BIN / "schemathesis"
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 10
-"""Test cases per operation in the fuzzing phase (the coverage phase adds its own)."""
+"""Test cases per operation and fuzzing pass (the coverage phase adds its own)."""
 MAX_TIME = 75
-"""Schemathesis' own budget, in seconds, for the whole run."""
+"""Schemathesis' budget, in seconds, for the whole run: fuzzing and stateful passes
+repeat until it is spent."""
 HARD_TIMEOUT = 150
 """Seconds after which the run is killed and the test fails."""
+SEED = 1
+"""A fixed seed, so that a failure can be replayed; run it by hand with others to explore."""
 
 pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis is not installed")
 
@@ -38,7 +43,6 @@ pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis 
 @dataclass(frozen=True)
 class Target:
     api: Api
-    client: LbaasClient
     spare_device_id: str
     spare_token_id: str
 
@@ -47,7 +51,7 @@ class Target:
 async def target(log_dir: Path) -> AsyncIterator[Target]:
     """A dedicated API and agent, a noop device with room for every create, and spares."""
     async with isolated() as isolation:
-        # The run sends several hundred requests a second with one token.
+        # No rate limit in the way; a create that names no provider lands on the noop device.
         api = Api(
             isolation.env(rate_limit=100_000, rate_burst=100_000, default_provider="noop"),
             log_dir,
@@ -65,7 +69,7 @@ async def target(log_dir: Path) -> AsyncIterator[Target]:
                 json={"token": {"name": "spare", "project_id": "spare", "role": "observer"}},
             )
             assert spare_token.status_code == 201, spare_token.text
-            yield Target(api, client, spare_device["id"], spare_token.json()["token"]["id"])
+            yield Target(api, spare_device["id"], spare_token.json()["token"]["id"])
 
 
 def _config(target: Target) -> str:
@@ -105,6 +109,14 @@ include-operation-id = [
 ]
 checks.positive_data_acceptance.enabled = false
 
+# No 5xx, but one: a create (or a failover) may find no device of its provider with room
+# or a free VIP (a spare device of capacity 1, a device the run made, filled or disabled):
+# 503 with Retry-After, the documented answer. Any other 5xx still fails the run. (The
+# expected statuses replace the defaults, 2xx, 3xx and 4xx, so they are listed again.)
+[[operations]]
+include-operation-id = ["createLoadBalancer", "failoverLoadBalancer"]
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
 # A DELETE of a load balancer or of an object in its tree answers 202: the object stays
 # readable, PENDING_DELETE, until the device has removed it (Octavia's semantics); and a
 # project's quotas, once reset, are its defaults. A read after such a DELETE may succeed.
@@ -123,11 +135,16 @@ include-operation-id = [
 checks.use_after_free.enabled = false
 
 # The run must not revoke the token it authenticates with, nor disable or change
-# the device every load balancer it creates is placed on: these operations get
-# a spare token and a spare device to act on.
+# the device every load balancer it creates is placed on, nor limit the quotas of
+# its own project (its creates would be 403 for the rest of the run): these
+# operations get a spare token, device and project to act on.
 [[operations]]
 include-operation-id = "revokeToken"
 parameters = {{ "path.token_id" = "{target.spare_token_id}" }}
+
+[[operations]]
+include-operation-id = "updateQuota"
+parameters = {{ "path.project_id" = "spare" }}
 
 [[operations]]
 include-operation-id = ["updateDevice", "deleteDevice"]
@@ -150,6 +167,10 @@ parameters = {{ "query.timeout" = 1 }}
 async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> None:
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(target))
+    # Every check runs (the default: naming them with --checks would override the
+    # per-operation settings of the config). One worker: with more, Hypothesis' lambda
+    # descriptions hit a CPython 3.11 race in ast.parse ("AST constructor recursion depth
+    # mismatch"), reported as errors of the run.
     argv = [
         str(SCHEMATHESIS),
         "--config-file",
@@ -170,9 +191,10 @@ async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> Non
         "--request-timeout",
         "10",
         "--seed",
-        "1",
+        str(SEED),
         "--generation-database",
         "none",
+        # Whole bodies in the report; the token is this test's own.
         "--output-truncate",
         "false",
         "--output-sanitize",
@@ -195,6 +217,5 @@ async def test_schemathesis_finds_nothing(target: Target, tmp_path: Path) -> Non
             f"schemathesis ran longer than {HARD_TIMEOUT} s:\n{output.decode(errors='replace')}"
         )
     text = output.decode(errors="replace")
-    elapsed = time.monotonic() - started
-    print(f"schemathesis took {elapsed:.1f} s\n{text}")
-    assert process.returncode == 0, f"{text}\n{target.api.log()[-5000:]}"
+    print(f"schemathesis took {time.monotonic() - started:.1f} s\n{text}")
+    assert process.returncode == 0, f"{text}\nAPI log:\n{target.api.log()[-5000:]}"

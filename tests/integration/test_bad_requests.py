@@ -90,6 +90,7 @@ async def test_no_device_with_room_is_503_and_writes_nothing(
         json={"loadbalancer": {"provider": "noop", "vip_address": device["vip_cidr"][:-4] + "5"}},
     )
     _assert_problem(response, 503, "noop")
+    assert response.headers["retry-after"]
     assert await _counts(isolation) == before
 
 
@@ -127,6 +128,18 @@ async def test_unknown_ids_and_paths_are_404_problems(client: LbaasClient) -> No
     for path in (f"{LBS}/{missing}", f"/v2/lbaas/operations/{missing}", "/v2/lbaas/nothing"):
         _assert_problem(await client.http.get(path), 404, "ot")
     _assert_problem(await client.http.get(f"{LBS}/not-a-uuid"), 400, "loadbalancer_id")
+
+
+async def test_an_unsupported_method_is_405_with_every_allowed_one(client: LbaasClient) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    for method, path, allowed in (
+        ("PATCH", f"{LBS}/{missing}", "DELETE, GET, PUT"),
+        ("OPTIONS", LBS, "GET, POST"),
+        ("DELETE", "/healthz", "GET"),
+    ):
+        response = await client.http.request(method, path)
+        _assert_problem(response, 405, "Method Not Allowed")
+        assert response.headers["allow"] == allowed, (method, path)
 
 
 async def test_service_endpoints(client: LbaasClient) -> None:

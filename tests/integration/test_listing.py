@@ -147,9 +147,9 @@ def _default_order(db: Db) -> list[UUID]:
     return _ids(sorted(db.walk, key=lambda d: (d.created_at, d.id)))
 
 
-def _problem_field(exc: pytest.ExceptionInfo[ProblemError]) -> str:
+def _problem_field(exc: pytest.ExceptionInfo[ProblemError], status: int = 400) -> str:
     problem = exc.value.problem
-    assert problem.status == 400
+    assert problem.status == status
     assert problem.errors is not None
     return problem.errors[0].field
 
@@ -240,10 +240,9 @@ async def test_filters_are_in_lists_and_survive_paging(db: Db) -> None:
         ({"enabled": "maybe"}, "enabled", "true or false"),
         ({"sort": "management_url"}, "sort", "sortable"),
         ({"tags": "red"}, "tags", "no tags"),
-        ({"marker": str(uuid4())}, "marker", "not found"),
     ],
 )
-async def test_bad_filters_sorts_and_markers_are_400(
+async def test_bad_filters_and_sorts_are_400(
     db: Db, params: dict[str, str], field: str, mentions: str
 ) -> None:
     with pytest.raises(ProblemError) as exc:
@@ -252,11 +251,18 @@ async def test_bad_filters_sorts_and_markers_are_400(
     assert mentions in exc.value.problem.detail
 
 
+async def test_a_marker_that_names_no_object_is_404(db: Db) -> None:
+    with pytest.raises(ProblemError) as exc:
+        await _page(db, _url(marker=str(uuid4())))
+    assert _problem_field(exc, 404) == "marker"
+    assert "not found" in exc.value.problem.detail
+
+
 async def test_a_marker_outside_the_scope_is_not_found(db: Db) -> None:
     outsider, _ = await _page(db, _url(limit="1"), scope=BULK)
     with pytest.raises(ProblemError) as exc:
         await _page(db, _url(marker=str(outsider.items[0].id)))
-    assert _problem_field(exc) == "marker"
+    assert _problem_field(exc, 404) == "marker"
 
 
 async def test_limit_is_capped_and_every_query_is_limited(db: Db) -> None:

@@ -21,7 +21,7 @@ async def lone_api(log_dir: Path) -> AsyncIterator[LbaasClient]:
         api = Api(isolation.env(), log_dir)
         async with running(api), authenticated(api.url) as http:
             api.start()
-            await api.wait_ready()
+            await api.wait_ready("/readyz")
             yield LbaasClient(http)
 
 
