@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from uuid import UUID
 
-from agent_service.drivers import DriverRegistry, read_stats
+from agent_service.drivers import DriverRegistry, UnknownDriver, read_stats
 from agent_service.outbound import NotPublished, Publisher
 from shared.messages import DeviceSpec, StatusReport
 
@@ -52,5 +52,7 @@ class StatusReporter:
             )
         except NotPublished as exc:
             log.warning("status report not published: %s", exc, extra={"device_id": device.id})
+        except UnknownDriver as exc:
+            log.warning("no status report: %s", exc, extra={"device_id": device.id})
         except Exception:
             log.exception("reading the device's counters failed", extra={"device_id": device.id})

@@ -24,4 +24,5 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        timeout_graceful_shutdown=5,  # long polls end early rather than hold up a stop
     )

@@ -286,7 +286,7 @@ async def test_rate_limit_per_token(log_dir: Path) -> None:
         api = Api(isolation.env(rate_limit=1, rate_burst=5), log_dir)
         async with running(api), authenticated(api.url) as http:
             api.start()
-            await api.wait_ready()
+            await api.wait_ready("/readyz")
             codes = [(await http.get(f"{API}/loadbalancers")).status_code for _ in range(5)]
             assert codes == [200] * 5
             limited = await http.get(f"{API}/loadbalancers")
