@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.client import LbaasClient
+from tests.support.client import LbaasClient, authenticated
 from tests.support.stack import Agent, Api, isolated, running
 
 OCTAVIA_POST_TO_ACTIVE_P50_MS = 944.0
@@ -96,12 +96,13 @@ async def measure_drain(
 async def main(samples: int, clients: int, per_client: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="lbaas-bench-"))
     async with isolated() as isolation:
-        api = Api(isolation.api_env(log_level="WARNING"), logs)
+        unlimited = {"rate_limit": 1_000_000, "rate_burst": 1_000_000}
+        api = Api(isolation.api_env(log_level="WARNING", **unlimited), logs)
         agent = Agent(isolation.agent_env(log_level="WARNING"), logs, "bench-agent")
         limits = httpx.Limits(max_connections=clients * 2)
         async with (
             running(api, agent),
-            httpx.AsyncClient(base_url=api.url, timeout=30, limits=limits) as http,
+            authenticated(api.url, timeout=30, limits=limits) as http,
         ):
             api.start()
             agent.start()
