@@ -50,11 +50,6 @@ class CommandConsumer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
-    @property
-    def in_flight(self) -> int:
-        """Commands received and not yet finished (running or waiting for their device)."""
-        return len(self._tasks)
-
     async def start(self, connection: AbstractRobustConnection) -> None:
         """Look the topology up and consume every shard queue on one channel.
 

@@ -42,7 +42,3 @@ class DeviceLocks:
     def __len__(self) -> int:
         """Devices with a command running or waiting."""
         return len(self._locks)
-
-    def is_busy(self, device_id: UUID) -> bool:
-        entry = self._locks.get(device_id)
-        return entry is not None and entry.lock.locked()

@@ -32,7 +32,6 @@ class SettledFeed:
         self._dsn = dsn
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="settled-feed")
@@ -70,7 +69,6 @@ class SettledFeed:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
         await connection.add_listener(CHANNEL, self._on_notify)
-        self.listening.set()
         self._wake_all()
         await lost.wait()
 
@@ -83,7 +81,6 @@ class SettledFeed:
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("cannot listen for settled load balancers, retrying: %s", exc)
             finally:
-                self.listening.clear()
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close()

@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import ip_address, ip_network
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
@@ -146,10 +146,6 @@ def required_in_schema(*names: str, any_of: bool = False) -> Callable[[dict[str,
         schema["required"] = [*schema.get("required", []), *names]
 
     return extra
-
-
-def parse_ip(value: str) -> IPv4Address | IPv6Address:
-    return ip_address(value)
 
 
 # Values that reach a device configuration: allow-lists from ../shared/HAPROXY.md.

@@ -37,8 +37,6 @@ HARD_TIMEOUT = 150
 SEED = 1
 """A fixed seed, so that a failure can be replayed; run it by hand with others to explore."""
 
-pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis is not installed")
-
 
 @dataclass(frozen=True)
 class Target:

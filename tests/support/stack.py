@@ -303,13 +303,6 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    async def wait_for_log(self, text: str, timeout: float = 20) -> None:
-        async def seen() -> bool | None:
-            assert self.running, f"{self.argv[0]} exited:\n{self.log()[-3000:]}"
-            return True if text in self.log() else None
-
-        await eventually(seen, timeout=timeout, what=f"{text!r} in {self.log_path}")
-
 
 class Api(Process):
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
