@@ -4,7 +4,8 @@ A command is acknowledged only after its result is confirmed by the broker,
 so a crash anywhere before that redelivers it (drivers are idempotent). A
 message that is not a valid command is rejected without requeue: the queue
 dead-letters it, since requeueing would block the shard (single active
-consumer) for nothing.
+consumer) for nothing. The API's device syncs (AMQP type ``device-sync``)
+travel on the same queues and tell the agent which devices it looks after.
 """
 
 import asyncio
@@ -15,10 +16,11 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from pydantic import ValidationError
 
+from agent_service.devices import Devices
 from agent_service.executor import CommandExecutor, log_context
 from agent_service.locks import DeviceLocks
 from agent_service.outbound import NotPublished, Publisher
-from shared.messages import Command, Result
+from shared.messages import DEVICE_SYNC_TYPE, Command, DeviceSync, Result
 from shared.status import Outcome
 from shared.topology import Names, passive_topology
 
@@ -38,10 +40,12 @@ class CommandConsumer:
         executor: CommandExecutor,
         publisher: Publisher,
         locks: DeviceLocks,
+        devices: Devices,
         *,
         prefetch: int,
     ) -> None:
         self._names = names
+        self._devices = devices
         self._executor = executor
         self._publisher = publisher
         self._locks = locks
@@ -60,6 +64,7 @@ class CommandConsumer:
         the consumers after a reconnection.
         """
         channel = await connection.channel()
+        channel.close_callbacks.add(self._forget_devices)
         await channel.set_qos(prefetch_count=self._prefetch)
         topology = await passive_topology(channel, self._names)
         for queue in topology.command_queues:
@@ -118,11 +123,20 @@ class CommandConsumer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _forget_devices(self, *_: object) -> None:
+        """The shards may go to other agents while the channel is down: forget their devices."""
+        if len(self._devices):
+            log.info("consumer channel closed; forgetting %d devices", len(self._devices))
+        self._devices.clear()
+
     async def _handle(self, queue: str, message: AbstractIncomingMessage) -> None:
+        if message.type == DEVICE_SYNC_TYPE:
+            await self._sync(queue, message)
+            return
         try:
             command = Command.model_validate_json(message.body)
         except ValidationError as exc:
-            await self._dead_letter(queue, message, _summarize(exc))
+            await self._dead_letter(queue, message, _summarize(exc, "Command"))
             return
         if message.redelivered:
             log.info("command redelivered", extra=log_context(command))
@@ -162,6 +176,18 @@ class CommandConsumer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_PUBLISH_RETRY)
 
+    async def _sync(self, queue: str, message: AbstractIncomingMessage) -> None:
+        try:
+            sync = DeviceSync.model_validate_json(message.body)
+        except ValidationError as exc:
+            await self._dead_letter(queue, message, _summarize(exc, "DeviceSync"))
+            return
+        self._devices.synced(sync)
+        try:
+            await message.ack()
+        except CONNECTION_EXCEPTIONS as exc:
+            log.debug("could not acknowledge a device sync: %s", exc, extra={"queue": queue})
+
     async def _dead_letter(self, queue: str, message: AbstractIncomingMessage, reason: str) -> None:
         log.error(
             "rejected message %s to the dead-letter queue: %s",
@@ -193,14 +219,14 @@ def _channel_closed(message: AbstractIncomingMessage) -> bool:
         return True
 
 
-def _summarize(error: ValidationError, limit: int = 3) -> str:
+def _summarize(error: ValidationError, kind: str, limit: int = 3) -> str:
     """The first few schema errors on one line."""
     details = [
         f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
         for item in error.errors()[:limit]
     ]
     more = error.error_count() - limit
-    return "not a valid Command: " + "; ".join(details) + (f" (+{more} more)" if more > 0 else "")
+    return f"not a valid {kind}: " + "; ".join(details) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _log_result(command: Command, result: Result) -> None:

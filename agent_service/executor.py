@@ -4,10 +4,11 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 from functools import partial
-from uuid import UUID
 
-from agent_service.drivers import DriverCall, DriverRegistry, run_driver
-from shared.messages import Command, DeviceSpec, Result
+from agent_service.devices import Devices
+from agent_service.devices import Outcome as Applied
+from agent_service.drivers import DriverCall, DriverRegistry, Refused, run_driver
+from shared.messages import Command, Result
 from shared.status import CommandAction, Outcome
 
 log = logging.getLogger(__name__)
@@ -30,28 +31,28 @@ class CommandExecutor:
 
     The caller holds the device's lock. A driver's failure, an unknown driver or
     a call that outlasts ``driver_timeout`` becomes an ``ERROR`` result; only
-    cancellation escapes.
+    cancellation escapes. How it went is recorded in ``devices``, for drift repair.
     """
 
     def __init__(
         self,
         registry: DriverRegistry,
+        devices: Devices,
         agent_id: str,
         *,
         poll_interval: float,
         driver_timeout: float,
     ) -> None:
         self._registry = registry
+        self._devices = devices
         self._agent_id = agent_id
-        self.devices: dict[UUID, DeviceSpec] = {}
-        """Every device this agent has sent a command to, for status reports."""
         self._poll_interval = poll_interval
         self._driver_timeout = driver_timeout
 
     async def execute(self, command: Command) -> Result:
         started_at = datetime.now(UTC)
-        self.devices[command.device.id] = command.device
-        error = await self._run(command)
+        error, outcome = await self._run(command)
+        self._devices.record(command, outcome)
         return Result(
             op_id=command.op_id,
             device_id=command.device_id,
@@ -64,8 +65,8 @@ class CommandExecutor:
             finished_at=datetime.now(UTC),
         )
 
-    async def _run(self, command: Command) -> str | None:
-        """``None`` on success, else why the command failed."""
+    async def _run(self, command: Command) -> tuple[str | None, Applied]:
+        """``None`` on success, else why the command failed; and what kind of outcome it was."""
         deadline = asyncio.timeout(self._driver_timeout)
         try:
             _check_consistent(command)
@@ -79,16 +80,18 @@ class CommandExecutor:
                 await run_driver(driver, command.device, call, self._poll_interval)
         except Exception as exc:
             if deadline.expired():
-                return (
+                message = (
                     f"driver {command.driver!r} did not finish within "
                     f"{self._driver_timeout:g} s (LBAAS_DRIVER_TIMEOUT)"
                 )
+                return message, Applied.FAILED
             log.debug("driver call failed", exc_info=True, extra=log_context(command))
-            return (str(exc) or type(exc).__name__)[:MAX_ERROR_LENGTH]
-        return None
+            outcome = Applied.REJECTED if isinstance(exc, Refused) else Applied.FAILED
+            return (str(exc) or type(exc).__name__)[:MAX_ERROR_LENGTH], outcome
+        return None, Applied.APPLIED
 
 
-class InconsistentCommand(ValueError):
+class InconsistentCommand(Refused, ValueError):
     """The command's envelope and its device or spec name different objects."""
 
 

@@ -6,12 +6,13 @@ import logging
 from aio_pika.abc import AbstractRobustConnection
 
 from agent_service.consumer import CommandConsumer
+from agent_service.devices import Devices
 from agent_service.drivers import DriverRegistry
 from agent_service.executor import CommandExecutor
 from agent_service.locks import DeviceLocks
 from agent_service.outbound import Publisher
 from agent_service.settings import AgentSettings
-from agent_service.status import StatusReporter
+from agent_service.status import DeviceWatch
 from shared.broker import Broker
 from shared.topology import Names
 
@@ -31,27 +32,32 @@ class Agent:
         self.names = Names(settings.queue_prefix, settings.command_shards)
         self.registry = registry or DriverRegistry(settings)
         self.locks = DeviceLocks()
+        self.devices = Devices()
         self.broker = Broker(settings.amqp_url, self._on_connected)
         self._publisher = Publisher(self.broker, self.names, settings.result_publish_timeout)
         executor = CommandExecutor(
             self.registry,
+            self.devices,
             settings.agent_id,
             poll_interval=settings.poll_interval,
             driver_timeout=settings.driver_timeout,
         )
-        self._reporter = StatusReporter(
-            executor.devices,
+        self._watch = DeviceWatch(
+            self.devices,
             self.registry,
+            executor,
+            self.locks,
             self._publisher,
             agent_id=settings.agent_id,
             interval=settings.status_interval,
         )
-        self._reporting: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
         self.consumer = CommandConsumer(
             self.names,
             executor,
             self._publisher,
             self.locks,
+            self.devices,
             prefetch=settings.prefetch,
         )
 
@@ -65,13 +71,13 @@ class Agent:
             extra={"agent_id": self.settings.agent_id},
         )
         self.broker.start()
-        self._reporting = asyncio.create_task(self._reporter.run(), name="status-reports")
+        self._watching = asyncio.create_task(self._watch.run(), name="device-watch")
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight commands finish within the grace period, disconnect."""
-        if self._reporting is not None:
-            self._reporting.cancel()
-            await asyncio.gather(self._reporting, return_exceptions=True)
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
         await self.consumer.stop_consuming()
         await self.consumer.drain(self.settings.shutdown_grace)
         try:
@@ -83,4 +89,5 @@ class Agent:
         log.info("agent stopped", extra={"agent_id": self.settings.agent_id})
 
     async def _on_connected(self, connection: AbstractRobustConnection) -> None:
+        connection.close_callbacks.add(lambda *_: self.devices.clear())
         await self.consumer.start(connection)

@@ -55,8 +55,15 @@ class AgentSettings(CommonSettings):
         default=10.0, gt=0, description="Seconds to wait for the broker to confirm a result."
     )
     status_interval: float = Field(
-        default=10.0, gt=0, description="Seconds between status reports of each known device."
+        default=5.0, gt=0, description="Seconds between status reads of each device."
     )
+    device_ca_file: Path | None = Field(
+        default=None, description="CA bundle that https:// device management URLs are checked with."
+    )
+    device_client_cert: Path | None = Field(
+        default=None, description="Client certificate for devices that require mutual TLS."
+    )
+    device_client_key: Path | None = None
     shutdown_grace: float = Field(
         default=10.0,
         ge=0,

@@ -1,27 +1,50 @@
-"""Status reports out: every interval, each known device's counters go to ``<prefix>.status``.
+"""Reading every known device each interval: status reports out, drift repaired.
 
-A device is known once the agent has run a command for it. A report that
-cannot be read or published is logged and tried again at the next interval.
+Each interval the agent reads each device it looks after (see
+:mod:`agent_service.devices`) and publishes a ``StatusReport`` of what the
+device shows: health by object and counters. A device that fails
+``OFFLINE_AFTER`` reads in a row is reported unreachable (the API shows it
+``OFFLINE``) until it answers again.
+
+Drift: when what a device holds of a load balancer is not what the agent last
+applied (it was unreachable then, or lost its state), the agent applies that
+command again under the device's lock and publishes its result, which heals
+an operation that failed because the device was away. A configuration the
+device itself refused is not tried again.
 """
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from uuid import UUID
 
-from agent_service.drivers import DriverRegistry, UnknownDriver, read_stats
+from agent_service.devices import Desired, Devices, KnownDevice, Outcome
+from agent_service.drivers import (
+    DeviceState,
+    Driver,
+    DriverRegistry,
+    Refused,
+    UnknownDriver,
+    read_status,
+)
+from agent_service.executor import CommandExecutor, log_context
+from agent_service.locks import DeviceLocks
 from agent_service.outbound import NotPublished, Publisher
-from shared.messages import DeviceSpec, StatusReport
+from shared.messages import StatusReport
+from shared.status import CommandAction
 
 log = logging.getLogger(__name__)
 
+OFFLINE_AFTER = 3
+MIN_READ_TIMEOUT = 2.0
 
-class StatusReporter:
+
+class DeviceWatch:
     def __init__(
         self,
-        devices: Mapping[UUID, DeviceSpec],
+        devices: Devices,
         registry: DriverRegistry,
+        executor: CommandExecutor,
+        locks: DeviceLocks,
         publisher: Publisher,
         *,
         agent_id: str,
@@ -29,30 +52,105 @@ class StatusReporter:
     ) -> None:
         self._devices = devices
         self._registry = registry
+        self._executor = executor
+        self._locks = locks
         self._publisher = publisher
         self._agent_id = agent_id
         self._interval = interval
+        self._read_timeout = max(interval, MIN_READ_TIMEOUT)
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            for device in list(self._devices.values()):
-                await self.report(device)
+            await asyncio.gather(*(self.watch(known) for known in self._devices.current()))
 
-    async def report(self, device: DeviceSpec) -> None:
+    async def watch(self, known: KnownDevice) -> None:
+        """Read the device once: report it, or count the failure; repair what drifted."""
+        device = known.spec
         try:
-            counters = await read_stats(self._registry.get(device.driver), device)
-            await self._publisher.publish_status(
-                StatusReport(
-                    device_id=device.id,
-                    agent_id=self._agent_id,
-                    reported_at=datetime.now(UTC),
-                    loadbalancers=counters,
-                )
-            )
-        except NotPublished as exc:
-            log.warning("status report not published: %s", exc, extra={"device_id": device.id})
+            driver = self._registry.get(device.driver)
+            state = await self._read(driver, known)
+            if _drifted(driver, known, state):
+                state = await self._repair(driver, known)
         except UnknownDriver as exc:
-            log.warning("no status report: %s", exc, extra={"device_id": device.id})
-        except Exception:
-            log.exception("reading the device's counters failed", extra={"device_id": device.id})
+            log.warning("not watching the device: %s", exc, extra={"device_id": device.id})
+            return
+        except Exception as exc:
+            known.failures += 1
+            if known.failures == OFFLINE_AFTER:
+                log.warning(
+                    "device %s did not answer %d times; reporting it OFFLINE: %s",
+                    device.name,
+                    OFFLINE_AFTER,
+                    _reason(exc),
+                    extra={"device_id": device.id},
+                )
+            if known.failures >= OFFLINE_AFTER:
+                await self._publish(known, None)
+            return
+        if known.failures >= OFFLINE_AFTER:
+            log.info("device %s answers again", device.name, extra={"device_id": device.id})
+        known.failures = 0
+        await self._publish(known, state)
+
+    async def _read(self, driver: Driver, known: KnownDevice) -> DeviceState:
+        async with asyncio.timeout(self._read_timeout):
+            return await read_status(driver, known.spec)
+
+    async def _repair(self, driver: Driver, known: KnownDevice) -> DeviceState:
+        """Under the device's lock, so no command runs meanwhile: apply again what differs."""
+        async with self._locks.hold(known.spec.id):
+            state = await self._read(driver, known)
+            for desired in list(known.desired.values()):
+                if not _differs(driver, desired, state):
+                    continue
+                command = desired.command.model_copy(update={"device": known.spec})
+                log.warning(
+                    "device %s does not hold %s as last applied; applying it again",
+                    known.spec.name,
+                    command.loadbalancer_id,
+                    extra=log_context(command),
+                )
+                result = await self._executor.execute(command)
+                try:
+                    await self._publisher.publish(result)
+                except NotPublished as exc:
+                    log.warning("repair result not published: %s", exc, extra=log_context(command))
+            return await self._read(driver, known)
+
+    async def _publish(self, known: KnownDevice, state: DeviceState | None) -> None:
+        report = StatusReport(
+            device_id=known.spec.id,
+            agent_id=self._agent_id,
+            reported_at=datetime.now(UTC),
+            reachable=state is not None,
+            loadbalancers={lb: observed.status for lb, observed in (state or {}).items()},
+        )
+        try:
+            await self._publisher.publish_status(report)
+        except NotPublished as exc:
+            log.warning("status report not published: %s", exc, extra={"device_id": known.spec.id})
+
+
+def _drifted(driver: Driver, known: KnownDevice, state: DeviceState) -> bool:
+    return any(_differs(driver, desired, state) for desired in known.desired.values())
+
+
+def _differs(driver: Driver, desired: Desired, state: DeviceState) -> bool:
+    if desired.outcome is Outcome.REJECTED:
+        return False
+    command = desired.command
+    observed = state.get(command.loadbalancer_id)
+    if command.action is CommandAction.DELETE:
+        return observed is not None
+    if desired.digest is None:
+        try:
+            desired.digest = driver.digest(command.spec)
+        except Refused:
+            desired.outcome = Outcome.REJECTED
+            return False
+    return observed is None or observed.digest != desired.digest
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__

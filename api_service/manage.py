@@ -1,4 +1,4 @@
-"""``lbaas-manage``: operator commands (database migrations, broker topology, API tokens)."""
+"""``lbaas-manage``: operator commands (migrations, broker topology, API tokens, devices)."""
 
 import argparse
 import asyncio
@@ -12,10 +12,16 @@ import aio_pika
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 import migrations
 from api_service.db.engine import create_engine, session_factory
+from api_service.db.models import Device
+from api_service.problems import ProblemError
+from api_service.schemas.devices import DeviceCreate, DeviceUpdate
+from api_service.services.devices import DeviceService
 from api_service.services.tokens import Role, TokenService
 from api_service.settings import ApiSettings
 from shared.topology import Names, declare_topology
@@ -85,6 +91,34 @@ async def _tokens(settings: ApiSettings, args: argparse.Namespace) -> None:
         await engine.dispose()
 
 
+async def _ensure_device(settings: ApiSettings, args: argparse.Namespace) -> None:
+    """Register the device, or bring the one of that name up to date (its secret included)."""
+    fields = {
+        "name": args.name,
+        "driver": args.driver,
+        "management_url": args.url,
+        "vip_cidr": args.vip_cidr,
+        "capacity": args.capacity,
+    }
+    if args.secret_file is not None:
+        fields["management_secret"] = args.secret_file.read_text().strip()
+    engine = create_engine(settings)
+    sessions = session_factory(engine)
+    service = DeviceService(sessions)
+    try:
+        async with sessions() as session:
+            existing = await session.scalar(select(Device.id).where(Device.name == args.name))
+        if existing is None:
+            device = await service.create(DeviceCreate.model_validate(fields))
+        else:
+            device = await service.update(existing, DeviceUpdate.model_validate(fields))
+        print(json.dumps({"id": str(device.id), "name": device.name, "created": existing is None}))
+    except (ValidationError, ProblemError) as exc:
+        raise SystemExit(f"lbaas-manage device ensure: {exc}") from None
+    finally:
+        await engine.dispose()
+
+
 def _shown(token: object) -> dict[str, str | None]:
     fields = ("id", "name", "project_id", "role", "expires_at", "revoked_at", "last_used_at")
     return {name: None if (v := getattr(token, name)) is None else str(v) for name in fields}
@@ -121,6 +155,17 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--value", help="import this secret (a bootstrap token) instead")
     token.add_parser("list", help="list tokens (never their secrets)")
     token.add_parser("revoke", help="revoke a token at once").add_argument("token_id", type=UUID)
+
+    device = groups.add_parser("device", help="devices").add_subparsers(
+        dest="action", required=True
+    )
+    ensure = device.add_parser("ensure", help="register a device, or update the one of that name")
+    ensure.add_argument("name")
+    ensure.add_argument("--driver", required=True)
+    ensure.add_argument("--url", required=True, help="its management_url")
+    ensure.add_argument("--vip-cidr", required=True, help="the range its VIPs come from")
+    ensure.add_argument("--capacity", type=int, default=100)
+    ensure.add_argument("--secret-file", type=Path, help="a file holding its management secret")
     return parser
 
 
@@ -129,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = ApiSettings()
     if args.group == "token":
         asyncio.run(_tokens(settings, args))
+        return
+    if args.group == "device":
+        asyncio.run(_ensure_device(settings, args))
         return
     if args.group == "broker":
         asyncio.run(declare(settings))

@@ -19,7 +19,7 @@ from api_service.messaging.status import StatusConsumer
 from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
 from api_service.services.changes import Changes
-from api_service.services.devices import DeviceService
+from api_service.services.devices import DeviceService, run_device_syncs
 from api_service.services.healthmonitors import HealthMonitorService
 from api_service.services.listeners import ListenerService
 from api_service.services.loadbalancers import LoadBalancerService
@@ -115,6 +115,15 @@ class Runtime:
         self.tasks = [
             asyncio.create_task(
                 self.commands.run_relay(self.settings.outbox_interval), name="relay"
+            ),
+            asyncio.create_task(
+                run_device_syncs(
+                    self.sessions,
+                    self.commands,
+                    self.settings.command_shards,
+                    self.settings.device_sync_interval,
+                ),
+                name="device-syncs",
             ),
             asyncio.create_task(
                 run_reaper(

@@ -20,6 +20,9 @@ class ApiSettings(CommonSettings):
         default=1.0, gt=0, description="Seconds between outbox relay passes."
     )
     publish_timeout: float = Field(default=5.0, gt=0)
+    device_sync_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between the syncs that tell agents of devices."
+    )
     result_prefetch: int = Field(default=64, ge=1)
     default_provider: str = "haproxy"
     db_pool_size: int = Field(default=10, ge=1)

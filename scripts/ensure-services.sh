@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432) and RabbitMQ (127.0.0.1:5672) are reachable
-# before the project runs or its tests do.
+# Make sure PostgreSQL (127.0.0.1:5432) and RabbitMQ (127.0.0.1:5672) are reachable, and
+# HAProxy is installed, before the project runs or its tests do.
 #
 # - Already up: prints one line per service and exits 0 (idempotent, touches nothing).
 # - Installed but down: starts it (pg_ctlcluster / rabbitmq-server -detached).
@@ -238,7 +238,26 @@ ensure_rabbitmq() {
     log "rabbitmq: up on ${HOST}:${AMQP_PORT} (started)"
 }
 
+# ------------------------------------------------------------------- HAProxy
+
+# lbaas-device runs its own HAProxy processes: only the binary is needed, no service.
+ensure_haproxy() {
+    if have haproxy; then
+        log "haproxy: $(haproxy -v 2>/dev/null | head -n 1)"
+        return 0
+    fi
+    if can_apt_install; then
+        apt_install haproxy || return 1
+        log "haproxy: $(haproxy -v 2>/dev/null | head -n 1) (installed)"
+        return 0
+    fi
+    err "HAProxy is not installed (lbaas-device runs it)."
+    err "  install it as root:  apt-get install -y --no-install-recommends haproxy"
+    return 1
+}
+
 status=0
 ensure_postgres || status=1
 ensure_rabbitmq || status=1
+ensure_haproxy || status=1
 exit "$status"

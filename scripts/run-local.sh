@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Start the API and one agent against the local PostgreSQL and RabbitMQ; Ctrl-C stops both.
-# Settings come from LBAAS_* variables (see README); defaults suit a laptop.
+# Start the API, one agent and one HAProxy device (lbaas-device, registered as the device
+# "local-haproxy", VIPs from 127.10.0.0/24) against the local PostgreSQL and RabbitMQ;
+# Ctrl-C stops the three. Settings come from LBAAS_* variables (see README); defaults suit
+# a laptop. The HAProxy instances of load balancers keep running when lbaas-device stops,
+# and its next start adopts them.
 #
 # The broker is a trust boundary: the API and the agent connect as two users of the vhost
 # "lbaas" (scripts/rabbitmq-users.sh, which needs rabbitmqctl, i.e. root), with random
@@ -74,6 +77,20 @@ export LBAAS_BOOTSTRAP_ADMIN_TOKEN
 "$BIN/lbaas-manage" db upgrade
 LBAAS_AMQP_URL="$admin_amqp_url" "$BIN/lbaas-manage" broker declare
 
+# The local HAProxy device: its secret, a state directory short enough for HAProxy's socket
+# paths (at most 62 characters), and its registration.
+device_listen="${LBAAS_DEVICE_LISTEN:-127.0.0.1:19443}"
+device_state="${LBAAS_DEVICE_STATE_DIR:-$PWD/.run/device}"
+if ((${#device_state} > 62)); then
+    device_state="/var/tmp/lbaas-device-$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)"
+fi
+if [[ ! -s .run/device-secret ]]; then
+    (umask 077 && "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(32))" >.run/device-secret)
+fi
+"$BIN/lbaas-manage" device ensure local-haproxy --driver haproxy \
+    --url "http://${device_listen}" --vip-cidr "${LBAAS_LOCAL_VIP_CIDR:-127.10.0.0/24}" \
+    --capacity 100 --secret-file .run/device-secret >/dev/null
+
 pids=()
 stop() {
     trap - INT TERM EXIT
@@ -86,6 +103,9 @@ LBAAS_AMQP_URL="$api_amqp_url" "$BIN/lbaas-api" --host "$host" --port "$port" &
 pids+=($!)
 LBAAS_AMQP_URL="$agent_amqp_url" "$BIN/lbaas-agent" &
 pids+=($!)
+"$BIN/lbaas-device" --listen "$device_listen" --state-dir "$device_state" \
+    --secret-file .run/device-secret &
+pids+=($!)
 
 for _ in $(seq 100); do
     if "$BIN/python" -c "import httpx,sys; sys.exit(httpx.get('http://$host:$port/readyz').status_code != 200)" 2>/dev/null; then
@@ -94,7 +114,8 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 echo
-echo "lbaas API: http://$host:$port  (agent running; logs above; Ctrl-C stops both)"
+echo "lbaas API: http://$host:$port  (agent and HAProxy device local-haproxy running;"
+echo "  logs above; Ctrl-C stops them)"
 echo "admin token (project admin): $LBAAS_BOOTSTRAP_ADMIN_TOKEN"
 echo "  e.g. curl -H \"X-Auth-Token: \$TOKEN\" http://$host:$port/v2/lbaas/loadbalancers"
 echo

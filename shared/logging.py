@@ -4,9 +4,22 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 CONTEXT_FIELDS = ("op_id", "loadbalancer_id", "device_id", "generation", "agent_id", "queue")
+
+
+def _known_level(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+LogLevel = Annotated[str, AfterValidator(_known_level)]
+"""A ``logging`` level name, in any case, for a settings field."""
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,18 +6,24 @@ incompatible producer is rejected (and dead-lettered) rather than half-read.
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
 
-from shared.status import CommandAction, Outcome
+from shared.status import CommandAction, OperatingStatus, Outcome
 
 SCHEMA_VERSION: Literal[1] = 1
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DeviceSecret = Annotated[
+    SecretStr, PlainSerializer(lambda secret: secret.get_secret_value(), when_used="json")
+]
+"""A credential that travels in JSON messages but never shows in a ``repr`` or a log line."""
 
 
 class DeviceSpec(_Message):
@@ -27,6 +33,7 @@ class DeviceSpec(_Message):
     name: str
     driver: str
     management_url: str
+    secret: DeviceSecret | None = None
 
 
 class SessionPersistenceSpec(_Message):
@@ -128,7 +135,13 @@ class Result(_Message):
 
 
 class Counters(_Message):
-    """Traffic counters of one load balancer, as its device reports them."""
+    """Traffic counters of a listener or a load balancer.
+
+    In a status report they are cumulative over one ``epoch`` of the device's
+    instance (one run of its process, across reloads); the API turns them
+    into totals that survive reloads, restarts and agent failovers.
+    ``active_connections`` is a gauge.
+    """
 
     active_connections: int = Field(default=0, ge=0)
     bytes_in: int = Field(default=0, ge=0)
@@ -137,11 +150,49 @@ class Counters(_Message):
     total_connections: int = Field(default=0, ge=0)
 
 
-class StatusReport(_Message):
-    """What an agent last read from one device: the counters of each load balancer on it."""
+class ListenerStatus(_Message):
+    operating_status: OperatingStatus
+    counters: Counters = Field(default_factory=Counters)
 
-    schema_version: Literal[1] = 1
+
+class LoadBalancerStatus(_Message):
+    """What the device shows of one load balancer: health by object id, and counters.
+
+    Objects the device says nothing about (a driver without health checks) are
+    left out; the API leaves their operating status as it is.
+    """
+
+    epoch: str = Field(min_length=1, max_length=64)
+    operating_status: OperatingStatus | None = Field(
+        default=None, description="Set when the device knows it serves nothing (OFFLINE)."
+    )
+    counters: Counters = Field(default_factory=Counters)
+    listeners: dict[UUID, ListenerStatus] = Field(default_factory=dict, max_length=10_000)
+    members: dict[UUID, OperatingStatus] = Field(default_factory=dict, max_length=100_000)
+
+
+class StatusReport(_Message):
+    """What an agent last read from one device; ``reachable=False`` after repeated failures."""
+
+    schema_version: Literal[2] = 2
     device_id: UUID
     agent_id: str = Field(max_length=255)
     reported_at: datetime
-    loadbalancers: dict[UUID, Counters] = Field(default_factory=dict, max_length=100_000)
+    reachable: bool = True
+    loadbalancers: dict[UUID, LoadBalancerStatus] = Field(default_factory=dict, max_length=100_000)
+
+
+class DeviceSync(_Message):
+    """The API's periodic word to the agent active on a device's shard: this device exists.
+
+    It lets an agent that took a shard over poll the shard's devices before any
+    command reaches it. Sent as AMQP message type :data:`DEVICE_SYNC_TYPE`.
+    """
+
+    schema_version: Literal[1] = 1
+    device: DeviceSpec
+    interval: float = Field(gt=0, description="Seconds until the next sync of this device.")
+    issued_at: datetime
+
+
+DEVICE_SYNC_TYPE = "device-sync"

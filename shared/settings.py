@@ -4,8 +4,10 @@ Each service extends :class:`CommonSettings` with its own fields in one class
 (``api_service.settings.ApiSettings``, ``agent_service.settings.AgentSettings``).
 """
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.logging import LogLevel
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # Rust regex: $ is the very end
 
@@ -21,12 +23,4 @@ class CommonSettings(BaseSettings):
     delivery_limit: int = Field(
         default=3, ge=1, description="Deliveries of one command before it is dead-lettered."
     )
-    log_level: str = "INFO"
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
-        return level
+    log_level: LogLevel = "INFO"

@@ -1,15 +1,21 @@
 """The driver contract, the registry that finds drivers by name, and how the agent runs them.
 
 A driver turns a load balancer's desired state into configuration on one kind
-of device. Its three calls may be plain functions (run in a worker thread) or
-coroutine functions (awaited). Each returns ``None`` when the device is done,
-or :class:`InProgress` when the device's own API is asynchronous; the agent
-then calls ``poll`` with the handle until it returns ``None``. Any exception
-is a failure whose message becomes the ``ERROR`` result's ``error``. Calls are
-idempotent: applying the same spec twice is a no-op.
+of device. Its ``apply``, ``delete`` and ``poll`` may be plain functions (run
+in a worker thread) or coroutine functions (awaited). Each returns ``None``
+when the device is done, or :class:`InProgress` when the device's own API is
+asynchronous; the agent then calls ``poll`` with the handle until it returns
+``None``. Any exception is a failure whose message becomes the ``ERROR``
+result's ``error``. Calls are idempotent: applying the same spec twice is a
+no-op.
+
+``status`` tells what the device holds of each load balancer (a digest of its
+configuration, health, counters) and ``digest`` what it would hold for a
+spec, so that the agent can find and repair drift.
 """
 
 import asyncio
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +25,7 @@ from typing import Protocol, cast
 from uuid import UUID
 
 from agent_service.settings import AgentSettings
-from shared.messages import Counters, DeviceSpec, LoadBalancerSpec
+from shared.messages import DeviceSpec, LoadBalancerSpec, LoadBalancerStatus
 
 ENTRY_POINT_GROUP = "lbaas.drivers"
 
@@ -31,12 +37,27 @@ class InProgress:
     handle: str
 
 
+class Refused(Exception):
+    """The device refused the configuration itself (the tenant's to fix): retrying cannot help.
+
+    Any other exception is a failure of the device or of reaching it.
+    """
+
+
 DriverOutcome = InProgress | None
 DriverReturn = DriverOutcome | Awaitable[DriverOutcome]
 DriverCall = Callable[[], DriverReturn]
 
 
-CountersByLoadBalancer = dict[UUID, Counters]
+@dataclass(frozen=True)
+class Observed:
+    """What a device holds of one load balancer."""
+
+    digest: str
+    status: LoadBalancerStatus
+
+
+DeviceState = dict[UUID, Observed]
 
 
 class Driver(Protocol):
@@ -46,11 +67,18 @@ class Driver(Protocol):
 
     def poll(self, device: DeviceSpec, handle: str) -> DriverReturn: ...
 
-    def stats(
-        self, device: DeviceSpec
-    ) -> CountersByLoadBalancer | Awaitable[CountersByLoadBalancer]:
-        """The counters of every load balancer configured on the device."""
+    def status(self, device: DeviceSpec) -> DeviceState | Awaitable[DeviceState]:
+        """Every load balancer on the device; raises when the device does not answer."""
         ...
+
+    def digest(self, spec: LoadBalancerSpec) -> str:
+        """The digest :meth:`status` shows once ``spec`` is applied."""
+        ...
+
+
+def spec_digest(spec: LoadBalancerSpec) -> str:
+    """The digest of a spec itself, for drivers that store specs as they are."""
+    return "sha256:" + hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
 DriverFactory = Callable[[AgentSettings], Driver]
@@ -125,9 +153,9 @@ async def run_driver(
         outcome = await call_driver(partial(driver.poll, device, outcome.handle))
 
 
-async def read_stats(driver: Driver, device: DeviceSpec) -> CountersByLoadBalancer:
-    """The driver's counters for ``device``: awaited, or read in a worker thread."""
-    if inspect.iscoroutinefunction(driver.stats):
-        return await driver.stats(device)  # type: ignore[no-any-return]
-    returned = await asyncio.to_thread(driver.stats, device)
+async def read_status(driver: Driver, device: DeviceSpec) -> DeviceState:
+    """The driver's view of ``device``: awaited, or read in a worker thread."""
+    if inspect.iscoroutinefunction(driver.status):
+        return await driver.status(device)  # type: ignore[no-any-return]
+    returned = await asyncio.to_thread(driver.status, device)
     return await returned if inspect.isawaitable(returned) else returned

@@ -4,8 +4,11 @@ import threading
 from pathlib import Path
 from uuid import UUID
 
+from agent_service.drivers import DeviceState, Observed, spec_digest
 from agent_service.settings import AgentSettings
-from shared.messages import Counters, DeviceSpec, LoadBalancerSpec
+from shared.messages import DeviceSpec, LoadBalancerSpec, LoadBalancerStatus
+
+EPOCH = "noop"
 
 
 class NoopDriver:
@@ -29,9 +32,15 @@ class NoopDriver:
         with self._lock:
             self._specs.pop((device.id, loadbalancer_id), None)
 
-    def stats(self, device: DeviceSpec) -> dict[UUID, Counters]:
-        """A device that carries no traffic: zeros for each load balancer it holds."""
-        return {lb_id: Counters() for lb_id in self.loadbalancers(device.id)}
+    def status(self, device: DeviceSpec) -> DeviceState:
+        """A device that carries no traffic and checks no health: digests and zero counters."""
+        return {
+            lb_id: Observed(spec_digest(spec), LoadBalancerStatus(epoch=EPOCH))
+            for lb_id, spec in self.loadbalancers(device.id).items()
+        }
+
+    def digest(self, spec: LoadBalancerSpec) -> str:
+        return spec_digest(spec)
 
     def poll(self, device: DeviceSpec, handle: str) -> None:
         raise LookupError(f"the noop driver has no operation in progress (handle {handle!r})")

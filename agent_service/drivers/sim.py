@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 from uuid import UUID, uuid4
 
-from agent_service.drivers import InProgress
+from agent_service.drivers import DeviceState, InProgress, Observed, Refused, spec_digest
 from agent_service.drivers.sim_state import (
     ApplianceState,
     FileApplianceState,
@@ -29,7 +29,7 @@ from agent_service.drivers.sim_state import (
     MemoryApplianceState,
 )
 from agent_service.settings import AgentSettings
-from shared.messages import Counters, DeviceSpec, LoadBalancerSpec
+from shared.messages import Counters, DeviceSpec, LoadBalancerSpec, LoadBalancerStatus
 
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")
 _MAX_LATENCY = 3600.0
@@ -38,7 +38,7 @@ _FORGET_UNPOLLED_AFTER = 3600.0
 """Seconds after its completion time that an operation nobody polled is forgotten."""
 
 
-class SimulatedFailure(RuntimeError):
+class SimulatedFailure(Refused):
     """The appliance refused the work, as its failure probability said it might."""
 
 
@@ -135,12 +135,24 @@ class SimDriver:
         await self.state.record(params.host, "apply_started", spec.id, spec.generation)
         return await self._perform(params, lambda: self._finish_apply(params, spec))
 
-    async def stats(self, device: DeviceSpec) -> dict[UUID, Counters]:
-        """The appliance's counters for each load balancer on it (zeros without traffic)."""
+    async def status(self, device: DeviceSpec) -> DeviceState:
+        """Each load balancer on the appliance with its counters (zeros without traffic).
+
+        The simulated counters never reset: the appliance is one epoch.
+        """
         host = SimParameters.from_url(device.management_url).host
         traffic = await asyncio.to_thread(self.state.counters, host)
         configured = await asyncio.to_thread(self.state.loadbalancers, host)
-        return {lb_id: traffic.get(lb_id, Counters()) for lb_id in configured}
+        return {
+            lb_id: Observed(
+                spec_digest(spec),
+                LoadBalancerStatus(epoch=host, counters=traffic.get(lb_id, Counters())),
+            )
+            for lb_id, spec in configured.items()
+        }
+
+    def digest(self, spec: LoadBalancerSpec) -> str:
+        return spec_digest(spec)
 
     async def delete(self, device: DeviceSpec, loadbalancer_id: UUID) -> InProgress | None:
         params = SimParameters.from_url(device.management_url)

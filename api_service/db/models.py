@@ -43,6 +43,12 @@ class Device(Base):
     loadbalancer_count: Mapped[int] = mapped_column(Integer, default=0)
     """Load balancers placed here; kept in the transactions that add and remove them."""
     operating_status: Mapped[str | None] = mapped_column(String(16))
+    management_secret: Mapped[str | None] = mapped_column(Text)
+    """What the agent authenticates to the device with; never shown back."""
+    status_reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the status report last applied was read: older or future reports change nothing."""
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the agents were last told of this device (see ``messaging.commands``)."""
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -171,20 +177,44 @@ class HealthMonitor(TreeChild, Base):
     expected_codes: Mapped[str | None] = mapped_column(String(64))
 
 
-class LoadBalancerStats(Base):
-    """Counters as last reported by the agent for one load balancer."""
+class StatsRow:
+    """Totals of the counters reported for one object, across reloads and restarts.
 
-    __tablename__ = "loadbalancer_stats"
+    Reports carry counters cumulative over one ``epoch`` of the device's
+    instance; ``seen_*`` hold the last values seen in that epoch, so each
+    report adds only what is new (a new epoch counts from zero).
+    """
 
-    loadbalancer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("loadbalancers.id", ondelete="CASCADE"), primary_key=True
-    )
+    epoch: Mapped[str] = mapped_column(String(64), default="")
     active_connections: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
     request_errors: Mapped[int] = mapped_column(BigInteger, default=0)
     total_connections: Mapped[int] = mapped_column(BigInteger, default=0)
+    seen_bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    seen_bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    seen_request_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    seen_total_connections: Mapped[int] = mapped_column(BigInteger, default=0)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoadBalancerStats(StatsRow, Base):
+    __tablename__ = "loadbalancer_stats"
+
+    loadbalancer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("loadbalancers.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ListenerStats(StatsRow, Base):
+    __tablename__ = "listener_stats"
+
+    listener_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("listeners.id", ondelete="CASCADE"), primary_key=True
+    )
+    loadbalancer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("loadbalancers.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Operation(Base):

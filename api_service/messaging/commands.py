@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from api_service.db.engine import SessionFactory
 from api_service.db.models import OutboxRow
 from shared.broker import Broker
+from shared.messages import DEVICE_SYNC_TYPE, DeviceSync
 from shared.topology import Names, passive_topology
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,27 @@ class CommandPublisher:
         self._exchange = topology.commands
         self.wake.set()
 
+    @property
+    def ready(self) -> bool:
+        return self._exchange is not None and self._broker.is_connected
+
+    async def publish_sync(self, routing_key: str, sync: DeviceSync) -> None:
+        """A device sync (see ``services.devices``): one lost is replaced at the next interval."""
+        exchange = self._exchange
+        if exchange is None:
+            return
+        message = aio_pika.Message(
+            sync.model_dump_json().encode(),
+            content_type="application/json",
+            type=DEVICE_SYNC_TYPE,
+        )
+        try:
+            await asyncio.wait_for(
+                exchange.publish(message, routing_key=routing_key, mandatory=True), self._timeout
+            )
+        except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
+            log.warning("device sync not published: %s", exc, extra={"device_id": sync.device.id})
+
     async def publish_new(self, loadbalancer_id: UUID) -> None:
         """The request path: publish the load balancer's head row, just committed.
 
@@ -74,7 +96,7 @@ class CommandPublisher:
 
     async def _publish_heads(self, loadbalancer_id: UUID | None) -> tuple[int, bool]:
         exchange = self._exchange
-        if exchange is None or not self._broker.is_connected:
+        if exchange is None or not self.ready:
             return 0, False
         older = aliased(OutboxRow)
         is_head = ~(

@@ -15,6 +15,9 @@ from api_service.schemas.devices import (
     DeviceList,
     DeviceOut,
     DeviceUpdateBody,
+    ResyncBody,
+    ResyncOperation,
+    ResyncOut,
 )
 
 router = APIRouter(prefix="/lbaas/devices", tags=["devices"])
@@ -28,6 +31,7 @@ def device_out(device: Device) -> DeviceOut:
         name=device.name,
         driver=device.driver,
         management_url=device.management_url,
+        has_management_secret=device.management_secret is not None,
         vip_cidr=str(device.vip_cidr),
         capacity=device.capacity,
         enabled=device.enabled,
@@ -125,3 +129,26 @@ async def delete(
     device_id: UUID, _: RequestContext = Admin, runtime: Runtime = Depends(get_runtime)
 ) -> None:
     await runtime.devices.delete(device_id)
+
+
+@router.post(
+    "/{device_id}/resync",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="resyncDevice",
+    summary="Publish again the desired state of every load balancer on the device",
+    description=(
+        "Each load balancer becomes PENDING_UPDATE (PENDING_DELETE if it is being deleted) "
+        "with a new operation; one with a change in flight is skipped."
+    ),
+    responses=problems(*CHECKED, 400, 403, 404),
+)
+async def resync(
+    device_id: UUID, ctx: RequestContext = Admin, runtime: Runtime = Depends(get_runtime)
+) -> ResyncBody:
+    done = await runtime.loadbalancers.resync(ctx, device_id)
+    operations = [
+        ResyncOperation(id=op.id, loadbalancer_id=op.loadbalancer_id) for op in done.operations
+    ]
+    return ResyncBody(
+        resync=ResyncOut(device_id=device_id, operations=operations, skipped=done.skipped)
+    )

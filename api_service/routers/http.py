@@ -21,11 +21,12 @@ from api_service.db.listing import (
     parse_int,
     select_fields,
 )
-from api_service.db.models import TreeObject
+from api_service.db.models import StatsRow, TreeObject
 from api_service.idempotency import KEY_PATTERN
 from api_service.problems import problems
 from api_service.runtime import Runtime
 from api_service.schemas.fields import IP_FORMATS, not_null
+from api_service.schemas.loadbalancers import StatsBody, StatsOut
 from api_service.services.changes import Accepted, etag
 from api_service.services.views import (
     COMMON_FILTERS,
@@ -305,3 +306,9 @@ async def read_settled(
     return await wait_settled(
         runtime.feed, loadbalancer_of(obj), read, wait_for=poll.wait_for, timeout=poll.timeout
     )
+
+
+def stats_body(row: StatsRow | None) -> StatsBody:
+    """Totals as accumulated from the device's reports; zeros before the first."""
+    counters = {name: getattr(row, name, 0) or 0 for name in StatsOut.model_fields}
+    return StatsBody(stats=StatsOut(**counters))

@@ -13,6 +13,7 @@ from api_service.routers.http import (
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
+    READ_PROBLEMS,
     Links,
     LongPoll,
     accepted,
@@ -26,6 +27,7 @@ from api_service.routers.http import (
     read_responses,
     read_settled,
     settled,
+    stats_body,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -37,6 +39,7 @@ from api_service.schemas.listeners import (
     ListenerOut,
     ListenerUpdateBody,
 )
+from api_service.schemas.loadbalancers import StatsBody
 from api_service.services.changes import Accepted
 from api_service.services.views import Related, list_page
 
@@ -50,6 +53,7 @@ NEXT: Links = {
     "CreatePool": link("createPool", "Add its default pool.", body={"pool": {"listener_id": _ID}}),
     "UpdateListener": link("updateListener", "Change it.", _THIS),
     "DeleteListener": link("deleteListener", "Delete it.", _THIS),
+    "GetListenerStats": link("getListenerStats", "Its traffic counters.", _THIS),
 }
 
 
@@ -172,3 +176,17 @@ async def delete(
 ) -> ListenerBody:
     change = await runtime.listeners.delete(ctx, listener_id, if_match)
     return _accepted(request, response, change, ctx)
+
+
+@router.get(
+    "/{listener_id}/stats",
+    operation_id="getListenerStats",
+    summary="Traffic counters, totalled across the device's reloads and restarts",
+    responses=READ_PROBLEMS,
+)
+async def stats(
+    listener_id: UUID,
+    ctx: RequestContext = Depends(request_context),
+    runtime: Runtime = Depends(get_runtime),
+) -> StatsBody:
+    return stats_body(await runtime.loadbalancers.listener_stats(ctx, listener_id))

@@ -29,6 +29,7 @@ from api_service.routers.http import (
     read_responses,
     read_settled,
     settled,
+    stats_body,
     with_etag,
 )
 from api_service.runtime import Runtime, get_runtime
@@ -40,7 +41,6 @@ from api_service.schemas.loadbalancers import (
     LoadBalancerOut,
     LoadBalancerUpdateBody,
     StatsBody,
-    StatsOut,
     StatusTreeBody,
 )
 from api_service.services.changes import Accepted
@@ -231,7 +231,7 @@ async def failover(
 @router.get(
     "/{loadbalancer_id}/stats",
     operation_id="getLoadBalancerStats",
-    summary="Traffic counters as last reported by the agent",
+    summary="Traffic counters, totalled across the device's reloads and restarts",
     responses=READ_PROBLEMS,
 )
 async def stats(
@@ -239,9 +239,7 @@ async def stats(
     ctx: RequestContext = Depends(request_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> StatsBody:
-    row = await runtime.loadbalancers.stats(ctx, loadbalancer_id)
-    counters = {name: getattr(row, name, 0) or 0 for name in StatsOut.model_fields}
-    return StatsBody(stats=StatsOut(**counters))
+    return stats_body(await runtime.loadbalancers.stats(ctx, loadbalancer_id))
 
 
 @router.get(

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, Strict
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, Strict
 
 from api_service.schemas.fields import (
     CIDR,
@@ -50,6 +50,23 @@ ManagementUrl = Annotated[
     documented(_MANAGEMENT_URL),
     AfterValidator(_management_url),
 ]
+_SECRET = re.compile(r"\A[!-~]{16,1024}\Z")
+
+
+def _secret(value: SecretStr) -> SecretStr:
+    if not _SECRET.fullmatch(value.get_secret_value()):
+        raise ValueError("must be 16-1024 visible ASCII characters (no spaces or controls)")
+    return value
+
+
+ManagementSecret = Annotated[
+    SecretStr,
+    Field(
+        description="What the agent authenticates to the device with (write-only).",
+        json_schema_extra={"pattern": "^[!-~]{16,1024}$", "writeOnly": True},
+    ),
+    AfterValidator(_secret),
+]
 Cidr = Annotated[str, Strict(), CIDR, AfterValidator(network)]
 Capacity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), INTEGRAL]
 
@@ -58,6 +75,7 @@ class DeviceCreate(RequestBody):
     name: DeviceName
     driver: DriverName
     management_url: ManagementUrl
+    management_secret: ManagementSecret | None = None
     vip_cidr: Cidr
     capacity: Capacity = 100
     enabled: StrictBool = True
@@ -67,6 +85,7 @@ class DeviceUpdate(RequestBody):
     name: DeviceName | None = None
     driver: DriverName | None = None
     management_url: ManagementUrl | None = None
+    management_secret: ManagementSecret | None = None
     vip_cidr: Cidr | None = None
     capacity: Capacity | None = None
     enabled: StrictBool | None = None
@@ -85,6 +104,7 @@ class DeviceOut(BaseModel):
     name: str
     driver: str
     management_url: str
+    has_management_secret: bool = Field(description="The secret itself is never shown.")
     vip_cidr: str
     capacity: int
     enabled: bool
@@ -101,3 +121,18 @@ class DeviceBody(BaseModel):
 class DeviceList(BaseModel):
     devices: list[DeviceOut]
     devices_links: list[dict[str, str]] = Field(default_factory=list)
+
+
+class ResyncOperation(BaseModel):
+    id: UUID
+    loadbalancer_id: UUID
+
+
+class ResyncOut(BaseModel):
+    device_id: UUID
+    operations: list[ResyncOperation] = Field(description="One per load balancer published again.")
+    skipped: list[UUID] = Field(description="Load balancers with a change in flight.")
+
+
+class ResyncBody(BaseModel):
+    resync: ResyncOut

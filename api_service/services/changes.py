@@ -27,9 +27,10 @@ from api_service.db.models import (
 )
 from api_service.messaging.commands import CommandPublisher
 from api_service.problems import ProblemError, conflict, not_found
+from api_service.services.devices import device_spec
 from api_service.services.quotas import QuotaService, kind_of
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
-from shared.messages import Command, DeviceSpec
+from shared.messages import Command
 from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus, ProvisioningStatus
 from shared.topology import shard_for
 
@@ -150,12 +151,6 @@ def require_etag(obj: TreeObject, if_match: str | None) -> None:
 
 def etag(obj: TreeObject) -> str:
     return f'"{obj.updated_at.timestamp():.6f}-{obj.provisioning_status}"'
-
-
-def device_spec(device: Device) -> DeviceSpec:
-    return DeviceSpec(
-        id=device.id, name=device.name, driver=device.driver, management_url=device.management_url
-    )
 
 
 def created(tree: Tree, generation: int) -> Counter[str]:

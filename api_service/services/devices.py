@@ -1,17 +1,32 @@
-"""Devices (admin extension): the appliances load balancers are placed on."""
+"""Devices (admin extension): the appliances load balancers are placed on.
 
+Every ``sync_interval`` the API tells the agent active on each device's shard
+that the device exists (a ``DeviceSync``), so that an agent that took a shard
+over watches its devices before any command reaches it. Each device is
+claimed by one API replica per interval.
+"""
+
+import asyncio
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, select
+from pydantic import SecretStr
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Device, LoadBalancer
+from api_service.messaging.commands import CommandPublisher
 from api_service.problems import conflict, not_found
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
+from shared.messages import DeviceSpec, DeviceSync
+from shared.topology import shard_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,10 +41,10 @@ class DeviceService:
 
     async def get(self, device_id: UUID) -> Device:
         async with self.sessions() as session:
-            return await _get(session, device_id)
+            return await get_device(session, device_id)
 
     async def create(self, body: DeviceCreate) -> Device:
-        device = Device(id=uuid4(), loadbalancer_count=0, **body.model_dump())
+        device = Device(id=uuid4(), loadbalancer_count=0, **_columns(body))
         try:
             async with self.sessions.begin() as session:
                 session.add(device)
@@ -38,10 +53,10 @@ class DeviceService:
         return device
 
     async def update(self, device_id: UUID, body: DeviceUpdate) -> Device:
-        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        changes = _columns(body, given_only=True)
         try:
             async with self.sessions.begin() as session:
-                device = await _get(session, device_id, lock=True)
+                device = await get_device(session, device_id, lock=True)
                 await _check_hosted_still_fit(session, device, changes)
                 for field, value in changes.items():
                     setattr(device, field, value)
@@ -51,7 +66,7 @@ class DeviceService:
 
     async def delete(self, device_id: UUID) -> None:
         async with self.sessions.begin() as session:
-            device = await _get(session, device_id, lock=True)
+            device = await get_device(session, device_id, lock=True)
             if device.loadbalancer_count:
                 raise conflict(
                     f"Device {device_id} still hosts {device.loadbalancer_count} load balancer(s); "
@@ -60,7 +75,65 @@ class DeviceService:
             await session.delete(device)
 
 
-async def _get(session: AsyncSession, device_id: UUID, *, lock: bool = False) -> Device:
+def _columns(body: DeviceCreate | DeviceUpdate, *, given_only: bool = False) -> dict[str, object]:
+    """The body as column values, the secret revealed (for the database only)."""
+    columns = body.model_dump(exclude_unset=given_only, exclude_none=given_only)
+    if body.management_secret is not None:
+        columns["management_secret"] = body.management_secret.get_secret_value()
+    return columns
+
+
+def device_spec(device: Device) -> DeviceSpec:
+    """What the agent is told of a device: how to reach it and with which secret."""
+    return DeviceSpec(
+        id=device.id,
+        name=device.name,
+        driver=device.driver,
+        management_url=device.management_url,
+        secret=None if device.management_secret is None else SecretStr(device.management_secret),
+    )
+
+
+async def sync_devices(
+    sessions: SessionFactory, commands: CommandPublisher, shards: int, interval: float
+) -> int:
+    """Publish a sync for every device no replica synced within the interval; return the count."""
+    if not commands.ready:
+        return 0
+    async with sessions.begin() as session:
+        devices = (
+            await session.scalars(
+                update(Device)
+                .where(
+                    or_(
+                        Device.synced_at.is_(None),
+                        Device.synced_at < func.now() - timedelta(seconds=interval * 0.9),
+                    )
+                )
+                .values(synced_at=func.now(), updated_at=Device.updated_at)
+                .returning(Device)
+            )
+        ).all()
+    for device in devices:
+        sync = DeviceSync(
+            device=device_spec(device), interval=interval, issued_at=datetime.now(UTC)
+        )
+        await commands.publish_sync(str(shard_for(device.id, shards)), sync)
+    return len(devices)
+
+
+async def run_device_syncs(
+    sessions: SessionFactory, commands: CommandPublisher, shards: int, interval: float
+) -> None:
+    while True:
+        try:
+            await sync_devices(sessions, commands, shards, interval)
+        except Exception:
+            log.exception("device sync pass failed")
+        await asyncio.sleep(interval)
+
+
+async def get_device(session: AsyncSession, device_id: UUID, *, lock: bool = False) -> Device:
     query = select(Device).where(Device.id == device_id)
     device = await session.scalar(query.with_for_update() if lock else query)
     if device is None:

@@ -1,15 +1,25 @@
 """Load balancer rules: placement, single-call tree create, cascade delete, failover."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import ip_address
 from uuid import UUID, uuid4
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.context import RequestContext
 from api_service.db.engine import SessionFactory
-from api_service.db.models import Device, LoadBalancer, LoadBalancerStats, Pool, TreeObject
+from api_service.db.models import (
+    Device,
+    Listener,
+    ListenerStats,
+    LoadBalancer,
+    LoadBalancerStats,
+    Operation,
+    Pool,
+    TreeObject,
+)
 from api_service.problems import ProblemError, conflict
 from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUpdate, PoolInTree
 from api_service.services.changes import (
@@ -19,6 +29,7 @@ from api_service.services.changes import (
     record_change,
     require_etag,
 )
+from api_service.services.devices import get_device
 from api_service.services.healthmonitors import new_healthmonitor
 from api_service.services.listeners import new_listener, set_default_pool
 from api_service.services.members import new_member
@@ -35,6 +46,14 @@ from api_service.services.tree import Tree, load_tree, mark
 from shared.status import CommandAction, ProvisioningStatus
 
 _VIP_RACE_ATTEMPTS = 3
+
+
+@dataclass
+class Resync:
+    device_id: UUID
+    operations: list[Operation] = field(default_factory=list)
+    skipped: list[UUID] = field(default_factory=list)
+    """Load balancers with a change in flight (or gone meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,11 @@ class LoadBalancerService:
         async with self.sessions() as session:
             await visible(session, ctx, LoadBalancer, lb_id, "Load balancer")
             return await session.get(LoadBalancerStats, lb_id)
+
+    async def listener_stats(self, ctx: RequestContext, listener_id: UUID) -> ListenerStats | None:
+        async with self.sessions() as session:
+            await visible(session, ctx, Listener, listener_id, "Listener")
+            return await session.get(ListenerStats, listener_id)
 
     async def create(self, ctx: RequestContext, body: LoadBalancerCreate) -> Accepted:
         if body.project_id is not None and not ctx.is_admin:
@@ -171,6 +195,50 @@ class LoadBalancerService:
         return await self.changes.change(
             ctx, lb_id, edit, action="failover", target_type="loadbalancer"
         )
+
+    async def resync(self, ctx: RequestContext, device_id: UUID) -> Resync:
+        """Publish again the desired state of every load balancer on the device.
+
+        Each becomes ``PENDING_UPDATE`` (or, being deleted, ``PENDING_DELETE``)
+        with a new operation; one with a change in flight is skipped.
+        """
+        async with self.sessions() as session:
+            await get_device(session, device_id)
+            hosted = (
+                await session.execute(
+                    select(LoadBalancer.id, LoadBalancer.deleting)
+                    .where(LoadBalancer.device_id == device_id)
+                    .order_by(LoadBalancer.id)
+                )
+            ).all()
+
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            deleting = ProvisioningStatus.PENDING_DELETE
+            mark(
+                tree.lb,
+                deleting if tree.lb.deleting else ProvisioningStatus.PENDING_UPDATE,
+                generation,
+            )
+            return tree.lb
+
+        resync = Resync(device_id)
+        for lb_id, deleting in hosted:
+            try:
+                accepted = await self.changes.change(
+                    ctx,
+                    lb_id,
+                    edit,
+                    action="resync",
+                    target_type="loadbalancer",
+                    command_action=CommandAction.DELETE if deleting else CommandAction.APPLY,
+                )
+            except ProblemError as exc:
+                if exc.problem.status not in (404, 409):
+                    raise
+                resync.skipped.append(lb_id)
+                continue
+            resync.operations.append(accepted.operation)
+        return resync
 
 
 def _create_children(

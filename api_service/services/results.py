@@ -34,7 +34,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
     )
     if operation is None or not _matches(operation, result):
         return Verdict.UNKNOWN
-    if OperationStatus(operation.status).is_final:
+    if OperationStatus(operation.status).is_final and not _heals(operation, result, lb):
         return Verdict.DUPLICATE
 
     operation.agent_id = result.agent_id
@@ -63,6 +63,19 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
         for removed in apply_success(tree):
             await session.delete(removed)
     return Verdict.APPLIED
+
+
+def _heals(operation: Operation, result: Result, lb: LoadBalancer | None) -> bool:
+    """A success after a failure of the current generation: the agent repaired the device.
+
+    (It applied the command again once the device answered; see ``agent_service.status``.)
+    """
+    return (
+        operation.status == OperationStatus.FAILED
+        and result.outcome is Outcome.ACTIVE
+        and lb is not None
+        and lb.generation == result.generation
+    )
 
 
 def _matches(operation: Operation, result: Result) -> bool:

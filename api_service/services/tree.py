@@ -132,10 +132,18 @@ def apply_success(tree: Tree) -> list[TreeObject]:
             continue
         obj.provisioning_status = ProvisioningStatus.ACTIVE.value
         obj.status_reason = None
-        obj.operating_status = (
-            OperatingStatus.ONLINE if obj.admin_state_up else OperatingStatus.OFFLINE
-        ).value
+        obj.operating_status = _operating_status(obj).value
     return removed
+
+
+def _operating_status(obj: TreeObject) -> OperatingStatus:
+    """Disabled objects are OFFLINE; an object that was OFFLINE is ONLINE until the device's
+    next status report says otherwise; any other status is the last one reported."""
+    if not obj.admin_state_up:
+        return OperatingStatus.OFFLINE
+    if obj.operating_status == OperatingStatus.OFFLINE:
+        return OperatingStatus.ONLINE
+    return OperatingStatus(obj.operating_status)
 
 
 def apply_failure(tree: Tree, generation: int, reason: str) -> None:

@@ -1,0 +1,240 @@
+"""A load balancer's spec as HAProxy configuration: deterministic, and safe by construction.
+
+The same spec always gives the same bytes. Sections and servers are named
+from ids; no name, description or other free text of the user is ever
+rendered. Every value that is rendered is validated again here, with the
+API's allow-lists, and a value that fails is refused (:class:`Unrenderable`),
+never escaped: addresses and networks are parsed and re-serialised, numbers
+are integers, keywords come from enums, and the few strings (URL path,
+expected codes, cookie name) must match their allow-list whole
+(``fullmatch``). Nothing is ever put in double quotes, where HAProxy would
+expand ``${VARIABLES}``.
+"""
+
+import re
+from collections.abc import Iterator
+from ipaddress import IPv6Address, ip_address, ip_network
+from uuid import UUID
+
+from agent_service.drivers import Refused
+from shared.messages import (
+    HealthMonitorSpec,
+    ListenerSpec,
+    LoadBalancerSpec,
+    MemberSpec,
+    PoolSpec,
+    SessionPersistenceSpec,
+)
+
+_URL_PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,254}")
+_EXPECTED_CODES = re.compile(r"[1-5][0-9]{2}(-[1-5][0-9]{2})?(,[1-5][0-9]{2}(-[1-5][0-9]{2})?)*")
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!&*+\-.^_`|~]{1,255}")
+
+_MODES = {"HTTP": "http", "HTTPS": "tcp", "TCP": "tcp"}
+"""HTTPS listeners and pools pass TLS through: HAProxy sees TCP."""
+_ALGORITHMS = {"ROUND_ROBIN": "roundrobin", "LEAST_CONNECTIONS": "leastconn", "SOURCE_IP": "source"}
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "PATCH"})
+_MONITOR_TYPES = frozenset({"HTTP", "HTTPS", "TCP", "PING"})
+_TRUE = frozenset({"true", "True"})
+_STICK_TABLE = "size 100k expire 30m"
+
+DEFAULTS = """\
+defaults
+    timeout connect 5s
+    timeout client 50s
+    timeout server 50s
+    timeout check 5s
+    option redispatch
+    retries 3
+    load-server-state-from-file global
+"""
+
+
+class Unrenderable(Refused, ValueError):
+    """A value of the spec is outside what may reach a HAProxy configuration."""
+
+
+def section(prefix: str, object_id: UUID) -> str:
+    """The name of a frontend (``listener``), backend (``pool``) or server (``member``)."""
+    return f"{prefix}-{UUID(str(object_id))}"
+
+
+def render(spec: LoadBalancerSpec) -> str:
+    """The whole configuration of ``spec`` (the device adds its own ``global`` section)."""
+    users = {listener.default_pool_id: listener for listener in spec.listeners}
+    parts = [DEFAULTS]
+    parts += ["\n".join(_frontend(spec, listener)) + "\n" for listener in spec.listeners]
+    parts += ["\n".join(_backend(pool, users.get(pool.id))) + "\n" for pool in spec.pools]
+    return "\n".join(parts)
+
+
+def _frontend(spec: LoadBalancerSpec, listener: ListenerSpec) -> Iterator[str]:
+    mode = _choice(listener.protocol, _MODES, "listener protocol")
+    yield f"frontend {section('listener', listener.id)}"
+    yield f"    mode {mode}"
+    yield f"    bind {_endpoint(spec.vip_address, listener.protocol_port)}"
+    if listener.connection_limit != -1:
+        yield f"    maxconn {_integer(listener.connection_limit, 1, 2**31 - 1)}"
+    yield f"    timeout client {_milliseconds(listener.timeout_client_data)}"
+    if mode == "http":
+        yield "    option idle-close-on-response"
+        yield from _inserted_headers(listener.insert_headers)
+    if listener.allowed_cidrs:
+        networks = " ".join(_network(cidr) for cidr in listener.allowed_cidrs)
+        yield f"    acl allowed-cidrs src {networks}"
+        yield "    tcp-request connection reject unless allowed-cidrs"
+    if mode == "tcp" and listener.timeout_tcp_inspect:
+        yield f"    tcp-request inspect-delay {_milliseconds(listener.timeout_tcp_inspect)}"
+    if listener.default_pool_id is not None:
+        yield f"    default_backend {section('pool', listener.default_pool_id)}"
+    elif mode == "http":
+        yield "    http-request deny deny_status 503"
+    else:
+        yield "    tcp-request connection reject"
+    if not (listener.admin_state_up and spec.admin_state_up):
+        yield "    disabled"
+
+
+def _inserted_headers(headers: dict[str, str]) -> Iterator[str]:
+    for name in sorted(headers):
+        value = headers[name]
+        if value not in _TRUE | {"false", "False"}:
+            raise Unrenderable(f"insert_headers[{name!r}] must be true or false")
+        if value not in _TRUE:
+            continue
+        if name == "X-Forwarded-For":
+            yield "    option forwardfor"
+        elif name == "X-Forwarded-Port":
+            yield "    http-request set-header X-Forwarded-Port %[dst_port]"
+        elif name == "X-Forwarded-Proto":
+            yield "    http-request set-header X-Forwarded-Proto http"
+        else:
+            raise Unrenderable("insert_headers may only name X-Forwarded-For, -Port and -Proto")
+
+
+def _backend(pool: PoolSpec, listener: ListenerSpec | None) -> Iterator[str]:
+    mode = _choice(pool.protocol, _MODES, "pool protocol")
+    yield f"backend {section('pool', pool.id)}"
+    yield f"    mode {mode}"
+    yield f"    balance {_choice(pool.lb_algorithm, _ALGORITHMS, 'lb_algorithm')}"
+    if listener is not None:
+        yield f"    timeout connect {_milliseconds(listener.timeout_member_connect)}"
+        yield f"    timeout server {_milliseconds(listener.timeout_member_data)}"
+    cookie = False
+    if pool.session_persistence is not None:
+        persistence = list(_persistence(pool.session_persistence, mode))
+        cookie = pool.session_persistence.type == "HTTP_COOKIE"
+        yield from persistence
+    monitor = pool.healthmonitor
+    if monitor is not None and not monitor.admin_state_up:
+        monitor = None
+    if monitor is not None:
+        yield from _monitor(monitor)
+    for member in pool.members:
+        yield "    " + _server(member, monitor, cookie=cookie)
+    if not pool.admin_state_up:
+        yield "    disabled"
+
+
+def _persistence(persistence: SessionPersistenceSpec, mode: str) -> Iterator[str]:
+    if persistence.type == "SOURCE_IP":
+        yield f"    stick-table type ip {_STICK_TABLE}"
+        yield "    stick on src"
+        return
+    if mode != "http":
+        raise Unrenderable(f"{persistence.type} session persistence needs an HTTP pool")
+    if persistence.type == "HTTP_COOKIE":
+        yield "    cookie SRV insert indirect nocache"
+    elif persistence.type == "APP_COOKIE":
+        name = _matching(persistence.cookie_name or "", _COOKIE_NAME, "cookie_name")
+        yield f"    stick-table type string len 64 {_STICK_TABLE}"
+        yield f"    stick store-response res.cook({name})"
+        yield f"    stick match req.cook({name})"
+    else:
+        raise Unrenderable(f"unknown session persistence {persistence.type!r}")
+
+
+def _monitor(monitor: HealthMonitorSpec) -> Iterator[str]:
+    """HAProxy has no ICMP check: a PING monitor is a connect check, as a TCP one."""
+    kind = _choice(monitor.type, {t: t for t in _MONITOR_TYPES}, "health monitor type")
+    if kind in ("HTTP", "HTTPS"):
+        method = _choice(monitor.http_method or "GET", {m: m for m in _HTTP_METHODS}, "http_method")
+        path = _matching(monitor.url_path or "/", _URL_PATH, "url_path")
+        codes = _matching(monitor.expected_codes or "200", _EXPECTED_CODES, "expected_codes")
+        yield "    option httpchk"
+        yield f"    http-check send meth {method} uri {path}"
+        yield f"    http-check expect status {codes}"
+    yield f"    timeout check {_integer(monitor.timeout, 1, 86_400)}s"
+    yield (
+        f"    default-server inter {_integer(monitor.delay, 1, 86_400)}s"
+        f" rise {_integer(monitor.max_retries, 1, 10)}"
+        f" fall {_integer(monitor.max_retries_down, 1, 10)}"
+    )
+
+
+def _server(member: MemberSpec, monitor: HealthMonitorSpec | None, *, cookie: bool) -> str:
+    words = [
+        "server",
+        section("member", member.id),
+        _endpoint(member.address, member.protocol_port),
+        f"weight {_integer(member.weight, 0, 256)}",
+    ]
+    if member.backup:
+        words.append("backup")
+    if monitor is not None:
+        words.append("check")
+        if monitor.type == "HTTPS":
+            words.append("check-ssl verify none")
+        if member.monitor_address is not None:
+            words.append(f"addr {_address(member.monitor_address)}")
+        if member.monitor_port is not None:
+            words.append(f"port {_integer(member.monitor_port, 1, 65535)}")
+    if cookie:
+        words.append(f"cookie {UUID(str(member.id)).hex}")
+    if not member.admin_state_up:
+        words.append("disabled")
+    return " ".join(words)
+
+
+def _choice(value: str, allowed: dict[str, str], what: str) -> str:
+    if value not in allowed:
+        raise Unrenderable(f"{what} {value!r} is not one of {', '.join(sorted(allowed))}")
+    return allowed[value]
+
+
+def _matching(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise Unrenderable(f"{what} {value!r} is not allowed in a configuration")
+    return value
+
+
+def _integer(value: object, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise Unrenderable(f"{value!r} is not an integer from {low} to {high}")
+    return value
+
+
+def _milliseconds(value: object) -> str:
+    return f"{_integer(value, 0, 2_073_600_000)}ms"
+
+
+def _address(value: str) -> str:
+    """The re-serialised address (IPv6 in brackets); no scope id, nothing else."""
+    try:
+        address = ip_address(value)
+    except ValueError:
+        raise Unrenderable(f"{value!r} is not an IP address") from None
+    if isinstance(address, IPv6Address) and address.scope_id:
+        raise Unrenderable(f"{value!r} has a scope id")
+    return f"[{address}]" if isinstance(address, IPv6Address) else str(address)
+
+
+def _endpoint(address: str, port: object) -> str:
+    return f"{_address(address)}:{_integer(port, 1, 65535)}"
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ip_network(value, strict=True))
+    except ValueError:
+        raise Unrenderable(f"{value!r} is not a network in CIDR notation") from None
