@@ -7,6 +7,7 @@ backends (tiny servers on 127.0.0.1) are this module's. What the API reports
 
 import asyncio
 import contextlib
+import copy
 import os
 import signal
 import socket
@@ -382,3 +383,109 @@ async def test_a_killed_haproxy_is_restarted_by_the_device(
         return None
 
     await eventually(serving_again, timeout=5, what="HAProxy restarted and serving")
+
+
+ALLOWED_BUT_DANGEROUS = [
+    "#comment",
+    '"quoted"',
+    "'quoted'",
+    "${LBAAS_DEVICE_SECRET}",
+    "%[env(HOME)]",
+    "back\\slash",
+    "naïve ünïcode ✓",
+    "listen pwned",
+]
+
+
+def _with(body: dict[str, Any], where: str, field: str, value: object) -> dict[str, Any]:
+    """A copy of a single-call create body with ``value`` put in one field of one object."""
+    changed = copy.deepcopy(body)
+    listener = changed["listeners"][0]
+    pool = listener["default_pool"]
+    objects = {
+        "loadbalancer": changed,
+        "listener": listener,
+        "pool": pool,
+        "member": pool["members"][0],
+        "healthmonitor": pool["healthmonitor"],
+    }
+    objects[where][field] = value
+    return changed
+
+
+async def test_injection_attempts_reach_neither_the_configuration_nor_the_process(
+    client: LbaasClient, registered: dict[str, Any], backends: list[Backend], device: Device
+) -> None:
+    body: dict[str, Any] = {
+        "name": "web",
+        "provider": "haproxy",
+        "device_id": registered["id"],
+        "listeners": [
+            {
+                "protocol": "HTTP",
+                "protocol_port": PORT,
+                "default_pool": {
+                    "protocol": "HTTP",
+                    "lb_algorithm": "ROUND_ROBIN",
+                    "members": [member_body(backends[0])],
+                    "healthmonitor": MONITOR,
+                },
+            }
+        ],
+    }
+    path_attempts = [
+        "/a\nlisten pwned",
+        "/a\r\nx",
+        "/a\x00",
+        "/a #",
+        '/a"',
+        "/${LBAAS_DEVICE_SECRET}",
+        "/%[env(HOME)]",
+        "/a\\b",
+        "/" + "a" * 300,
+        "/é",
+    ]
+    attempts = [
+        *(("healthmonitor", "url_path", value) for value in path_attempts),
+        ("healthmonitor", "expected_codes", "200\nlisten x"),
+        ("healthmonitor", "expected_codes", "200 #"),
+        ("healthmonitor", "http_method", "GET\n"),
+        ("member", "address", "127.0.0.1\n"),
+        ("member", "address", "127.0.0.1 #"),
+        ("member", "address", "${HOST}"),
+        ("member", "monitor_address", "fe80::1%lo"),
+        ("pool", "session_persistence", {"type": "APP_COOKIE", "cookie_name": "a\nb"}),
+        ("pool", "session_persistence", {"type": "APP_COOKIE", "cookie_name": "${X}"}),
+        ("pool", "session_persistence", {"type": "APP_COOKIE", "cookie_name": "a b"}),
+        ("listener", "allowed_cidrs", ["10.0.0.0/8\n"]),
+        ("listener", "insert_headers", {"X-Forwarded-For": "true\n"}),
+        ("listener", "insert_headers", {"X-Evil\nx": "true"}),
+        *((where, "name", f"a{c}b") for where in ("loadbalancer", "pool") for c in "\n\r\x00"),
+        ("loadbalancer", "description", "x" * 256),
+    ]
+    before = (await client.http.get(f"{API}/loadbalancers?fields=id")).json()["loadbalancers"]
+    for where, field, value in attempts:
+        refused = await client.http.post(
+            f"{API}/loadbalancers", json={"loadbalancer": _with(body, where, field, value)}
+        )
+        assert refused.status_code == 400, (where, field, value, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    after = (await client.http.get(f"{API}/loadbalancers?fields=id")).json()["loadbalancers"]
+    assert after == before
+
+    text = " ".join(ALLOWED_BUT_DANGEROUS)
+    accepted = body
+    for where in ("loadbalancer", "listener", "pool", "member", "healthmonitor"):
+        accepted = _with(accepted, where, "name", text)
+    accepted = _with(accepted, "loadbalancer", "description", text)
+    accepted = _with(accepted, "pool", "description", text)
+    response = await client.http.post(f"{API}/loadbalancers", json={"loadbalancer": accepted})
+    assert response.status_code == 202, response.text
+    lb = await client.wait_lb(response.json()["loadbalancer"]["id"], ("ACTIVE",))
+    config = device.config(lb["id"])
+    for piece in ALLOWED_BUT_DANGEROUS:
+        assert piece not in config
+    assert await hits(f"http://{lb['vip_address']}:{PORT}/", 2) == Counter({"b0": 2})
+    assert [
+        v for v in device.environment(lb["id"]) if not v.startswith((b"PATH=", b"HAPROXY_"))
+    ] == []

@@ -18,6 +18,7 @@ import signal
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,7 +67,7 @@ class Device(Process):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def registration(self, **extra: object) -> dict[str, object]:
+    def registration(self, **extra: object) -> dict[str, Any]:
         """What ``LbaasClient.create_device`` needs to register this device."""
         return {
             "driver": "haproxy",
@@ -103,6 +104,11 @@ class Device(Process):
 
     def master_pid(self, loadbalancer_id: str) -> int:
         return int((self.instance_dir(loadbalancer_id) / "haproxy.pid").read_text())
+
+    def environment(self, loadbalancer_id: str) -> list[bytes]:
+        """The environment the load balancer's HAProxy master runs with."""
+        path = Path(f"/proc/{self.master_pid(loadbalancer_id)}/environ")
+        return [entry for entry in path.read_bytes().split(b"\0") if entry]
 
     def config(self, loadbalancer_id: str) -> str:
         return (self.instance_dir(loadbalancer_id) / "haproxy.cfg").read_text()
