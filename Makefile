@@ -30,6 +30,7 @@ lint: install
 
 bench: install services
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.haproxy
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

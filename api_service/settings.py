@@ -21,7 +21,7 @@ class ApiSettings(CommonSettings):
     )
     publish_timeout: float = Field(default=5.0, gt=0)
     device_sync_interval: float = Field(
-        default=30.0, gt=0, description="Seconds between the syncs that tell agents of devices."
+        default=10.0, gt=0, description="Seconds between the syncs that tell agents of devices."
     )
     result_prefetch: int = Field(default=64, ge=1)
     default_provider: str = "haproxy"

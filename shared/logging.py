@@ -49,3 +49,6 @@ def configure_logging(level: str) -> None:
     quiet = logging.DEBUG if level == "DEBUG" else logging.CRITICAL
     for noisy in ("aiormq", "aio_pika"):
         logging.getLogger(noisy).setLevel(quiet)
+    # httpx logs every request at INFO (the agent reads each device every few seconds).
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

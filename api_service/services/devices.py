@@ -98,8 +98,6 @@ async def sync_devices(
     sessions: SessionFactory, commands: CommandPublisher, shards: int, interval: float
 ) -> int:
     """Publish a sync for every device no replica synced within the interval; return the count."""
-    if not commands.ready:
-        return 0
     async with sessions.begin() as session:
         devices = (
             await session.scalars(
@@ -126,6 +124,9 @@ async def run_device_syncs(
     sessions: SessionFactory, commands: CommandPublisher, shards: int, interval: float
 ) -> None:
     while True:
+        if not commands.ready:
+            await asyncio.sleep(min(interval, 1.0))
+            continue
         try:
             await sync_devices(sessions, commands, shards, interval)
         except Exception:
