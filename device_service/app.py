@@ -104,9 +104,9 @@ def create_app(settings: DeviceSettings) -> FastAPI:
             except Rejected as exc:
                 log.warning("rejected the configuration of %s: %s", loadbalancer_id, exc)
                 return problem(422, "Configuration Rejected", str(exc))
-            except (HaproxyError, OSError, TimeoutError) as exc:
+            except (HaproxyError, OSError, TimeoutError):
                 log.exception("applying %s failed", loadbalancer_id)
-                return problem(503, "Device Failure", f"{type(exc).__name__}: {exc}")
+                return problem(503, "Device Failure", "The device failed; its log says why.")
         log.info(
             "%s generation %d: %s",
             loadbalancer_id,

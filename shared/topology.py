@@ -9,7 +9,8 @@
 
 Command queues have a single active consumer, so operations on one device stay
 in order across agents, a delivery limit, and at-least-once dead-lettering
-(which needs ``x-overflow: reject-publish``; see ../shared/RABBITMQ.md).
+(which needs ``x-overflow: reject-publish``: with the default overflow the broker may
+drop a dead letter).
 
 The API declares the topology (:func:`declare_topology`); the agent only looks
 it up (:func:`passive_topology`), which needs no permission on the broker, so

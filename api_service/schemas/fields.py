@@ -148,7 +148,7 @@ def required_in_schema(*names: str, any_of: bool = False) -> Callable[[dict[str,
     return extra
 
 
-# Values that reach a device configuration: allow-lists from ../shared/HAPROXY.md.
+# Values that reach a device configuration: the allow-lists the HAProxy renderer checks again.
 _URL_PATH = re.compile(r"\A/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,254}\Z")
 """HAPROXY.md's allow-list, with ``%`` only as percent-encoding (never a log-format ``%[``)."""
 _EXPECTED_CODES = re.compile(

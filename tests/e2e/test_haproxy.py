@@ -489,3 +489,22 @@ async def test_injection_attempts_reach_neither_the_configuration_nor_the_proces
     assert [
         v for v in device.environment(lb["id"]) if not v.startswith((b"PATH=", b"HAPROXY_"))
     ] == []
+
+
+async def test_a_load_balancer_the_device_lost_is_applied_again(
+    client: LbaasClient, registered: dict[str, Any], backends: list[Backend], device: Device
+) -> None:
+    lb = await create_web(client, registered, backends)
+    url = f"http://{lb['vip_address']}:{PORT}/"
+    async with device.http() as http:
+        assert (await http.delete(f"/v1/loadbalancers/{lb['id']}")).status_code == 204
+    with pytest.raises(httpx.ConnectError):
+        await hits(url, 1)
+
+    async def served() -> bool | None:
+        with contextlib.suppress(httpx.HTTPError):
+            return True if await hits(url, 3) else None
+        return None
+
+    await eventually(served, timeout=15, what="the lost load balancer applied again")
+    assert (await client.get_lb(lb["id"])).json()["loadbalancer"]["provisioning_status"] == "ACTIVE"

@@ -189,6 +189,14 @@ async def test_two_agents_serve_two_devices_and_one_takes_over_when_the_other_di
                 assert (await client.operations(lb["id"]))[0]["agent_id"] == "agent-a"
 
             first.kill()
+            await backends[0].stop()
+            for lb in lbs:
+                await eventually(
+                    partial(_operating, client, lb, "ERROR"),
+                    timeout=20,
+                    what="health of both devices from the surviving agent, before any command",
+                )
+            await backends[0].start()
             for lb in lbs:
                 pool_id = await pool_of(client, lb)
                 response = await client.http.post(
@@ -202,7 +210,7 @@ async def test_two_agents_serve_two_devices_and_one_takes_over_when_the_other_di
             await backends[1].stop()
             for lb in lbs:
                 await eventually(
-                    partial(_degraded, client, lb),
+                    partial(_operating, client, lb, "DEGRADED"),
                     timeout=20,
                     what="the surviving agent's health reports of both devices",
                 )
@@ -212,6 +220,6 @@ async def _consuming(agent: Agent) -> bool | None:
     return True if "consuming 4 command queues" in agent.log() else None
 
 
-async def _degraded(client: LbaasClient, lb: dict[str, Any]) -> bool | None:
+async def _operating(client: LbaasClient, lb: dict[str, Any], status: str) -> bool | None:
     shown = (await client.get_lb(lb["id"])).json()["loadbalancer"]
-    return True if shown["operating_status"] == "DEGRADED" else None
+    return True if shown["operating_status"] == status else None
