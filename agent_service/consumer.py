@@ -140,6 +140,7 @@ class CommandConsumer:
             return
         if message.redelivered:
             log.info("command redelivered", extra=log_context(command))
+        self._devices.heard_of(command.device)
         try:
             async with self._locks.hold(command.device_id):
                 result = await self._executor.execute(command)

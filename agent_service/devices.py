@@ -1,11 +1,12 @@
 """The devices this agent looks after, and the last command it ran for each load balancer.
 
 An agent learns a device from the commands and the API's device syncs it
-receives, i.e. from the shards it is the active consumer of. What it learned
-holds only while its broker connection lasts: once the connection drops, the
-shards may have moved to another agent, so :meth:`Devices.clear` forgets
-everything rather than let two agents repair one device with different
-commands.
+receives, i.e. from the shards it is the active consumer of, and forgets it
+once it has heard nothing of it for a while (the shard moved, or the device
+went). What it learned holds only while its consumer channel lasts: once the
+channel closes the shards may go to another agent, so :meth:`Devices.clear`
+forgets everything rather than let two agents repair one device with
+different commands.
 """
 
 import time
@@ -14,12 +15,18 @@ from enum import StrEnum
 from uuid import UUID
 
 from shared.messages import Command, DeviceSpec, DeviceSync
+from shared.status import CommandAction
 
-EXPIRY_SYNCS = 3
-"""A device not synced for this many of its sync intervals is forgotten (it moved or went)."""
+FORGET_AFTER_SYNCS = 3
+"""A device not heard of for this many of its sync intervals is forgotten."""
+FIRST_SYNC_INTERVAL = 10.0
+"""The sync interval assumed until a device's first sync says it."""
+MAX_RETRY_DELAY = 300.0
 
 
-class Outcome(StrEnum):
+class Attempt(StrEnum):
+    """How the last attempt at a command went."""
+
     APPLIED = "applied"
     REJECTED = "rejected"
     """The device refused the configuration itself: trying again gives the same answer."""
@@ -32,49 +39,72 @@ class Desired:
     """The last command for one load balancer, how it went, and what the device should show."""
 
     command: Command
-    outcome: Outcome
+    attempt: Attempt
     digest: str | None = None
     """Of the spec as the driver would apply it; computed once, when first compared."""
+    failures: int = 0
+    retry_at: float = 0.0
+    """Not tried again before this (monotonic) time: failures back off."""
 
 
 @dataclass
 class KnownDevice:
     spec: DeviceSpec
-    expires_at: float | None = None
+    sync_interval: float = FIRST_SYNC_INTERVAL
+    heard_at: float = field(default_factory=time.monotonic)
     failures: int = 0
     """Status reads that failed in a row."""
     desired: dict[UUID, Desired] = field(default_factory=dict)
+
+    def heard(self) -> None:
+        self.heard_at = time.monotonic()
+
+    @property
+    def forgotten(self) -> bool:
+        return time.monotonic() - self.heard_at > FORGET_AFTER_SYNCS * self.sync_interval
 
 
 class Devices:
     def __init__(self) -> None:
         self._devices: dict[UUID, KnownDevice] = {}
 
-    def learn(self, device: DeviceSpec) -> KnownDevice:
+    def synced(self, sync: DeviceSync) -> None:
+        """A sync carries the device as it is now: its spec replaces the one known."""
+        known = self._devices.get(sync.device.id)
+        if known is None:
+            known = self._devices[sync.device.id] = KnownDevice(sync.device)
+        known.spec = sync.device
+        known.sync_interval = sync.interval
+        known.heard()
+
+    def heard_of(self, device: DeviceSpec) -> KnownDevice:
+        """A command for the device arrived. Its device spec may be older than a sync's: it is
+        used only for a device not known yet."""
         known = self._devices.get(device.id)
         if known is None:
             known = self._devices[device.id] = KnownDevice(device)
-        known.spec = device
+        known.heard()
         return known
 
-    def synced(self, sync: DeviceSync) -> None:
-        known = self.learn(sync.device)
-        known.expires_at = time.monotonic() + EXPIRY_SYNCS * sync.interval
-
-    def record(self, command: Command, outcome: Outcome) -> None:
+    def record(self, command: Command, attempt: Attempt) -> None:
         """What the device should now hold of the command's load balancer."""
-        known = self.learn(command.device)
-        if command.action == "delete" and outcome is Outcome.APPLIED:
+        known = self._devices.get(command.device_id)
+        if known is None:
+            known = self._devices[command.device_id] = KnownDevice(command.device)
+        previous = known.desired.get(command.loadbalancer_id)
+        if command.action is CommandAction.DELETE and attempt is Attempt.APPLIED:
             known.desired.pop(command.loadbalancer_id, None)
-        else:
-            known.desired[command.loadbalancer_id] = Desired(command, outcome)
+            return
+        desired = Desired(command, attempt)
+        if attempt is Attempt.FAILED and previous is not None and previous.command == command:
+            desired.failures = previous.failures + 1
+            delay = min(2.0**desired.failures, MAX_RETRY_DELAY)
+            desired.retry_at = time.monotonic() + delay
+        known.desired[command.loadbalancer_id] = desired
 
     def current(self) -> list[KnownDevice]:
-        """Every device still known; expired ones are forgotten."""
-        now = time.monotonic()
-        for device_id in [
-            d.spec.id for d in self._devices.values() if d.expires_at and d.expires_at < now
-        ]:
+        """Every device still known; those not heard of for long are forgotten."""
+        for device_id in [d.spec.id for d in self._devices.values() if d.forgotten]:
             del self._devices[device_id]
         return list(self._devices.values())
 

@@ -5,8 +5,7 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
-from agent_service.devices import Devices
-from agent_service.devices import Outcome as Applied
+from agent_service.devices import Attempt, Devices
 from agent_service.drivers import DriverCall, DriverRegistry, Refused, run_driver
 from shared.messages import Command, Result
 from shared.status import CommandAction, Outcome
@@ -65,7 +64,7 @@ class CommandExecutor:
             finished_at=datetime.now(UTC),
         )
 
-    async def _run(self, command: Command) -> tuple[str | None, Applied]:
+    async def _run(self, command: Command) -> tuple[str | None, Attempt]:
         """``None`` on success, else why the command failed; and what kind of outcome it was."""
         deadline = asyncio.timeout(self._driver_timeout)
         try:
@@ -84,11 +83,11 @@ class CommandExecutor:
                     f"driver {command.driver!r} did not finish within "
                     f"{self._driver_timeout:g} s (LBAAS_DRIVER_TIMEOUT)"
                 )
-                return message, Applied.FAILED
+                return message, Attempt.FAILED
             log.debug("driver call failed", exc_info=True, extra=log_context(command))
-            outcome = Applied.REJECTED if isinstance(exc, Refused) else Applied.FAILED
+            outcome = Attempt.REJECTED if isinstance(exc, Refused) else Attempt.FAILED
             return (str(exc) or type(exc).__name__)[:MAX_ERROR_LENGTH], outcome
-        return None, Applied.APPLIED
+        return None, Attempt.APPLIED
 
 
 class InconsistentCommand(Refused, ValueError):

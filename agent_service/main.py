@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from agent_service.service import Agent
 from agent_service.settings import AgentSettings
 from shared.logging import configure_logging
+from shared.settings import invalid_settings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = AgentSettings()
     except ValidationError as exc:
-        sys.exit(f"lbaas-agent: invalid settings:\n{exc}")
+        sys.exit(invalid_settings("lbaas-agent", exc))
     configure_logging(settings.log_level)
     asyncio.run(run(settings))

@@ -89,5 +89,4 @@ class Agent:
         log.info("agent stopped", extra={"agent_id": self.settings.agent_id})
 
     async def _on_connected(self, connection: AbstractRobustConnection) -> None:
-        connection.close_callbacks.add(lambda *_: self.devices.clear())
         await self.consumer.start(connection)

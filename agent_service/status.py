@@ -7,17 +7,20 @@ device shows: health by object and counters. A device that fails
 ``OFFLINE``) until it answers again.
 
 Drift: when what a device holds of a load balancer is not what the agent last
-applied (it was unreachable then, or lost its state), the agent applies that
-command again under the device's lock and publishes its result, which heals
-an operation that failed because the device was away. A configuration the
-device itself refused is not tried again.
+applied (it was unreachable then, or lost its state), or the last attempt
+failed, the agent applies that command again under the device's lock and
+publishes its result, which heals an operation that failed because the
+device was away. Failures back off (2, 4, 8 … s, at most 5 min); a
+configuration the device itself refused (``drivers.Refused``) is not tried
+again.
 """
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
-from agent_service.devices import Desired, Devices, KnownDevice, Outcome
+from agent_service.devices import Attempt, Desired, Devices, KnownDevice
 from agent_service.drivers import (
     DeviceState,
     Driver,
@@ -62,7 +65,12 @@ class DeviceWatch:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            await asyncio.gather(*(self.watch(known) for known in self._devices.current()))
+            outcomes = await asyncio.gather(
+                *(self.watch(known) for known in self._devices.current()), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    log.error("watching a device failed", exc_info=outcome)
 
     async def watch(self, known: KnownDevice) -> None:
         """Read the device once: report it, or count the failure; repair what drifted."""
@@ -137,8 +145,11 @@ def _drifted(driver: Driver, known: KnownDevice, state: DeviceState) -> bool:
 
 
 def _differs(driver: Driver, desired: Desired, state: DeviceState) -> bool:
-    if desired.outcome is Outcome.REJECTED:
+    """The command is worth applying again: the device differs, or the last attempt failed."""
+    if desired.attempt is Attempt.REJECTED or time.monotonic() < desired.retry_at:
         return False
+    if desired.attempt is Attempt.FAILED:
+        return True
     command = desired.command
     observed = state.get(command.loadbalancer_id)
     if command.action is CommandAction.DELETE:
@@ -147,7 +158,7 @@ def _differs(driver: Driver, desired: Desired, state: DeviceState) -> bool:
         try:
             desired.digest = driver.digest(command.spec)
         except Refused:
-            desired.outcome = Outcome.REJECTED
+            desired.attempt = Attempt.REJECTED
             return False
     return observed is None or observed.digest != desired.digest
 

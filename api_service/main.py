@@ -1,16 +1,22 @@
 """``lbaas-api``: serve the API with uvicorn."""
 
 import argparse
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from api_service.app import create_app
 from api_service.settings import ApiSettings
 from shared.logging import configure_logging
+from shared.settings import invalid_settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = ApiSettings()
+    try:
+        settings = ApiSettings()
+    except ValidationError as exc:
+        sys.exit(invalid_settings("lbaas-api", exc))
     parser = argparse.ArgumentParser(prog="lbaas-api", description=__doc__)
     parser.add_argument("--host", default=settings.host, help=f"bind address ({settings.host})")
     parser.add_argument("--port", type=int, default=settings.port, help=f"port ({settings.port})")

@@ -113,7 +113,13 @@ async def _ensure_device(settings: ApiSettings, args: argparse.Namespace) -> Non
         else:
             device = await service.update(existing, DeviceUpdate.model_validate(fields))
         print(json.dumps({"id": str(device.id), "name": device.name, "created": existing is None}))
-    except (ValidationError, ProblemError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SystemExit(f"lbaas-manage device ensure: {problems}") from None
+    except ProblemError as exc:
         raise SystemExit(f"lbaas-manage device ensure: {exc}") from None
     finally:
         await engine.dispose()

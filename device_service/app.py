@@ -16,8 +16,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from device_service.haproxy import HaproxyError
-from device_service.instances import Instances, Rejected
+from device_service.haproxy import HaproxyError, Unconfirmed
+from device_service.instances import Instances, Rejected, refuse_foreign
 from device_service.settings import DeviceSettings
 from shared.device_api import (
     API_PREFIX,
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 _STATUS_READS = 16
 """Instances whose stats sockets are read at the same time."""
+_STATUS_WAIT = 0.5
+"""Seconds a status read waits for an instance being changed before leaving it out."""
 
 
 def problem(status: int, title: str, detail: str, **headers: str) -> JSONResponse:
@@ -70,8 +72,10 @@ def create_app(settings: DeviceSettings) -> FastAPI:
         if not hmac.compare_digest(given, expected):
             challenge = {"WWW-Authenticate": "Bearer"}
             return problem(401, "Unauthorized", "A valid device secret is required.", **challenge)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_CONFIG_BYTES + 4096:
+        length = request.headers.get("content-length", "")
+        if request.method in ("PUT", "POST") and not length.isdigit():
+            return problem(411, "Length Required", "A body needs a Content-Length.")
+        if length.isdigit() and int(length) > MAX_CONFIG_BYTES + 4096:
             limit = f"Bodies are limited to {MAX_CONFIG_BYTES} bytes."
             return problem(413, "Content Too Large", limit)
         return await call_next(request)
@@ -98,12 +102,18 @@ def create_app(settings: DeviceSettings) -> FastAPI:
 
     @app.put(f"{API_PREFIX}/loadbalancers/{{loadbalancer_id}}", response_model=None)
     async def put(loadbalancer_id: UUID, body: ConfigIn) -> Applied | JSONResponse:
+        foreign = refuse_foreign(body.config)
+        if foreign is not None:
+            return problem(422, "Configuration Rejected", foreign)
         async with instances.hold(loadbalancer_id) as instance:
             try:
                 applied = await instance.put(body.generation, body.config)
             except Rejected as exc:
                 log.warning("rejected the configuration of %s: %s", loadbalancer_id, exc)
                 return problem(422, "Configuration Rejected", str(exc))
+            except Unconfirmed as exc:
+                log.error("applying %s: %s", loadbalancer_id, exc)
+                return problem(503, "Device Failure", str(exc))
             except (HaproxyError, OSError, TimeoutError):
                 log.exception("applying %s failed", loadbalancer_id)
                 return problem(503, "Device Failure", "The device failed; its log says why.")
@@ -126,15 +136,20 @@ def create_app(settings: DeviceSettings) -> FastAPI:
         gate = asyncio.Semaphore(_STATUS_READS)
 
         async def one(loadbalancer_id: UUID) -> InstanceStatus | None:
-            async with gate, instances.hold(loadbalancer_id) as instance:
-                meta = instance.meta()
-                if meta is None:
-                    return None
+            """None for an instance being changed (or gone): the next read will show it."""
+            async with gate:
                 try:
-                    return await instance.status(meta)
-                except (OSError, TimeoutError):
-                    described = instance.describe(meta).model_dump() | {"state": "down"}
-                    return InstanceStatus(**described, epoch=meta.epoch)
+                    async with instances.hold(loadbalancer_id, wait=_STATUS_WAIT) as instance:
+                        meta = instance.meta()
+                        if meta is None:
+                            return None
+                        try:
+                            return await instance.status(meta)
+                        except (OSError, TimeoutError):
+                            described = instance.describe(meta).model_dump() | {"state": "down"}
+                            return InstanceStatus(**described, epoch=meta.epoch)
+                except TimeoutError:
+                    return None
 
         found = await asyncio.gather(*(one(lb) for lb in instances.known()))
         return DeviceStatus(loadbalancers=[item for item in found if item is not None])

@@ -21,6 +21,10 @@ class HaproxyError(Exception):
     """HAProxy refused something; the message is HAProxy's own."""
 
 
+class Unconfirmed(Exception):
+    """HAProxy did not show, within the deadline, that a start or reload succeeded or failed."""
+
+
 @dataclass(frozen=True)
 class Check:
     ok: bool

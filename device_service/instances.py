@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import time
@@ -31,6 +32,7 @@ from device_service.haproxy import (
     MINIMAL_ENVIRONMENT,
     HaproxyError,
     Processes,
+    Unconfirmed,
     alerts,
     check_config,
     cli,
@@ -59,6 +61,29 @@ _POLL = 0.02
 
 class Rejected(Exception):
     """HAProxy rejected the configuration; the previous one keeps serving."""
+
+
+_SECTIONS = frozenset({"defaults", "frontend", "backend"})
+_FOREIGN = re.compile(
+    r"\b(lua-\S+|external-check|errorfile|errorloc\S*|ca-file|crt(-list)?|crl-file|"
+    r"load-server-state-from-file\s+local|server-state-file|stats\s+socket|(?<![-\w])file)\b"
+)
+
+
+def refuse_foreign(body: str) -> str | None:
+    """Why ``body`` is not what the agent renders, or None (defence in depth).
+
+    The agent only ever sends ``defaults``, ``frontend`` and ``backend``
+    sections and nothing that reads a file or runs code on the device host;
+    even a caller with the secret gets nothing else past the daemon.
+    """
+    for number, line in enumerate(body.splitlines(), start=1):
+        if line and not line[0].isspace() and line.split()[0] not in _SECTIONS:
+            return f"line {number}: only defaults, frontend and backend sections are accepted"
+        found = _FOREIGN.search(line)
+        if found:
+            return f"line {number}: {found.group(0)!r} is not accepted on this device"
+    return None
 
 
 @dataclass
@@ -146,20 +171,26 @@ class Instance:
         return Applied(**self.describe(new).model_dump(), changed=True)
 
     async def _activate(self, activate: Callable[[], Awaitable[None]]) -> None:
-        """Put the candidate in place and activate it; on failure put the previous one back."""
+        """Put the candidate in place and activate it; on any failure put the previous one back.
+
+        HAProxy's refusal becomes :class:`Rejected`; anything else (a timeout, a
+        socket that did not answer) is raised as it is: the apply may be tried again.
+        """
         had_previous = self.config.exists()
         if had_previous:
             shutil.copy2(self.config, self.previous)
         self.candidate.replace(self.config)
         try:
             await activate()
-        except HaproxyError as exc:
+        except BaseException as exc:
             shutil.copy2(self.config, self.failed)
             if had_previous:
                 self.previous.replace(self.config)
             else:
                 self.config.unlink(missing_ok=True)
-            raise Rejected(self._clean(str(exc))) from None
+            if isinstance(exc, HaproxyError):
+                raise Rejected(self._clean(str(exc))) from None
+            raise
 
     async def ensure_running(self) -> None:
         """Start the instance if its configuration should run and no process serves it."""
@@ -206,7 +237,7 @@ class Instance:
             await asyncio.sleep(_POLL)
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-        raise HaproxyError(
+        raise Unconfirmed(
             f"HAProxy showed no worker within {self.settings.reload_timeout:g} s of its start"
         )
 
@@ -214,7 +245,7 @@ class Instance:
         """Reload through the master socket; confirmed by a new worker and no new failure."""
         before = await self._processes()
         if before is None:
-            raise HaproxyError("the master socket did not answer before the reload")
+            raise Unconfirmed("the master socket did not answer before the reload")
         counters = await self._frontend_counters()
         await self._save_server_state()
         offset = _size(self.log_file)
@@ -230,7 +261,7 @@ class Instance:
             if shown.reloads > before.reloads and shown.workers - before.workers:
                 _carry(new, counters)
                 return
-        raise HaproxyError(
+        raise Unconfirmed(
             f"the reload showed no new worker within {self.settings.reload_timeout:g} s"
         )
 
@@ -338,14 +369,21 @@ class Instances:
         self._instances: dict[UUID, Instance] = {}
 
     @asynccontextmanager
-    async def hold(self, loadbalancer_id: UUID) -> AsyncIterator[Instance]:
+    async def hold(
+        self, loadbalancer_id: UUID, *, wait: float | None = None
+    ) -> AsyncIterator[Instance]:
+        """The instance, locked; ``TimeoutError`` when it stays locked longer than ``wait``."""
         instance = self._instances.get(loadbalancer_id)
         if instance is None:
             instance = self._instances[loadbalancer_id] = Instance(self.settings, loadbalancer_id)
         instance.users += 1
         try:
-            async with instance.lock:
+            async with asyncio.timeout(wait):
+                await instance.lock.acquire()
+            try:
                 yield instance
+            finally:
+                instance.lock.release()
         finally:
             instance.users -= 1
             if instance.users == 0 and not instance.dir.exists():
@@ -385,18 +423,21 @@ class Instances:
                 existing = self._instances.get(loadbalancer_id)
                 if existing is not None and existing.lock.locked():
                     continue
-                async with self.hold(loadbalancer_id) as instance:
-                    instance.trim_log()
-                    meta = instance.meta()
-                    if meta is not None and instance.state(meta) == "down":
-                        log.warning("HAProxy for %s is not running; restarting it", instance.id)
-                        await _restart(instance)
+                try:
+                    async with self.hold(loadbalancer_id) as instance:
+                        instance.trim_log()
+                        meta = instance.meta()
+                        if meta is not None and instance.state(meta) == "down":
+                            log.warning("HAProxy for %s is not running; restarting it", instance.id)
+                            await _restart(instance)
+                except Exception:
+                    log.exception("supervising %s failed", loadbalancer_id)
 
 
 async def _restart(instance: Instance) -> None:
     try:
         await instance.ensure_running()
-    except HaproxyError as exc:
+    except (HaproxyError, Unconfirmed) as exc:
         log.error("HAProxy for %s did not start: %s", instance.id, instance._clean(str(exc)))
 
 

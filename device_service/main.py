@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from device_service.app import create_app
 from device_service.settings import DeviceSettings
 from shared.logging import configure_logging
+from shared.settings import invalid_settings
 
 _ENVIRONMENT = """\
 settings (environment):
@@ -60,7 +61,7 @@ def settings_from(args: argparse.Namespace) -> DeviceSettings:
     try:
         return DeviceSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        sys.exit(f"lbaas-device: invalid settings:\n{exc}")
+        sys.exit(invalid_settings("lbaas-device", exc, prefix="LBAAS_DEVICE_"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

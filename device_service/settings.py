@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logging import LogLevel
 
-MAX_SOCKET_PATH = 107
-"""``sun_path`` holds 108 bytes with its terminating NUL."""
+MAX_SOCKET_PATH = 97
+"""``sun_path`` holds 108 bytes, and HAProxy first binds ``<path>.<pid>.tmp`` (its limit is 97)."""
 INSTANCE_SOCKET_SUFFIX = len("/0123456789abcdef0123456789abcdef/master.sock")
 
 
@@ -42,6 +42,14 @@ class DeviceSettings(BaseSettings):
         default=None, description="Require client certificates signed by this CA (mutual TLS)."
     )
     log_level: LogLevel = "INFO"
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> "DeviceSettings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        return self
 
     @field_validator("state_dir")
     @classmethod

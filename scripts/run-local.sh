@@ -78,10 +78,10 @@ export LBAAS_BOOTSTRAP_ADMIN_TOKEN
 LBAAS_AMQP_URL="$admin_amqp_url" "$BIN/lbaas-manage" broker declare
 
 # The local HAProxy device: its secret, a state directory short enough for HAProxy's socket
-# paths (at most 62 characters), and its registration.
+# paths (at most 52 characters), and its registration.
 device_listen="${LBAAS_DEVICE_LISTEN:-127.0.0.1:19443}"
 device_state="${LBAAS_DEVICE_STATE_DIR:-$PWD/.run/device}"
-if ((${#device_state} > 62)); then
+if ((${#device_state} > 52)); then
     device_state="/var/tmp/lbaas-device-$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)"
 fi
 if [[ ! -s .run/device-secret ]]; then

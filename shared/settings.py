@@ -4,7 +4,7 @@ Each service extends :class:`CommonSettings` with its own fields in one class
 (``api_service.settings.ApiSettings``, ``agent_service.settings.AgentSettings``).
 """
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logging import LogLevel
@@ -24,3 +24,14 @@ class CommonSettings(BaseSettings):
         default=3, ge=1, description="Deliveries of one command before it is dead-lettered."
     )
     log_level: LogLevel = "INFO"
+
+
+def invalid_settings(program: str, error: ValidationError, prefix: str = "LBAAS_") -> str:
+    """What ``program`` prints when a setting is invalid: each variable named, no value shown
+    (values may be secrets)."""
+    lines = [f"{program}: invalid settings:"]
+    for item in error.errors(include_input=False, include_url=False):
+        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        variable = name if name.startswith("LBAAS_") else prefix + name
+        lines.append(f"  {variable}: {item['msg']}")
+    return "\n".join(lines)

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
+from shared.allow_lists import COOKIE_NAME, EXPECTED_CODES, URL_PATH
+
 StrictBool = Annotated[bool, Strict()]
 
 INT32_MAX = 2**31 - 1
@@ -148,19 +150,10 @@ def required_in_schema(*names: str, any_of: bool = False) -> Callable[[dict[str,
     return extra
 
 
-# Values that reach a device configuration: the allow-lists the HAProxy renderer checks again.
-_URL_PATH = re.compile(r"\A/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,254}\Z")
-"""HAPROXY.md's allow-list, with ``%`` only as percent-encoding (never a log-format ``%[``)."""
-_EXPECTED_CODES = re.compile(
-    r"\A[1-5][0-9]{2}(-[1-5][0-9]{2})?(,[1-5][0-9]{2}(-[1-5][0-9]{2})?)*\Z"
-)
-"""ASCII digits only: ``\\d`` would also take the digits of other scripts."""
-_COOKIE_NAME = re.compile(r"\A[A-Za-z0-9!&*+\-.^_`|~]{1,255}\Z")
-"""RFC 6265 token characters less ``$`` and ``%``, which HAProxy may expand."""
-
-
+# Values that reach a device configuration (``shared.allow_lists``, checked again by the
+# HAProxy renderer).
 def _url_path(value: str) -> str:
-    if not _URL_PATH.fullmatch(value):
+    if not URL_PATH.fullmatch(value):
         raise ValueError(
             "must start with / and hold only URL characters (no spaces, quotes, # or controls)"
         )
@@ -168,13 +161,13 @@ def _url_path(value: str) -> str:
 
 
 def _expected_codes(value: str) -> str:
-    if not _EXPECTED_CODES.fullmatch(value):
+    if not EXPECTED_CODES.fullmatch(value):
         raise ValueError("must be a code, a list (200,202) or a range (200-204) of HTTP codes")
     return value
 
 
 def _cookie_name(value: str) -> str:
-    if not _COOKIE_NAME.fullmatch(value):
+    if not COOKIE_NAME.fullmatch(value):
         raise ValueError("must be a cookie token (letters, digits and !&*+-.^_`|~)")
     return value
 
@@ -194,11 +187,11 @@ def _cidr_list(values: list[str]) -> list[str]:
     return [network(value) for value in values]
 
 
-UrlPath = Annotated[str, Strict(), documented(_URL_PATH), AfterValidator(_url_path)]
+UrlPath = Annotated[str, Strict(), documented(URL_PATH), AfterValidator(_url_path)]
 ExpectedCodes = Annotated[
-    str, Strict(), documented(_EXPECTED_CODES), AfterValidator(_expected_codes)
+    str, Strict(), documented(EXPECTED_CODES), AfterValidator(_expected_codes)
 ]
-CookieName = Annotated[str, Strict(), documented(_COOKIE_NAME), AfterValidator(_cookie_name)]
+CookieName = Annotated[str, Strict(), documented(COOKIE_NAME), AfterValidator(_cookie_name)]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535), INTEGRAL]
 CIDR = Field(
     description="An IPv4 or IPv6 network in CIDR notation, host bits zero (10.0.0.0/24).",

@@ -1,11 +1,14 @@
 """Status reports: operating statuses and traffic totals, as the devices show them.
 
-A report changes no provisioning status and takes no load balancer's change
-lock: it reads the trees without locking them and updates only the operating
-statuses that changed (rows in the order every writer locks them: load
-balancers first), leaving ``updated_at`` and so the ETag alone. Only a report
-newer than the last one applied for its device, and not from the future,
-changes anything; the device row is the fence.
+A report changes no provisioning status and does not take a load balancer's
+change lock (``FOR UPDATE``). It takes ``FOR KEY SHARE`` on the device's load
+balancers first, in id order, which only waits for a change being written
+(milliseconds, never a ``PENDING`` apply) and keeps the order every writer
+locks in: load balancers, then their objects, then the device row. It updates
+only the operating statuses that changed, leaving ``updated_at`` and so the
+ETag alone. Only a report newer than the last one applied for its device, and
+not from the future, changes anything; the device row, updated last, is the
+fence.
 
 Members take the status the device shows; pools, listeners and load balancers
 are rolled up from them: ONLINE, DEGRADED when some members are down, ERROR
@@ -99,7 +102,9 @@ async def record_report(session: AsyncSession, report: StatusReport) -> bool:
     row = last.one_or_none()
     if row is None or (row.status_reported_at and row.status_reported_at >= report.reported_at):
         return False
-    hosted = await _rows(session, LoadBalancer, LoadBalancer.device_id == report.device_id)
+    hosted = await _rows(
+        session, LoadBalancer, LoadBalancer.device_id == report.device_id, key_share=True
+    )
     if report.reachable:
         reported = {lb: status for lb, status in report.loadbalancers.items() if lb in hosted}
         await _record_statuses(session, hosted, reported)
@@ -184,7 +189,9 @@ def _says_health(status: LoadBalancerStatus) -> bool:
     return bool(status.listeners or status.members or status.operating_status)
 
 
-async def _rows(session: AsyncSession, model: type[TreeObject], where: Any) -> dict[UUID, Any]:
+async def _rows(
+    session: AsyncSession, model: type[TreeObject], where: Any, *, key_share: bool = False
+) -> dict[UUID, Any]:
     """The columns a rollup needs of every object of ``model`` matching ``where``, by id."""
     columns = [model.id, model.admin_state_up, model.operating_status, model.deleting]
     columns += [
@@ -192,7 +199,10 @@ async def _rows(session: AsyncSession, model: type[TreeObject], where: Any) -> d
         for name in ("pool_id", "loadbalancer_id", "default_pool_id")
         if hasattr(model, name)
     ]
-    rows = await session.execute(select(*columns).where(where))
+    query = select(*columns).where(where).order_by(model.id)
+    if key_share:
+        query = query.with_for_update(key_share=True)
+    rows = await session.execute(query)
     return {row.id: row for row in rows}
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from agent_service.drivers.haproxy.health import member_status
-from agent_service.drivers.haproxy.render import Unrenderable, render
+from agent_service.drivers.haproxy.render import DEFAULTS, Unrenderable, render
+from device_service.instances import refuse_foreign
 from shared.device_api import ServerState
 from shared.messages import (
     HealthMonitorSpec,
@@ -217,3 +218,17 @@ def test_member_status_as_octavia_maps_it(
     status: str, weight: int, expected: OperatingStatus
 ) -> None:
     assert member_status(ServerState(backend="b", status=status, weight=weight)) is expected
+
+
+def test_the_device_accepts_what_the_renderer_makes_and_refuses_foreign_sections() -> None:
+    assert refuse_foreign(render(_spec())) is None
+    for foreign in (
+        "global\n    lua-load /tmp/x.lua\n",
+        "listen x\n    bind :1\n",
+        "backend b\n    http-request return status 200 file /etc/shadow\n",
+        "backend b\n    errorfile 503 /etc/shadow\n",
+        "backend b\n    server s 1.2.3.4:443 ssl ca-file /etc/ssl/x\n",
+        "backend b\n    option external-check\n",
+        "program p\n    command /bin/sh\n",
+    ):
+        assert refuse_foreign(DEFAULTS + foreign) is not None, foreign

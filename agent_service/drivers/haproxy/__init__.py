@@ -51,11 +51,12 @@ class HaproxyDriver:
         return config_digest(render(spec))
 
     async def _client(self, device: DeviceSpec) -> DeviceClient:
+        """The device's client; a new one (the old one closed) once its URL or secret changed."""
         known = self._clients.get(device.id)
         if known is not None and known[0] == device:
             return known[1]
-        if known is not None:
-            await known[1].close()
         client = DeviceClient(device, verify=self._verify, cert=self._cert)
         self._clients[device.id] = (device, client)
+        if known is not None:
+            await known[1].close()
         return client

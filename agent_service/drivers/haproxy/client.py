@@ -7,9 +7,11 @@ Neither message ever holds the device's secret.
 """
 
 import re
+from typing import TypeVar
 from uuid import UUID
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from agent_service.drivers import Refused
 from shared.device_api import API_PREFIX, Applied, ConfigIn, DeviceStatus
@@ -17,6 +19,7 @@ from shared.messages import DeviceSpec
 
 _MANAGEMENT_URL = re.compile(r"https?://(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}/?")
 TIMEOUT = httpx.Timeout(60.0, connect=3.0)
+Shown = TypeVar("Shown", bound=BaseModel)
 
 
 class ConfigurationRejected(Refused):
@@ -56,7 +59,7 @@ class DeviceClient:
         if response.status_code == 422:
             raise ConfigurationRejected(f"HAProxy rejected the configuration: {_detail(response)}")
         self._expect(response, 200)
-        return Applied.model_validate_json(response.content)
+        return self._parse(Applied, response)
 
     async def delete(self, loadbalancer_id: UUID) -> None:
         self._expect(await self._call("DELETE", f"/loadbalancers/{loadbalancer_id}"), 204)
@@ -64,7 +67,7 @@ class DeviceClient:
     async def status(self) -> DeviceStatus:
         response = await self._call("GET", "/status")
         self._expect(response, 200)
-        return DeviceStatus.model_validate_json(response.content)
+        return self._parse(DeviceStatus, response)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -75,6 +78,15 @@ class DeviceClient:
         except httpx.HTTPError as exc:
             raise DeviceUnavailable(
                 f"device {self.name} unreachable: {type(exc).__name__}"
+            ) from None
+
+    def _parse(self, model: type[Shown], response: httpx.Response) -> Shown:
+        """The device's answer; one that does not parse is the device's failure, not shown."""
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            raise DeviceUnavailable(
+                f"device {self.name} answered what this agent cannot read"
             ) from None
 
     def _expect(self, response: httpx.Response, status: int) -> None:

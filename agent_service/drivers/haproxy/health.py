@@ -33,7 +33,7 @@ def observe(instance: InstanceStatus) -> LoadBalancerStatus:
     }
     return LoadBalancerStatus(
         epoch=instance.epoch,
-        operating_status=None if instance.state == "running" else OperatingStatus.OFFLINE,
+        operating_status=OperatingStatus.OFFLINE if instance.state == "down" else None,
         counters=_sum(listener.counters for listener in listeners.values()),
         listeners=listeners,
         members=members,

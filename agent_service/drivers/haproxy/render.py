@@ -17,6 +17,7 @@ from ipaddress import IPv6Address, ip_address, ip_network
 from uuid import UUID
 
 from agent_service.drivers import Refused
+from shared.allow_lists import COOKIE_NAME, EXPECTED_CODES, URL_PATH
 from shared.messages import (
     HealthMonitorSpec,
     ListenerSpec,
@@ -25,10 +26,6 @@ from shared.messages import (
     PoolSpec,
     SessionPersistenceSpec,
 )
-
-_URL_PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,254}")
-_EXPECTED_CODES = re.compile(r"[1-5][0-9]{2}(-[1-5][0-9]{2})?(,[1-5][0-9]{2}(-[1-5][0-9]{2})?)*")
-_COOKIE_NAME = re.compile(r"[A-Za-z0-9!&*+\-.^_`|~]{1,255}")
 
 _MODES = {"HTTP": "http", "HTTPS": "tcp", "TCP": "tcp"}
 """HTTPS listeners and pools pass TLS through: HAProxy sees TCP."""
@@ -83,8 +80,9 @@ def _frontend(spec: LoadBalancerSpec, listener: ListenerSpec) -> Iterator[str]:
         networks = " ".join(_network(cidr) for cidr in listener.allowed_cidrs)
         yield f"    acl allowed-cidrs src {networks}"
         yield "    tcp-request connection reject unless allowed-cidrs"
-    if mode == "tcp" and listener.timeout_tcp_inspect:
+    if listener.protocol == "HTTPS" and listener.timeout_tcp_inspect:
         yield f"    tcp-request inspect-delay {_milliseconds(listener.timeout_tcp_inspect)}"
+        yield "    tcp-request content accept if { req_ssl_hello_type 1 }"
     if listener.default_pool_id is not None:
         yield f"    default_backend {section('pool', listener.default_pool_id)}"
     elif mode == "http":
@@ -146,7 +144,7 @@ def _persistence(persistence: SessionPersistenceSpec, mode: str) -> Iterator[str
     if persistence.type == "HTTP_COOKIE":
         yield "    cookie SRV insert indirect nocache"
     elif persistence.type == "APP_COOKIE":
-        name = _matching(persistence.cookie_name or "", _COOKIE_NAME, "cookie_name")
+        name = _matching(persistence.cookie_name or "", COOKIE_NAME, "cookie_name")
         yield f"    stick-table type string len 64 {_STICK_TABLE}"
         yield f"    stick store-response res.cook({name})"
         yield f"    stick match req.cook({name})"
@@ -159,8 +157,8 @@ def _monitor(monitor: HealthMonitorSpec) -> Iterator[str]:
     kind = _choice(monitor.type, {t: t for t in _MONITOR_TYPES}, "health monitor type")
     if kind in ("HTTP", "HTTPS"):
         method = _choice(monitor.http_method or "GET", {m: m for m in _HTTP_METHODS}, "http_method")
-        path = _matching(monitor.url_path or "/", _URL_PATH, "url_path")
-        codes = _matching(monitor.expected_codes or "200", _EXPECTED_CODES, "expected_codes")
+        path = _matching(monitor.url_path or "/", URL_PATH, "url_path")
+        codes = _matching(monitor.expected_codes or "200", EXPECTED_CODES, "expected_codes")
         yield "    option httpchk"
         yield f"    http-check send meth {method} uri {path}"
         yield f"    http-check expect status {codes}"
