@@ -67,11 +67,12 @@ class IdempotencyMiddleware:
         if stored is not None:
             await _answer_from(stored, request_hash, send)
             return
-        captured = _Captured(send)
+        captured = _Captured()
         try:
             await self.app(scope, _replay(body), captured.send)
         finally:
             await _finish(sessions, owner, key, captured)
+        await captured.release(send)
 
 
 def _key_header(scope: Scope) -> str | None:
@@ -104,13 +105,13 @@ def _replay(body: bytes) -> Receive:
 
 
 class _Captured:
-    """Passes the response on while keeping a copy of it."""
+    """Holds the response back until it is stored: a retry that follows it must find it."""
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    def __init__(self) -> None:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = bytearray()
+        self._messages: list[Message] = []
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -120,7 +121,11 @@ class _Captured:
             }
         elif message["type"] == "http.response.body":
             self.body.extend(message.get("body", b""))
-        await self._send(message)
+        self._messages.append(message)
+
+    async def release(self, send: Send) -> None:
+        for message in self._messages:
+            await send(message)
 
 
 async def _reserve(

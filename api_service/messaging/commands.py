@@ -15,7 +15,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractExchange, AbstractQueue, AbstractRobustConnection
 from prometheus_client import Gauge
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import aliased
@@ -48,6 +48,7 @@ class CommandPublisher:
         self._timeout = publish_timeout
         self._backlog = backlog
         self._exchange: AbstractExchange | None = None
+        self._command_queues: list[AbstractQueue] = []
         self.wake = asyncio.Event()
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
@@ -55,11 +56,22 @@ class CommandPublisher:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await passive_topology(channel, self._names)
         self._exchange = topology.commands
+        self._command_queues = topology.command_queues
         self.wake.set()
 
     @property
     def ready(self) -> bool:
         return self._exchange is not None and self._broker.is_connected
+
+    async def consumed_shards(self) -> set[int]:
+        """The command shards an agent consumes now (a passive declaration of each queue)."""
+        consumed = set()
+        for shard, queue in enumerate(self._command_queues):
+            with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError):
+                declared = await asyncio.wait_for(queue.declare(), self._timeout)
+                if declared.consumer_count:
+                    consumed.add(shard)
+        return consumed
 
     async def publish_sync(self, routing_key: str, sync: DeviceSync) -> None:
         """A device sync (see ``services.devices``): one lost is replaced at the next interval."""

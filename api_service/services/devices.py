@@ -3,7 +3,8 @@
 Every ``sync_interval`` the API tells the agent active on each device's shard
 that the device exists (a ``DeviceSync``), so that an agent that took a shard
 over watches its devices before any command reaches it. Each device is
-claimed by one API replica per interval.
+claimed by one API replica per interval, and no sync is queued for a shard
+that no agent consumes (they would pile up ahead of its commands).
 """
 
 import asyncio

@@ -284,13 +284,13 @@ async def test_delete_stops_the_vip_and_leaves_nothing(
 @pytest.mark.parametrize(
     ("env", "argv", "named"),
     [
-        ({}, [], "secret"),
-        ({"LBAAS_DEVICE_SECRET": "short"}, [], "secret"),
-        ({"LBAAS_DEVICE_SECRET": "s" * 20}, ["--state-dir", "/tmp/" + "d" * 80], "state_dir"),
+        ({}, [], "LBAAS_DEVICE_SECRET"),
+        ({"LBAAS_DEVICE_SECRET": "tiny-secret"}, [], "LBAAS_DEVICE_SECRET"),
+        ({"LBAAS_DEVICE_SECRET": "s" * 20}, ["--state-dir", "/tmp/" + "d" * 80], "STATE_DIR"),
         (
             {"LBAAS_DEVICE_SECRET": "s" * 20, "LBAAS_DEVICE_SUPERVISE_INTERVAL": "0"},
             [],
-            "supervise",
+            "LBAAS_DEVICE_SUPERVISE_INTERVAL",
         ),
     ],
 )
@@ -307,3 +307,4 @@ def test_a_bad_setting_stops_the_daemon_naming_it(
     )
     assert finished.returncode != 0
     assert named in finished.stderr
+    assert "tiny-secret" not in finished.stderr, "a secret is never printed back"
