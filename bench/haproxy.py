@@ -10,8 +10,9 @@ writes ``bench-results/haproxy.json``:
   the same run (the floor of a checked apply);
 - memory (PSS) of each instance's HAProxy processes and of ``lbaas-device``;
 - seconds from stopping a member's server to ``operating_status: ERROR`` in
-  the API, with a monitor of delay 1 s and one failure to go down, for the
-  agent's default status interval and for 1 s.
+  the API, with a monitor of delay 1 s and one failure to go down
+  (``tests.support.haproxy.MONITOR``), for the agent's default status
+  interval and for 1 s.
 
     python -m bench.haproxy [--samples 15] [--kills 5]
 """
@@ -28,58 +29,18 @@ from typing import Any
 
 from agent_service.drivers.haproxy import HaproxyDriver
 from agent_service.settings import AgentSettings
-from shared.messages import DeviceSpec, ListenerSpec, LoadBalancerSpec, MemberSpec, PoolSpec
+from shared.messages import DeviceSpec, LoadBalancerSpec
 from tests.support.client import LbaasClient, authenticated
-from tests.support.haproxy import HEALTH_PATH, Backend, Device, member_body
+from tests.support.haproxy import Backend, Device, create_web, http_spec
 from tests.support.stack import Agent, Api, isolated, running
 
 DEFAULT_STATUS_INTERVAL = AgentSettings.model_fields["status_interval"].default
 
 
 def _spec(vip: str, members: int, generation: int) -> LoadBalancerSpec:
-    pool_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{vip}/pool")
-    return LoadBalancerSpec(
-        id=uuid.uuid5(uuid.NAMESPACE_URL, vip),
-        project_id="bench",
-        name="bench",
-        description="",
-        admin_state_up=True,
-        vip_address=vip,
-        generation=generation,
-        listeners=[
-            ListenerSpec(
-                id=uuid.uuid5(uuid.NAMESPACE_URL, f"{vip}/listener"),
-                protocol="HTTP",
-                protocol_port=8080,
-                admin_state_up=True,
-                connection_limit=-1,
-                default_pool_id=pool_id,
-                timeout_client_data=50_000,
-                timeout_member_connect=5_000,
-                timeout_member_data=50_000,
-                timeout_tcp_inspect=0,
-            )
-        ],
-        pools=[
-            PoolSpec(
-                id=pool_id,
-                protocol="HTTP",
-                lb_algorithm="ROUND_ROBIN",
-                admin_state_up=True,
-                members=[
-                    MemberSpec(
-                        id=uuid.uuid5(uuid.NAMESPACE_URL, f"{vip}/member/{i}"),
-                        address=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
-                        protocol_port=80,
-                        weight=1 + (generation + i) % 2 if i == 0 else 1,
-                        backup=False,
-                        admin_state_up=True,
-                    )
-                    for i in range(members)
-                ],
-            )
-        ],
-    )
+    """A pool of ``members`` servers; each generation changes the first one's weight."""
+    addresses = [(f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}", 80) for i in range(members)]
+    return http_spec(vip, addresses, generation, weight=1 + generation % 2)
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -155,23 +116,7 @@ async def measure_member_down(
             await api.wait_ready("/readyz")
             client = LbaasClient(http)
             registered = await client.create_device(**device.registration())
-            monitor = {
-                "type": "HTTP",
-                "delay": 1,
-                "timeout": 1,
-                "max_retries": 1,
-                "max_retries_down": 1,
-                "url_path": HEALTH_PATH,
-            }
-            pool = {
-                "protocol": "HTTP",
-                "lb_algorithm": "ROUND_ROBIN",
-                "members": [member_body(b) for b in backends],
-                "healthmonitor": monitor,
-            }
-            listener = {"protocol": "HTTP", "protocol_port": 8080, "default_pool": pool}
-            response = await client.create_lb(registered, listeners=[listener])
-            lb = await client.wait_lb(response.json()["loadbalancer"]["id"], ("ACTIVE",))
+            lb = await create_web(client, registered, backends)
             pool_id = (await http.get(f"/v2/lbaas/listeners/{lb['listeners'][0]['id']}")).json()[
                 "listener"
             ]["default_pool_id"]

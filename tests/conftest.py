@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
+from tests.support.haproxy import Backend, serving
 from tests.support.stack import Agent, Api, Isolation
 
 
@@ -82,3 +83,11 @@ async def client_factory(
     yield client_with
     for http in opened:
         await http.aclose()
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[list[Backend]]:
+    """Three HTTP servers on 127.0.0.1 answering b0, b1 and b2."""
+    started = [Backend(f"b{i}") for i in range(3)]
+    async with serving(started):
+        yield started

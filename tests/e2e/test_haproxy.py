@@ -20,33 +20,27 @@ import httpx
 import pytest
 
 from tests.support.client import LbaasClient
-from tests.support.haproxy import HEALTH_PATH, Backend, Device, EchoBackend, member_body
+from tests.support.haproxy import (
+    MONITOR,
+    PORT,
+    Backend,
+    Device,
+    EchoBackend,
+    create_web,
+    member_body,
+    running_device,
+)
 from tests.support.stack import eventually
 
 pytestmark = pytest.mark.slow
 
 API = "/v2/lbaas"
-PORT = 8080
-MONITOR = {
-    "type": "HTTP",
-    "delay": 1,
-    "timeout": 1,
-    "max_retries": 1,
-    "max_retries_down": 1,
-    "url_path": HEALTH_PATH,
-    "expected_codes": "200",
-}
 
 
 @pytest.fixture(scope="module")
 async def device(log_dir: Path) -> AsyncIterator[Device]:
-    device = Device(log_dir)
-    device.start()
-    try:
-        await device.wait_ready()
+    async with running_device(log_dir) as device:
         yield device
-    finally:
-        device.purge()
 
 
 @pytest.fixture(scope="module")
@@ -54,39 +48,6 @@ async def registered(
     device: Device, client_factory: Callable[[str | None], LbaasClient]
 ) -> dict[str, Any]:
     return await client_factory(None).create_device(**device.registration())
-
-
-@pytest.fixture
-async def backends() -> AsyncIterator[list[Backend]]:
-    started = [Backend(f"b{i}") for i in range(3)]
-    for backend in started:
-        await backend.start()
-    yield started
-    for backend in started:
-        await backend.stop()
-
-
-async def create_web(
-    client: LbaasClient,
-    registered: dict[str, Any],
-    backends: list[Backend],
-    *,
-    pool: dict[str, Any] | None = None,
-    **fields: Any,
-) -> dict[str, Any]:
-    """A load balancer with an HTTP listener and a monitored ROUND_ROBIN pool, ACTIVE."""
-    default_pool = {
-        "protocol": "HTTP",
-        "lb_algorithm": "ROUND_ROBIN",
-        "members": [member_body(b) for b in backends],
-        "healthmonitor": MONITOR,
-        **(pool or {}),
-    }
-    listener = {"protocol": "HTTP", "protocol_port": PORT, "default_pool": default_pool}
-    response = await client.create_lb(registered, listeners=[listener], **fields)
-    assert response.status_code == 202, response.text
-    lb = await client.wait_lb(response.json()["loadbalancer"]["id"], ("ACTIVE",))
-    return lb
 
 
 async def tree(client: LbaasClient, lb: dict[str, Any]) -> dict[str, Any]:

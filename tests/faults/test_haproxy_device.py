@@ -4,8 +4,6 @@ Each test has devices of its own; the first two use the session's API and agent.
 """
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,49 +12,12 @@ import httpx
 import pytest
 
 from tests.support.client import LbaasClient, authenticated
-from tests.support.haproxy import HEALTH_PATH, Backend, Device, member_body
+from tests.support.haproxy import PORT, Backend, create_web, member_body, running_device
 from tests.support.stack import Agent, Api, eventually, isolated, running
 
 pytestmark = pytest.mark.slow
 
 API = "/v2/lbaas"
-PORT = 8080
-MONITOR = {"type": "HTTP", "delay": 1, "timeout": 1, "max_retries": 1, "url_path": HEALTH_PATH}
-
-
-@pytest.fixture
-async def backends() -> AsyncIterator[list[Backend]]:
-    started = [Backend(f"b{i}") for i in range(3)]
-    for backend in started:
-        await backend.start()
-    yield started
-    for backend in started:
-        await backend.stop()
-
-
-@contextlib.asynccontextmanager
-async def started(device: Device) -> AsyncIterator[Device]:
-    device.start()
-    try:
-        await device.wait_ready()
-        yield device
-    finally:
-        device.purge()
-
-
-async def web(
-    client: LbaasClient, registered: dict[str, Any], members: list[Backend]
-) -> dict[str, Any]:
-    pool = {
-        "protocol": "HTTP",
-        "lb_algorithm": "ROUND_ROBIN",
-        "members": [member_body(b) for b in members],
-        "healthmonitor": MONITOR,
-    }
-    listener = {"protocol": "HTTP", "protocol_port": PORT, "default_pool": pool}
-    response = await client.create_lb(registered, listeners=[listener])
-    assert response.status_code == 202, response.text
-    return await client.wait_lb(response.json()["loadbalancer"]["id"], ("ACTIVE",))
 
 
 async def answers(url: str, count: int = 12) -> set[str]:
@@ -74,9 +35,9 @@ async def pool_of(client: LbaasClient, lb: dict[str, Any]) -> str:
 async def test_a_killed_device_daemon_adopts_its_instances_with_no_gap(
     client: LbaasClient, backends: list[Backend], log_dir: Path
 ) -> None:
-    async with started(Device(log_dir)) as device:
+    async with running_device(log_dir) as device:
         registered = await client.create_device(**device.registration())
-        lb = await web(client, registered, backends)
+        lb = await create_web(client, registered, backends)
         url = f"http://{lb['vip_address']}:{PORT}/"
         master = device.master_pid(lb["id"])
         failures: list[str] = []
@@ -118,9 +79,9 @@ async def _true(condition: bool) -> bool | None:
 async def test_a_device_away_is_offline_and_its_drift_is_repaired_when_it_is_back(
     client: LbaasClient, backends: list[Backend], log_dir: Path
 ) -> None:
-    async with started(Device(log_dir)) as device:
+    async with running_device(log_dir) as device:
         registered = await client.create_device(**device.registration())
-        lb = await web(client, registered, backends[:2])
+        lb = await create_web(client, registered, backends[:2])
         url = f"http://{lb['vip_address']}:{PORT}/"
         pool_id = await pool_of(client, lb)
 
@@ -166,8 +127,8 @@ async def test_two_agents_serve_two_devices_and_one_takes_over_when_the_other_di
 ) -> None:
     async with (
         isolated() as isolation,
-        started(Device(log_dir)) as first_device,
-        started(Device(log_dir)) as second_device,
+        running_device(log_dir) as first_device,
+        running_device(log_dir) as second_device,
     ):
         api = Api(isolation.env(device_sync_interval=1), log_dir)
         env = isolation.agent_env(status_interval=0.5)
@@ -183,7 +144,7 @@ async def test_two_agents_serve_two_devices_and_one_takes_over_when_the_other_di
                 await client.create_device(**device.registration())
                 for device in (first_device, second_device)
             ]
-            lbs = [await web(client, device, backends[:1]) for device in devices]
+            lbs = [await create_web(client, device, backends[:1]) for device in devices]
             for lb in lbs:
                 assert await answers(f"http://{lb['vip_address']}:{PORT}/") == {"b0"}
                 assert (await client.operations(lb["id"]))[0]["agent_id"] == "agent-a"

@@ -18,78 +18,24 @@ import pytest
 
 from agent_service.drivers.haproxy.render import render
 from shared.device_api import config_digest
-from shared.messages import ListenerSpec, LoadBalancerSpec, MemberSpec, PoolSpec
-from tests.support.haproxy import Backend, Device, vip_cidr
+from shared.messages import LoadBalancerSpec
+from tests.support.haproxy import PORT, Backend, Device, http_spec, running_device, vip_cidr
 from tests.support.stack import BIN, eventually
 
 pytestmark = pytest.mark.slow
 
-
-def spec(vip: str, port: int, backends: list[Backend], generation: int = 1) -> LoadBalancerSpec:
-    pool_id = uuid.UUID(int=2)
-    return LoadBalancerSpec(
-        id=uuid.UUID(int=1),
-        project_id="p",
-        name="ignored",
-        description="",
-        admin_state_up=True,
-        vip_address=vip,
-        generation=generation,
-        listeners=[
-            ListenerSpec(
-                id=uuid.UUID(int=3),
-                protocol="HTTP",
-                protocol_port=port,
-                admin_state_up=True,
-                connection_limit=-1,
-                default_pool_id=pool_id,
-                timeout_client_data=50_000,
-                timeout_member_connect=5_000,
-                timeout_member_data=50_000,
-                timeout_tcp_inspect=0,
-            )
-        ],
-        pools=[
-            PoolSpec(
-                id=pool_id,
-                protocol="HTTP",
-                lb_algorithm="ROUND_ROBIN",
-                admin_state_up=True,
-                members=[
-                    MemberSpec(
-                        id=uuid.UUID(int=100 + i),
-                        address="127.0.0.1",
-                        protocol_port=backend.port,
-                        weight=1,
-                        backup=False,
-                        admin_state_up=True,
-                    )
-                    for i, backend in enumerate(backends)
-                ],
-            )
-        ],
-    )
+NAMES = {"b0", "b1", "b2"}
+"""What the ``backends`` fixture's servers answer."""
 
 
 @pytest.fixture
 async def device(log_dir: Path) -> AsyncIterator[Device]:
-    device = Device(log_dir)
-    device.start()
-    try:
-        await device.wait_ready()
+    async with running_device(log_dir) as device:
         yield device
-    finally:
-        device.purge()
 
 
-@pytest.fixture
-async def backends() -> AsyncIterator[list[Backend]]:
-    started = [Backend(f"b{i}") for i in range(2)]
-    for backend in started:
-        await backend.start()
-    yield started
-    for backend in started:
-        await backend.stop()
+def spec(vip: str, backends: list[Backend], generation: int = 1) -> LoadBalancerSpec:
+    return http_spec(vip, [(b.address, b.port) for b in backends], generation)
 
 
 def vip() -> str:
@@ -112,7 +58,7 @@ async def test_every_call_needs_the_secret_and_an_unauthenticated_one_changes_no
     device: Device, backends: list[Backend]
 ) -> None:
     address = vip()
-    lb = spec(address, 8080, backends)
+    lb = spec(address, backends)
     for secret in ("", "wrong-secret-of-enough-length", device.secret + "x"):
         async with device.http(secret) as http:
             for method, path, body in (
@@ -129,22 +75,22 @@ async def test_every_call_needs_the_secret_and_an_unauthenticated_one_changes_no
     assert (await put(device, lb)).status_code == 200
     async with device.http("not-the-secret-either") as http:
         assert (await http.delete(f"/v1/loadbalancers/{lb.id}")).status_code == 401
-    assert await answers(f"http://{address}:8080/") in ("b0", "b1")
+    assert await answers(f"http://{address}:{PORT}/") in NAMES
 
 
 async def test_put_serves_the_config_and_the_same_config_changes_nothing(
     device: Device, backends: list[Backend]
 ) -> None:
     address = vip()
-    lb = spec(address, 8080, backends)
+    lb = spec(address, backends)
     first = await put(device, lb)
     assert first.status_code == 200, first.text
     assert first.json()["changed"] is True
     assert first.json()["digest"] == config_digest(render(lb))
     master = device.master_pid(str(lb.id))
-    assert {await answers(f"http://{address}:8080/") for _ in range(4)} == {"b0", "b1"}
+    assert {await answers(f"http://{address}:{PORT}/") for _ in range(6)} == NAMES
 
-    again = await put(device, spec(address, 8080, backends, generation=2))
+    again = await put(device, spec(address, backends, generation=2))
     assert again.json()["changed"] is False
     assert again.json()["generation"] == 2
     assert device.master_pid(str(lb.id)) == master
@@ -162,7 +108,7 @@ async def test_a_config_haproxy_rejects_keeps_the_previous_one_serving(
     device: Device, backends: list[Backend]
 ) -> None:
     address = vip()
-    lb = spec(address, 8080, backends)
+    lb = spec(address, backends)
     assert (await put(device, lb)).status_code == 200
     async with device.http() as http:
         broken = await http.put(
@@ -175,7 +121,7 @@ async def test_a_config_haproxy_rejects_keeps_the_previous_one_serving(
     folder = device.instance_dir(str(lb.id))
     assert "nonsense" in (folder / "haproxy.cfg.failed").read_text()
     assert "nonsense" not in (folder / "haproxy.cfg").read_text()
-    assert await answers(f"http://{address}:8080/") in ("b0", "b1")
+    assert await answers(f"http://{address}:{PORT}/") in NAMES
 
     # A port another process holds: `haproxy -c` accepts it, the reload fails.
     with socket.socket() as squatter:
@@ -193,7 +139,7 @@ async def test_a_config_haproxy_rejects_keeps_the_previous_one_serving(
     assert refused.status_code == 422
     assert "cannot bind socket" in refused.json()["detail"]
     assert ":9090" not in device.config(str(lb.id))
-    assert await answers(f"http://{address}:8080/") in ("b0", "b1")
+    assert await answers(f"http://{address}:{PORT}/") in NAMES
     async with device.http() as http:
         listed = (await http.get("/v1/loadbalancers")).json()["loadbalancers"]
     assert listed[0]["digest"] == config_digest(render(lb))
@@ -201,7 +147,7 @@ async def test_a_config_haproxy_rejects_keeps_the_previous_one_serving(
 
 async def test_a_killed_instance_is_restarted(device: Device, backends: list[Backend]) -> None:
     address = vip()
-    lb = spec(address, 8080, backends)
+    lb = spec(address, backends)
     assert (await put(device, lb)).status_code == 200
     master = device.master_pid(str(lb.id))
     workers = [pid for pid in device.pids(str(lb.id)) if pid != master]
@@ -215,7 +161,7 @@ async def test_a_killed_instance_is_restarted(device: Device, backends: list[Bac
         if pid == master or not device.pids(str(lb.id)):
             return None
         try:
-            return True if await answers(f"http://{address}:8080/") in ("b0", "b1") else None
+            return True if await answers(f"http://{address}:{PORT}/") in NAMES else None
         except httpx.TransportError:
             return None
 
@@ -226,7 +172,7 @@ async def test_a_restarted_daemon_adopts_running_instances_with_no_gap(
     device: Device, backends: list[Backend], log_dir: Path
 ) -> None:
     address = vip()
-    lb = spec(address, 8080, backends)
+    lb = spec(address, backends)
     assert (await put(device, lb)).status_code == 200
     master = device.master_pid(str(lb.id))
     failures = 0
@@ -239,7 +185,7 @@ async def test_a_restarted_daemon_adopts_running_instances_with_no_gap(
                 if stop.is_set():
                     return
                 try:
-                    await http.get(f"http://{address}:8080/")
+                    await http.get(f"http://{address}:{PORT}/")
                     served += 1
                 except httpx.TransportError:
                     failures += 1
@@ -269,14 +215,14 @@ async def test_delete_stops_the_vip_and_leaves_nothing(
     device: Device, backends: list[Backend]
 ) -> None:
     address = vip()
-    lb = spec(address, 8080, backends)
+    lb = spec(address, backends)
     assert (await put(device, lb)).status_code == 200
     assert device.pids(str(lb.id))
     async with device.http() as http:
         assert (await http.delete(f"/v1/loadbalancers/{lb.id}")).status_code == 204
         assert (await http.delete(f"/v1/loadbalancers/{lb.id}")).status_code == 204
     with pytest.raises(httpx.ConnectError):
-        await answers(f"http://{address}:8080/")
+        await answers(f"http://{address}:{PORT}/")
     assert device.pids(str(lb.id)) == []
     assert not device.instance_dir(str(lb.id)).exists()
 

@@ -16,17 +16,34 @@ import secrets
 import shutil
 import signal
 import tempfile
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from device_service.haproxy import processes_of
+from shared.messages import ListenerSpec, LoadBalancerSpec, MemberSpec, PoolSpec
+from tests.support.client import LbaasClient
 from tests.support.stack import BIN, Process, eventually, free_port
 
 HEALTH_PATH = "/health"
 """What health monitors of these tests ask for; not counted as traffic."""
+PORT = 8080
+"""The port of the HTTP listeners of these tests (each load balancer has a VIP of its own)."""
+MONITOR = {
+    "type": "HTTP",
+    "delay": 1,
+    "timeout": 1,
+    "max_retries": 1,
+    "max_retries_down": 1,
+    "url_path": HEALTH_PATH,
+    "expected_codes": "200",
+}
+"""The fastest monitor the API allows: a stopped backend is DOWN after about a second."""
 
 _SECOND_OCTET = random.randrange(100, 250)
 _THIRD_OCTET = itertools.count(random.randrange(0, 200))
@@ -220,3 +237,102 @@ class EchoBackend:
 
 def member_body(backend: Backend | EchoBackend, **extra: object) -> dict[str, object]:
     return {"address": "127.0.0.1", "protocol_port": backend.port, **extra}
+
+
+@asynccontextmanager
+async def running_device(log_dir: Path) -> AsyncIterator[Device]:
+    """A started, answering ``lbaas-device``; purged (processes and state) afterwards."""
+    device = Device(log_dir)
+    device.start()
+    try:
+        await device.wait_ready()
+        yield device
+    finally:
+        device.purge()
+
+
+@asynccontextmanager
+async def serving(backends: Sequence[Backend | EchoBackend]) -> AsyncIterator[None]:
+    for backend in backends:
+        await backend.start()
+    try:
+        yield
+    finally:
+        for backend in backends:
+            await backend.stop()
+
+
+async def create_web(
+    client: LbaasClient,
+    registered: dict[str, Any],
+    backends: Sequence[Backend],
+    *,
+    pool: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Through the API: an HTTP listener and a monitored ROUND_ROBIN pool of ``backends``,
+    in one call; the load balancer once ACTIVE."""
+    default_pool = {
+        "protocol": "HTTP",
+        "lb_algorithm": "ROUND_ROBIN",
+        "members": [member_body(b) for b in backends],
+        "healthmonitor": MONITOR,
+        **(pool or {}),
+    }
+    listener = {"protocol": "HTTP", "protocol_port": PORT, "default_pool": default_pool}
+    response = await client.create_lb(registered, listeners=[listener], **fields)
+    assert response.status_code == 202, response.text
+    return await client.wait_lb(response.json()["loadbalancer"]["id"], ("ACTIVE",))
+
+
+def http_spec(
+    vip: str, members: Sequence[tuple[str, int]], generation: int = 1, weight: int = 1
+) -> LoadBalancerSpec:
+    """The spec an agent would get for an HTTP listener on ``vip:PORT`` and a ROUND_ROBIN pool
+    of ``members`` (address, port); ids derived from ``vip``, so equal arguments, equal spec."""
+
+    def id_of(name: str) -> uuid.UUID:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{vip}/{name}")
+
+    return LoadBalancerSpec(
+        id=id_of("loadbalancer"),
+        project_id="p",
+        name="never rendered",
+        description="",
+        admin_state_up=True,
+        vip_address=vip,
+        generation=generation,
+        listeners=[
+            ListenerSpec(
+                id=id_of("listener"),
+                protocol="HTTP",
+                protocol_port=PORT,
+                admin_state_up=True,
+                connection_limit=-1,
+                default_pool_id=id_of("pool"),
+                timeout_client_data=50_000,
+                timeout_member_connect=5_000,
+                timeout_member_data=50_000,
+                timeout_tcp_inspect=0,
+            )
+        ],
+        pools=[
+            PoolSpec(
+                id=id_of("pool"),
+                protocol="HTTP",
+                lb_algorithm="ROUND_ROBIN",
+                admin_state_up=True,
+                members=[
+                    MemberSpec(
+                        id=id_of(f"member/{i}"),
+                        address=address,
+                        protocol_port=port,
+                        weight=weight,
+                        backup=False,
+                        admin_state_up=True,
+                    )
+                    for i, (address, port) in enumerate(members)
+                ],
+            )
+        ],
+    )
