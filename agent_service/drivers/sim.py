@@ -39,7 +39,10 @@ _FORGET_UNPOLLED_AFTER = 3600.0
 
 
 class SimulatedFailure(Refused):
-    """The appliance refused the work, as its failure probability said it might."""
+    """The appliance refused the work, as its failure probability said it might.
+
+    A refusal, as a real device's of a bad configuration: drift repair does not try it again.
+    """
 
 
 @dataclass(frozen=True)
