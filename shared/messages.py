@@ -13,8 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
 
 from shared.status import CommandAction, OperatingStatus, Outcome
 
-SCHEMA_VERSION: Literal[1] = 1
-
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,6 +73,38 @@ class PoolSpec(_Message):
     healthmonitor: HealthMonitorSpec | None = None
 
 
+class L7RuleSpec(_Message):
+    """One condition of an L7 policy: ``type`` HOST_NAME, PATH, FILE_TYPE, HEADER or COOKIE,
+    ``compare_type`` REGEX, STARTS_WITH, ENDS_WITH, CONTAINS or EQUAL_TO; ``key`` names the
+    header or cookie; ``invert`` negates the match."""
+
+    id: UUID
+    type: str
+    compare_type: str
+    key: str | None = None
+    value: str
+    invert: bool = False
+    admin_state_up: bool = True
+
+
+class L7PolicySpec(_Message):
+    """What a listener does with a request all of whose enabled rules match (a policy without
+    enabled rules matches nothing); the first matching policy by ``position`` wins.
+
+    ``action`` REJECT, REDIRECT_TO_URL, REDIRECT_PREFIX or REDIRECT_TO_POOL.
+    """
+
+    id: UUID
+    action: str
+    position: int = Field(ge=1)
+    admin_state_up: bool = True
+    redirect_pool_id: UUID | None = None
+    redirect_url: str | None = None
+    redirect_prefix: str | None = None
+    redirect_http_code: int | None = None
+    rules: list[L7RuleSpec] = Field(default_factory=list)
+
+
 class ListenerSpec(_Message):
     id: UUID
     protocol: str
@@ -88,6 +118,7 @@ class ListenerSpec(_Message):
     timeout_tcp_inspect: int
     insert_headers: dict[str, str] = Field(default_factory=dict)
     allowed_cidrs: list[str] = Field(default_factory=list)
+    l7policies: list[L7PolicySpec] = Field(default_factory=list, description="In position order.")
 
 
 class LoadBalancerSpec(_Message):
@@ -118,7 +149,6 @@ class Command(_Message):
     device: DeviceSpec
     spec: LoadBalancerSpec
     issued_at: datetime
-    trace_context: dict[str, str] = Field(default_factory=dict)
 
 
 class Result(_Message):
