@@ -1,43 +1,13 @@
-"""Who is asking: the token's project and role, checked on every ``/v2`` request.
-
-Roles follow Octavia's RBAC, simplified: ``observer`` reads its project,
-``member`` reads and writes it, ``global_observer`` reads every project,
-``admin`` does everything (devices, quotas, tokens, placement, failover).
-"""
-
-from dataclasses import dataclass
-from uuid import UUID
+"""The HTTP side of who is asking: the token of every ``/v2`` request, checked, as a
+:class:`~api_service.access.RequestContext`, and the role each route needs."""
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
-from api_service.problems import ProblemError
+from api_service.access import RequestContext
+from api_service.errors import Forbidden, Unauthenticated
 from api_service.services.tokens import Role, digest, unauthorized
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    project_id: str
-    role: Role
-    token_id: UUID | None = None
-    token_name: str | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
-
-    @property
-    def reads_all(self) -> bool:
-        return self.role in (Role.ADMIN, Role.GLOBAL_OBSERVER)
-
-    @property
-    def may_write(self) -> bool:
-        return self.role in (Role.ADMIN, Role.MEMBER)
-
-    def owns(self, project_id: str) -> bool:
-        """Whether the caller may see objects of ``project_id`` (others are 404 to it)."""
-        return self.reads_all or project_id == self.project_id
 
 
 def token_owner(scope: Scope) -> str:
@@ -45,7 +15,7 @@ def token_owner(scope: Scope) -> str:
     headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())}
     try:
         return digest(token_of(headers.get(b"x-auth-token"), headers.get(b"authorization")))
-    except ProblemError:
+    except Unauthenticated:
         return "anonymous"
 
 
@@ -89,17 +59,17 @@ async def request_context(
 
 def writer_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
     if not ctx.may_write:
-        raise ProblemError(403, "Forbidden", f"The {ctx.role.value} role may not make changes.")
+        raise Forbidden(f"The {ctx.role.value} role may not make changes.")
     return ctx
 
 
 def admin_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
     if not ctx.is_admin:
-        raise ProblemError(403, "Forbidden", "Only an admin may do this.")
+        raise Forbidden("Only an admin may do this.")
     return ctx
 
 
 def global_reader_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
     if not ctx.reads_all:
-        raise ProblemError(403, "Forbidden", "Only an admin or a global observer may read this.")
+        raise Forbidden("Only an admin or a global observer may read this.")
     return ctx

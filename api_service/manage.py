@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 import migrations
 from api_service.db.engine import create_engine, session_factory
 from api_service.db.models import Device
-from api_service.problems import ProblemError
+from api_service.errors import DomainError
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
 from api_service.services.devices import DeviceService
 from api_service.services.tokens import Role, TokenService
@@ -119,7 +119,7 @@ async def _ensure_device(settings: ApiSettings, args: argparse.Namespace) -> Non
             for e in exc.errors(include_input=False, include_url=False)
         )
         raise SystemExit(f"lbaas-manage device ensure: {problems}") from None
-    except ProblemError as exc:
+    except DomainError as exc:
         raise SystemExit(f"lbaas-manage device ensure: {exc}") from None
     finally:
         await engine.dispose()

@@ -13,6 +13,17 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api_service.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NoCapacity,
+    NotFound,
+    StaleVersion,
+    Unauthenticated,
+)
+
 PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger(__name__)
@@ -42,7 +53,8 @@ class Problem(BaseModel):
 
 
 class ProblemError(Exception):
-    """Raised by services and routers; becomes a problem response."""
+    """A problem answer raised at the HTTP edge (middleware, routers); services raise
+    ``errors.DomainError`` instead."""
 
     def __init__(
         self,
@@ -58,21 +70,30 @@ class ProblemError(Exception):
         self.headers = headers
 
 
-def not_found(kind: str, object_id: object) -> ProblemError:
-    return ProblemError(404, "Not Found", f"{kind} {object_id} not found.")
+_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Invalid: 400,
+    Conflict: 409,
+    Forbidden: 403,
+    Unauthenticated: 401,
+    StaleVersion: 412,
+    NoCapacity: 503,
+}
 
 
-def conflict(detail: str) -> ProblemError:
-    return ProblemError(409, "Conflict", detail)
-
-
-def invalid(field: str, message: str, status: int = 400) -> ProblemError:
-    return ProblemError(
-        status,
-        "Invalid Request",
-        f"{field}: {message}",
-        errors=[FieldError(field=field, message=message)],
-    )
+def problem_of(error: DomainError) -> ProblemError:
+    """The problem answer of a domain error (the one place errors meet HTTP)."""
+    status = next(code for kind, code in _STATUS.items() if isinstance(error, kind))
+    errors = None
+    if error.field is not None:
+        message = error.message if isinstance(error, Invalid) else error.detail
+        errors = [FieldError(field=error.field, message=message)]
+    headers = None
+    if isinstance(error, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="lbaas"'}
+    elif isinstance(error, NoCapacity):
+        headers = {"Retry-After": str(error.retry_after)}
+    return ProblemError(status, error.title, error.detail, errors=errors, headers=headers)
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -90,6 +111,8 @@ def _field_name(location: tuple[int | str, ...]) -> str:
 
 
 async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DomainError):
+        exc = problem_of(exc)
     assert isinstance(exc, ProblemError)
     return problem_response(exc.problem, exc.headers)
 
@@ -179,6 +202,7 @@ def _title(status: int) -> str:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(DomainError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     for unavailable in UNAVAILABLE:

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Request
@@ -19,7 +20,7 @@ from api_service.messaging.status import StatusConsumer
 from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
 from api_service.services.changes import Changes
-from api_service.services.devices import DeviceService, run_device_syncs
+from api_service.services.devices import DeviceService, claim_syncs
 from api_service.services.healthmonitors import HealthMonitorService
 from api_service.services.listeners import ListenerService
 from api_service.services.loadbalancers import LoadBalancerService
@@ -87,7 +88,7 @@ class Runtime:
             applied=metrics.results,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
-        changes = Changes(sessions, commands, quotas, settings.command_shards)
+        changes = Changes(sessions, commands.publish_new, quotas, settings.command_shards)
         return cls(
             settings=settings,
             engine=engine,
@@ -117,10 +118,13 @@ class Runtime:
                 self.commands.run_relay(self.settings.outbox_interval), name="relay"
             ),
             asyncio.create_task(
-                run_device_syncs(
-                    self.sessions,
-                    self.commands,
-                    self.settings.command_shards,
+                self.commands.run_device_syncs(
+                    partial(
+                        claim_syncs,
+                        self.sessions,
+                        self.settings.command_shards,
+                        self.settings.device_sync_interval,
+                    ),
                     self.settings.device_sync_interval,
                 ),
                 name="device-syncs",

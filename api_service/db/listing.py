@@ -1,4 +1,4 @@
-"""Octavia-style list queries: filters, tag filters, sorting, pagination, links, field selection.
+"""Octavia-style list queries: filters, tag filters, sorting and keyset pagination, as SQL.
 
 Clients send the query parameters of Octavia's ``PaginationHelper``
 (``limit``, ``marker``, ``page_reverse``, ``sort`` or ``sort_key``/``sort_dir``,
@@ -13,24 +13,21 @@ parameter as an equality filter) and follow the ``rel: next`` entry of
 - ``page_reverse`` returns the page *immediately* before the marker (Octavia
   returns the first rows of the collection that precede it); without a marker it
   returns the last page, as Neutron does, so a client can walk backwards from the end.
-- Links keep every query parameter of the request (filters, sort, fields), not
-  only ``limit``, ``sort`` and ``sort_key``.
+
+The query string is parsed, and links are made, by ``routers.listing``.
 """
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import Request
 from sqlalchemy import Column, ColumnElement, and_, inspect, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import UnaryExpression
-from starlette.datastructures import QueryParams
 
-from api_service.problems import FieldError, ProblemError, invalid
+from api_service.errors import Invalid, NotFound
 
 MAX_LIMIT = 1000
 """Octavia's default ``pagination_max_limit``: no page holds more rows."""
@@ -40,11 +37,6 @@ DEFAULT_SORT: tuple[tuple[str, bool], ...] = (("created_at", True),)
 _TIE_BREAKERS = ("created_at", "id")
 """Octavia's ``DEFAULT_SORT_KEYS``: appended (ascending) to any sort that lacks them."""
 
-_PAGING_PARAMS = frozenset(
-    {"limit", "marker", "page_reverse", "sort", "sort_key", "sort_dir", "fields"}
-)
-_TAG_PARAMS = frozenset({"tags", "tags-any", "not-tags", "not-tags-any"})
-_LINK_PARAMS = frozenset({"limit", "marker", "page_reverse"})
 
 T = TypeVar("T")
 
@@ -98,115 +90,6 @@ def parse_bool(raw: str) -> bool:
     return lowered == "true"
 
 
-def parse_list_query(params: QueryParams, reserved: frozenset[str] = frozenset()) -> ListQuery:
-    """Parse Octavia's list parameters; ``reserved`` names belong to the caller, not to filters."""
-    for name, value in params.multi_items():
-        if "\x00" in name or "\x00" in value:
-            raise invalid(name.replace("\x00", "\\x00"), "must not contain NUL characters.")
-    return ListQuery(
-        filters=_filters(params, _PAGING_PARAMS | _TAG_PARAMS | reserved),
-        sort=_sort(params),
-        limit=_limit(params.get("limit")),
-        marker=_marker(params.get("marker")),
-        page_reverse=_page_reverse(params.get("page_reverse")),
-        fields=_names(params.getlist("fields")) or None,
-        tags=_names(params.getlist("tags")),
-        tags_any=_names(params.getlist("tags-any")),
-        not_tags=_names(params.getlist("not-tags")),
-        not_tags_any=_names(params.getlist("not-tags-any")),
-    )
-
-
-def list_query_dependency(
-    reserved: frozenset[str] = frozenset(),
-) -> Callable[[Request], ListQuery]:
-    """A FastAPI dependency parsing the request's list parameters, leaving ``reserved`` alone."""
-
-    def dependency(request: Request) -> ListQuery:
-        return parse_list_query(request.query_params, reserved)
-
-    return dependency
-
-
-def list_query(request: Request) -> ListQuery:
-    """A FastAPI dependency for collections whose list takes no parameters of its own."""
-    return parse_list_query(request.query_params)
-
-
-def _filters(params: QueryParams, excluded: frozenset[str]) -> dict[str, list[str]]:
-    filters: dict[str, list[str]] = {}
-    for name, value in params.multi_items():
-        if name not in excluded:
-            filters.setdefault(name, []).append(value)
-    return filters
-
-
-def _names(values: Iterable[str]) -> list[str]:
-    """Comma-separated and repeated values, flattened, blanks dropped."""
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def _limit(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not re.fullmatch(r"-?[0-9]+", raw):
-        raise invalid("limit", f"must be an integer, not {raw!r}.")
-    if raw.startswith("-") or not raw.strip("0"):
-        raise invalid("limit", f"must be at least 1, not {raw}.")
-    digits = raw.lstrip("0")
-    return MAX_LIMIT if len(digits) > len(str(MAX_LIMIT)) else min(int(digits), MAX_LIMIT)
-
-
-def _marker(raw: str | None) -> UUID | None:
-    if raw is None:
-        return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise invalid("marker", f"must be the id of an object, not {raw!r}.") from None
-
-
-def _page_reverse(raw: str | None) -> bool:
-    if raw is None:
-        return False
-    try:
-        return parse_bool(raw)
-    except ValueError:
-        raise invalid("page_reverse", f"must be true or false, not {raw!r}.") from None
-
-
-def _sort(params: QueryParams) -> list[tuple[str, bool]]:
-    """``sort=a:asc,b:desc`` wins over the legacy ``sort_key=a,b&sort_dir=asc,desc``.
-
-    ``sort`` is exactly ``KEY[:DIR](,KEY[:DIR])*``: no blanks, no empty items (its OpenAPI
-    pattern says the same).
-    """
-    if "sort" in params:
-        keys = [_sort_item(item) for item in ",".join(params.getlist("sort")).split(",")]
-    else:
-        keys = _legacy_sort(_names(params.getlist("sort_key")), _names(params.getlist("sort_dir")))
-    return keys or list(DEFAULT_SORT)
-
-
-def _sort_item(item: str) -> tuple[str, bool]:
-    name, colon, direction = item.partition(":")
-    if not name or ":" in direction or (colon and not direction):
-        raise invalid("sort", f"{item!r} is not KEY or KEY:asc or KEY:desc.")
-    return name, _ascending("sort", direction or "asc")
-
-
-def _legacy_sort(keys: list[str], directions: list[str]) -> list[tuple[str, bool]]:
-    directions = directions + ["asc"] * (len(keys) - len(directions))
-    return [(key, _ascending("sort_dir", d)) for key, d in zip(keys, directions, strict=False)]
-
-
-def _ascending(parameter: str, direction: str) -> bool:
-    lowered = direction.lower()
-    if lowered not in ("asc", "desc"):
-        raise invalid(parameter, f"direction {direction!r} is not asc or desc.")
-    return lowered == "asc"
-
-
 async def fetch_page(
     session: AsyncSession,
     model: type[T],
@@ -253,7 +136,7 @@ def _filter_conditions(
         parse = filterable.get(name)
         if parse is None:
             allowed = ", ".join(sorted(filterable))
-            raise invalid(name, f"is not a filterable field; filterable: {allowed}")
+            raise Invalid(name, f"is not a filterable field; filterable: {allowed}")
         values = [_parsed(name, parse, raw) for raw in raws]
         column = columns[name]
         conditions.append(column == values[0] if len(values) == 1 else column.in_(values))
@@ -264,7 +147,7 @@ def _parsed(name: str, parse: Callable[[str], object], raw: str) -> object:
     try:
         return parse(raw)
     except ValueError as exc:
-        raise invalid(name, f"{raw!r} is not a valid value: {exc}") from None
+        raise Invalid(name, f"{raw!r} is not a valid value: {exc}") from None
 
 
 def _tag_conditions(columns: Columns, query: ListQuery) -> list[ColumnElement[bool]]:
@@ -283,7 +166,7 @@ def _tag_conditions(columns: Columns, query: ListQuery) -> list[ColumnElement[bo
         return []
     column = columns.get("tags")
     if column is None:
-        raise invalid(next(iter(asked)), "is not a filterable field; these objects have no tags")
+        raise Invalid(next(iter(asked)), "is not a filterable field; these objects have no tags")
     builders: dict[str, Callable[[list[str]], ColumnElement[bool]]] = {
         "tags": column.contains,
         "tags-any": column.overlap,
@@ -301,7 +184,7 @@ def _sort_keys(
     for name, ascending in sort:
         if name not in sortable and name not in _TIE_BREAKERS:
             allowed = ", ".join(sorted(sortable | set(_TIE_BREAKERS)))
-            raise invalid("sort", f"{name!r} is not a sortable field; sortable: {allowed}")
+            raise Invalid("sort", f"{name!r} is not a sortable field; sortable: {allowed}")
         keys.setdefault(name, ascending)
     for name in _TIE_BREAKERS:
         if name in columns:
@@ -325,12 +208,7 @@ async def _marker_values(
         statement = statement.where(scope)
     values = (await session.execute(statement)).first()
     if values is None:
-        raise ProblemError(
-            404,
-            "Not Found",
-            f"marker: object {marker} not found.",
-            errors=[FieldError(field="marker", message=f"object {marker} not found.")],
-        )
+        raise NotFound("object", marker, field="marker")
     return values
 
 
@@ -351,42 +229,3 @@ def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool
         equal = [c == v for (c, _), v in zip(keys[:i], values, strict=False)]
         chain.append(and_(*equal, column > values[i] if ascending else column < values[i]))
     return or_(*chain)
-
-
-def page_links(
-    request: Request, page: Page[T], collection: str, ids: Callable[[T], UUID]
-) -> list[dict[str, str]]:
-    """The ``<collection>_links`` list of a page: ``previous`` first, then ``next``.
-
-    Each href is the request URL with ``limit`` (the effective page size, even
-    when the client gave none, as Octavia does) first, the request's other
-    parameters kept, then ``marker`` and, for ``previous``, ``page_reverse=True``.
-    ``collection`` (the body key is ``f"{collection}_links"``) does not enter the
-    href: the request path already names the collection.
-    """
-    if not page.items:
-        return []
-    limit = _limit(request.query_params.get("limit")) or MAX_LIMIT
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in _LINK_PARAMS]
-    head = [("limit", str(limit)), *kept]
-    links = []
-    if page.has_previous:
-        marker = str(ids(page.items[0]))
-        pairs = [*head, ("marker", marker), ("page_reverse", "True")]
-        links.append({"href": _href(request, pairs), "rel": "previous"})
-    if page.has_next:
-        pairs = [*head, ("marker", str(ids(page.items[-1])))]
-        links.append({"href": _href(request, pairs), "rel": "next"})
-    return links
-
-
-def _href(request: Request, pairs: list[tuple[str, str]]) -> str:
-    return str(request.url.replace(query=urlencode(pairs, safe=",:")))
-
-
-def select_fields(body: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-    """Keep the requested keys; unknown names are ignored, as Octavia does."""
-    if fields is None:
-        return body
-    wanted = set(fields)
-    return {key: value for key, value in body.items() if key in wanted}

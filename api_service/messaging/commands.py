@@ -1,4 +1,5 @@
-"""Commands out: publish outbox rows with publisher confirms, and relay what is left.
+"""Commands out: publish outbox rows with publisher confirms, and relay what is left; and
+the periodic device syncs, on the same shard queues.
 
 A command row is committed together with its operation; publishing happens
 after the commit. A row is published only when it is the oldest unpublished
@@ -11,6 +12,7 @@ the row for the relay: a command is never lost between commit and broker.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from uuid import UUID
 
@@ -27,6 +29,8 @@ from shared.messages import DEVICE_SYNC_TYPE, DeviceSync
 from shared.topology import Names, passive_topology
 
 log = logging.getLogger(__name__)
+
+ClaimSyncs = Callable[[], Awaitable[list[tuple[int, DeviceSync]]]]
 
 _BATCH = 200
 _KEEP_PUBLISHED = timedelta(hours=1)
@@ -72,6 +76,23 @@ class CommandPublisher:
                 if declared.consumer_count:
                     consumed.add(shard)
         return consumed
+
+    async def run_device_syncs(self, claim: ClaimSyncs, interval: float) -> None:
+        """Forever: every ``interval``, publish the syncs ``claim`` gives, to the shards an agent
+        consumes (to the others they would only pile up ahead of the commands)."""
+        while True:
+            if not self.ready:
+                await asyncio.sleep(min(interval, 1.0))
+                continue
+            try:
+                consumed = await self.consumed_shards()
+                if consumed:
+                    for shard, sync in await claim():
+                        if shard in consumed:
+                            await self.publish_sync(str(shard), sync)
+            except Exception:
+                log.exception("device sync pass failed")
+            await asyncio.sleep(interval)
 
     async def publish_sync(self, routing_key: str, sync: DeviceSync) -> None:
         """A device sync (see ``services.devices``): one lost is replaced at the next interval."""

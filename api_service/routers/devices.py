@@ -4,7 +4,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from api_service.context import RequestContext, admin_context, global_reader_context
+from api_service.access import RequestContext
+from api_service.context import admin_context, global_reader_context
 from api_service.db.models import Device
 from api_service.problems import problems
 from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY, link

@@ -11,19 +11,12 @@ from fastapi import Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api_service.context import RequestContext
-from api_service.db.listing import (
-    INT32,
-    ListQuery,
-    Page,
-    page_links,
-    parse_bool,
-    parse_int,
-    select_fields,
-)
+from api_service.access import RequestContext
+from api_service.db.listing import INT32, ListQuery, Page, parse_bool, parse_int
 from api_service.db.models import StatsRow, TreeObject
 from api_service.idempotency import KEY_PATTERN
 from api_service.problems import problems
+from api_service.routers.listing import page_links, select_fields
 from api_service.runtime import Runtime
 from api_service.schemas.fields import IP_FORMATS, not_null
 from api_service.schemas.loadbalancers import StatsBody, StatsOut

@@ -5,10 +5,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context, writer_context
-from api_service.db.listing import ListQuery, list_query_dependency, parse_bool
+from api_service.access import RequestContext
+from api_service.context import request_context, writer_context
+from api_service.db.listing import ListQuery, parse_bool
 from api_service.db.models import LoadBalancer, TreeObject
-from api_service.problems import invalid, problems
+from api_service.errors import Invalid
+from api_service.problems import problems
 from api_service.routers.http import (
     CHANGE_PROBLEMS,
     CHECKED,
@@ -32,6 +34,7 @@ from api_service.routers.http import (
     stats_body,
     with_etag,
 )
+from api_service.routers.listing import list_query_dependency
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.common import IdRef
 from api_service.schemas.loadbalancers import (
@@ -203,7 +206,7 @@ async def delete(
     try:
         cascading = parse_bool(cascade)
     except ValueError:
-        raise invalid("cascade", "must be true or false") from None
+        raise Invalid("cascade", "must be true or false") from None
     change = await runtime.loadbalancers.delete(
         ctx, loadbalancer_id, cascade=cascading, if_match=if_match
     )

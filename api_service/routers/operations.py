@@ -4,7 +4,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from api_service.context import RequestContext, request_context
+from api_service.access import RequestContext
+from api_service.context import request_context
 from api_service.db.models import Operation
 from api_service.problems import problems
 from api_service.routers.http import CHECKED

@@ -5,8 +5,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api_service.context import RequestContext, request_context, writer_context
-from api_service.db.listing import ListQuery, list_query_dependency
+from api_service.access import RequestContext
+from api_service.context import request_context, writer_context
+from api_service.db.listing import ListQuery
 from api_service.db.models import Pool
 from api_service.routers.http import (
     CHANGE_PROBLEMS,
@@ -28,6 +29,7 @@ from api_service.routers.http import (
     settled,
     with_etag,
 )
+from api_service.routers.listing import list_query_dependency
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.common import IdRef
 from api_service.schemas.pools import (

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field, Strict
 from starlette.convertors import StringConvertor, register_url_convertor
 
+from api_service.access import RequestContext
 from api_service.context import (
-    RequestContext,
     admin_context,
     global_reader_context,
     request_context,
 )
-from api_service.problems import ProblemError, problems
+from api_service.errors import Forbidden
+from api_service.problems import problems
 from api_service.routers.http import CHECKED
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.fields import INT32_MAX, INTEGRAL, ProjectId, RequestBody
@@ -108,7 +109,7 @@ async def get(
     runtime: Runtime = Depends(get_runtime),
 ) -> QuotaBody:
     if not ctx.owns(project_id):
-        raise ProblemError(403, "Forbidden", "Only your own project's quotas are visible.")
+        raise Forbidden("Only your own project's quotas are visible.")
     return QuotaBody(quota=QuotaOut(**await runtime.quotas.effective(project_id)))
 
 

@@ -7,7 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field, Strict
 
-from api_service.context import RequestContext, admin_context
+from api_service.access import RequestContext
+from api_service.context import admin_context
 from api_service.db.models import Token
 from api_service.problems import problems
 from api_service.routers.http import CHECKED

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import (
     Device,
@@ -25,8 +25,7 @@ from api_service.db.models import (
     TreeChild,
     TreeObject,
 )
-from api_service.messaging.commands import CommandPublisher
-from api_service.problems import ProblemError, conflict, not_found
+from api_service.errors import Conflict, NotFound, StaleVersion
 from api_service.services.devices import device_spec
 from api_service.services.quotas import QuotaService, kind_of
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
@@ -34,6 +33,7 @@ from shared.messages import Command
 from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus, ProvisioningStatus
 from shared.topology import shard_for
 
+Publish = Callable[[UUID], Awaitable[None]]
 Edit = Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]]
 """Changes the locked tree for the given new generation; returns the object the change is about."""
 
@@ -50,7 +50,8 @@ class Accepted:
 @dataclass(frozen=True)
 class Changes:
     sessions: SessionFactory
-    commands: CommandPublisher
+    publish: Publish
+    """Called with a load balancer's id after each commit that wrote a command for it."""
     quotas: QuotaService
     shards: int
 
@@ -67,7 +68,7 @@ class Changes:
         async with self.sessions.begin() as session:
             lb = await lock_mutable(session, ctx, loadbalancer_id)
             if lb.deleting and command_action is not CommandAction.DELETE:
-                raise conflict(f"Load balancer {loadbalancer_id} is being deleted.")
+                raise Conflict(f"Load balancer {loadbalancer_id} is being deleted.")
             tree = await load_tree(session, lb)
             generation = lb.generation + 1
             target = await edit(session, tree, generation)
@@ -84,14 +85,14 @@ class Changes:
                 command_action=command_action,
                 shards=self.shards,
             )
-        await self.commands.publish_new(lb.id)
+        await self.publish(lb.id)
         return Accepted(target=target, loadbalancer=lb, operation=operation)
 
     async def visible_listener(self, ctx: RequestContext, listener_id: UUID) -> Listener:
         async with self.sessions() as session:
             listener = await session.get(Listener, listener_id)
         if listener is None or not ctx.owns(listener.project_id):
-            raise not_found("Listener", listener_id)
+            raise NotFound("Listener", listener_id)
         return listener
 
     async def change_child(
@@ -108,13 +109,10 @@ class Changes:
         async with self.sessions() as session:
             obj = await session.get(model, obj_id)
         if obj is None or not ctx.owns(obj.project_id):
-            raise not_found(model.__name__, obj_id)
+            raise NotFound(model.__name__, obj_id)
         return await self.change(
             ctx, obj.loadbalancer_id, edit, action=action, target_type=target_type
         )
-
-    async def publish(self, loadbalancer_id: UUID) -> None:
-        await self.commands.publish_new(loadbalancer_id)
 
 
 async def lock_mutable(
@@ -125,9 +123,9 @@ async def lock_mutable(
         select(LoadBalancer).where(LoadBalancer.id == loadbalancer_id).with_for_update()
     )
     if lb is None or not ctx.owns(lb.project_id):
-        raise not_found("Load balancer", loadbalancer_id)
+        raise NotFound("Load balancer", loadbalancer_id)
     if lb.provisioning_status not in MUTABLE_STATUSES:
-        raise conflict(
+        raise Conflict(
             f"Load balancer {loadbalancer_id} is {lb.provisioning_status}; it accepts changes "
             "again once it is ACTIVE or ERROR (a PENDING_* object becomes ERROR after the "
             "pending timeout)."
@@ -137,15 +135,13 @@ async def lock_mutable(
 
 def require_mutable(obj: TreeObject, kind: str) -> None:
     if obj.deleting:
-        raise conflict(f"{kind} {obj.id} is being deleted; delete it again to retry.")
+        raise Conflict(f"{kind} {obj.id} is being deleted; delete it again to retry.")
 
 
 def require_etag(obj: TreeObject, if_match: str | None) -> None:
     if if_match is not None and if_match.strip() not in ("*", etag(obj)):
-        raise ProblemError(
-            412,
-            "Precondition Failed",
-            f"{type(obj).__name__} {obj.id} changed since that ETag; its ETag is {etag(obj)}.",
+        raise StaleVersion(
+            f"{type(obj).__name__} {obj.id} changed since that ETag; its ETag is {etag(obj)}."
         )
 
 

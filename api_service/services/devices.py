@@ -1,14 +1,11 @@
 """Devices (admin extension): the appliances load balancers are placed on.
 
 Every ``sync_interval`` the API tells the agent active on each device's shard
-that the device exists (a ``DeviceSync``), so that an agent that took a shard
-over watches its devices before any command reaches it. Each device is
-claimed by one API replica per interval, and no sync is queued for a shard
-that no agent consumes (they would pile up ahead of its commands).
+that the device exists (a ``DeviceSync``, published by ``messaging.commands``),
+so that an agent that took a shard over watches its devices before any
+command reaches it. Each device is claimed by one API replica per interval.
 """
 
-import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
@@ -21,13 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Device, LoadBalancer
-from api_service.messaging.commands import CommandPublisher
-from api_service.problems import conflict, not_found
+from api_service.errors import Conflict, NotFound
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
 from shared.messages import DeviceSpec, DeviceSync
 from shared.topology import shard_for
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class DeviceService:
             async with self.sessions.begin() as session:
                 session.add(device)
         except IntegrityError:
-            raise conflict(f"A device named {body.name!r} already exists.") from None
+            raise Conflict(f"A device named {body.name!r} already exists.") from None
         return device
 
     async def update(self, device_id: UUID, body: DeviceUpdate) -> Device:
@@ -62,14 +56,14 @@ class DeviceService:
                 for field, value in changes.items():
                     setattr(device, field, value)
         except IntegrityError:
-            raise conflict(f"A device named {body.name!r} already exists.") from None
+            raise Conflict(f"A device named {body.name!r} already exists.") from None
         return device
 
     async def delete(self, device_id: UUID) -> None:
         async with self.sessions.begin() as session:
             device = await get_device(session, device_id, lock=True)
             if device.loadbalancer_count:
-                raise conflict(
+                raise Conflict(
                     f"Device {device_id} still hosts {device.loadbalancer_count} load balancer(s); "
                     "delete them or move them away first."
                 )
@@ -95,10 +89,10 @@ def device_spec(device: Device) -> DeviceSpec:
     )
 
 
-async def sync_devices(
-    sessions: SessionFactory, commands: CommandPublisher, shards: int, interval: float
-) -> int:
-    """Publish a sync for every device no replica synced within the interval; return the count."""
+async def claim_syncs(
+    sessions: SessionFactory, shards: int, interval: float
+) -> list[tuple[int, DeviceSync]]:
+    """A sync, with its shard, for every device no replica synced within the interval."""
     async with sessions.begin() as session:
         devices = (
             await session.scalars(
@@ -113,33 +107,21 @@ async def sync_devices(
                 .returning(Device)
             )
         ).all()
-    for device in devices:
-        sync = DeviceSync(
-            device=device_spec(device), interval=interval, issued_at=datetime.now(UTC)
+    now = datetime.now(UTC)
+    return [
+        (
+            shard_for(device.id, shards),
+            DeviceSync(device=device_spec(device), interval=interval, issued_at=now),
         )
-        await commands.publish_sync(str(shard_for(device.id, shards)), sync)
-    return len(devices)
-
-
-async def run_device_syncs(
-    sessions: SessionFactory, commands: CommandPublisher, shards: int, interval: float
-) -> None:
-    while True:
-        if not commands.ready:
-            await asyncio.sleep(min(interval, 1.0))
-            continue
-        try:
-            await sync_devices(sessions, commands, shards, interval)
-        except Exception:
-            log.exception("device sync pass failed")
-        await asyncio.sleep(interval)
+        for device in devices
+    ]
 
 
 async def get_device(session: AsyncSession, device_id: UUID, *, lock: bool = False) -> Device:
     query = select(Device).where(Device.id == device_id)
     device = await session.scalar(query.with_for_update() if lock else query)
     if device is None:
-        raise not_found("Device", device_id)
+        raise NotFound("Device", device_id)
     return device
 
 
@@ -151,7 +133,7 @@ async def _check_hosted_still_fit(
     if not hosted:
         return
     if "driver" in changes and changes["driver"] != device.driver:
-        raise conflict(f"Device {device.id} hosts {hosted} load balancer(s); its driver is fixed.")
+        raise Conflict(f"Device {device.id} hosts {hosted} load balancer(s); its driver is fixed.")
     if "vip_cidr" in changes:
         network = ip_network(str(changes["vip_cidr"]))
         outside = await session.scalar(
@@ -163,6 +145,6 @@ async def _check_hosted_still_fit(
             )
         )
         if outside:
-            raise conflict(
+            raise Conflict(
                 f"{outside} load balancer VIP(s) on device {device.id} lie outside {network}."
             )

@@ -5,10 +5,10 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import HealthMonitor, Pool, TreeObject
-from api_service.problems import conflict, invalid
+from api_service.errors import Conflict, Invalid
 from api_service.schemas.healthmonitors import (
     HTTP_TYPES,
     HealthMonitorCreate,
@@ -31,7 +31,7 @@ def new_healthmonitor(
     project = owner_project(ctx, body.project_id, tree.lb.project_id)
     existing = tree.healthmonitor_of(pool.id)
     if existing is not None and not existing.deleting:
-        raise conflict(f"Pool {pool.id} already has health monitor {existing.id}.")
+        raise Conflict(f"Pool {pool.id} already has health monitor {existing.id}.")
     _check_http_fields(body.type, body)
     http = body.type in HTTP_TYPES
     monitor = HealthMonitor(
@@ -58,14 +58,14 @@ def _check_http_fields(monitor_type: MonitorType, body: HealthMonitorFields) -> 
         return
     for name in _HTTP_FIELDS:
         if getattr(body, name) is not None:
-            raise invalid(
+            raise Invalid(
                 name, f"only HTTP and HTTPS monitors take {name}, not {monitor_type.value}"
             )
 
 
 def _check_timeout(monitor: HealthMonitor) -> None:
     if monitor.timeout > monitor.delay:
-        raise invalid("timeout", f"must not exceed delay ({monitor.timeout} > {monitor.delay})")
+        raise Invalid("timeout", f"must not exceed delay ({monitor.timeout} > {monitor.delay})")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class HealthMonitorService:
 
     async def create(self, ctx: RequestContext, body: HealthMonitorCreate) -> Accepted:
         if body.pool_id is None:
-            raise invalid("pool_id", "is required")
+            raise Invalid("pool_id", "is required")
         pool_id = body.pool_id
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:

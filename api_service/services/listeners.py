@@ -5,10 +5,10 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Listener, TreeObject
-from api_service.problems import ProblemError, conflict, invalid
+from api_service.errors import Conflict, Invalid, NotFound
 from api_service.schemas.listeners import ListenerCreate, ListenerFields, ListenerUpdate
 from api_service.schemas.pools import COMPATIBLE_PROTOCOLS
 from api_service.services.changes import (
@@ -43,7 +43,7 @@ def new_listener(
     project = owner_project(ctx, body.project_id, tree.lb.project_id)
     taken = {lst.protocol_port for lst in tree.listeners if not lst.deleting}
     if body.protocol_port in taken:
-        raise conflict(
+        raise Conflict(
             f"Load balancer {tree.lb.id} already has a listener on port {body.protocol_port}."
         )
     _check_insert_headers(body.protocol.value, body)
@@ -71,23 +71,21 @@ def set_default_pool(tree: Tree, listener: Listener, pool_id: UUID | None) -> No
         return
     pool = next((p for p in tree.pools if p.id == pool_id and not p.deleting), None)
     if pool is None:
-        raise ProblemError(
-            404, "Not Found", f"Pool {pool_id} is not a pool of load balancer {tree.lb.id}."
-        )
+        raise NotFound("Pool", pool_id, field="default_pool_id")
     if pool.protocol not in COMPATIBLE_PROTOCOLS[listener.protocol]:
-        raise invalid(
+        raise Invalid(
             "default_pool_id",
             f"a {listener.protocol} listener cannot use a {pool.protocol} pool",
         )
     users = [other for other in tree.listeners_of(pool_id) if other is not listener]
     if users:
-        raise conflict(f"Pool {pool_id} is already the default pool of listener {users[0].id}.")
+        raise Conflict(f"Pool {pool_id} is already the default pool of listener {users[0].id}.")
     listener.default_pool_id = pool_id
 
 
 def _check_insert_headers(protocol: str, body: ListenerFields) -> None:
     if body.insert_headers and protocol != "HTTP":
-        raise invalid(
+        raise Invalid(
             "insert_headers", f"headers can only be inserted by HTTP listeners, not {protocol}"
         )
 
@@ -103,7 +101,7 @@ class ListenerService:
 
     async def create(self, ctx: RequestContext, body: ListenerCreate) -> Accepted:
         if body.loadbalancer_id is None:
-            raise invalid("loadbalancer_id", "is required")
+            raise Invalid("loadbalancer_id", "is required")
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
             listener = new_listener(ctx, tree, body, generation)

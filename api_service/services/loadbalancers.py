@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import (
     Device,
@@ -20,7 +20,7 @@ from api_service.db.models import (
     Pool,
     TreeObject,
 )
-from api_service.problems import ProblemError, conflict
+from api_service.errors import Conflict, Forbidden, NotFound
 from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUpdate, PoolInTree
 from api_service.services.changes import (
     Accepted,
@@ -83,9 +83,9 @@ class LoadBalancerService:
 
     async def create(self, ctx: RequestContext, body: LoadBalancerCreate) -> Accepted:
         if body.project_id is not None and not ctx.is_admin:
-            raise ProblemError(403, "Forbidden", "Only an admin may set project_id.")
+            raise Forbidden("Only an admin may set project_id.")
         if body.device_id is not None and not ctx.is_admin:
-            raise ProblemError(403, "Forbidden", "Only an admin may set device_id.")
+            raise Forbidden("Only an admin may set device_id.")
         requested_vip = ip_address(body.vip_address) if body.vip_address else None
         for attempt in range(_VIP_RACE_ATTEMPTS):
             try:
@@ -94,7 +94,7 @@ class LoadBalancerService:
                 if "vip_address" not in str(exc.orig):
                     raise
                 if requested_vip is not None or attempt == _VIP_RACE_ATTEMPTS - 1:
-                    raise conflict(
+                    raise Conflict(
                         f"vip_address {requested_vip or ''} is already in use."
                     ) from None
                 continue  # another device with an overlapping range took that VIP first
@@ -160,7 +160,7 @@ class LoadBalancerService:
             children = tree.live_children()
             if children and not cascade:
                 kinds = sorted({type(child).__name__ for child in children})
-                raise conflict(
+                raise Conflict(
                     f"Load balancer {lb_id} still has {len(children)} object(s) "
                     f"({', '.join(kinds)}); delete them first or use ?cascade=true."
                 )
@@ -179,7 +179,7 @@ class LoadBalancerService:
 
     async def failover(self, ctx: RequestContext, lb_id: UUID) -> Accepted:
         if not ctx.is_admin:
-            raise ProblemError(403, "Forbidden", "Only an admin may fail a load balancer over.")
+            raise Forbidden("Only an admin may fail a load balancer over.")
         """Apply the tree again; on another device of its driver if its own is disabled."""
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
@@ -232,9 +232,7 @@ class LoadBalancerService:
                     target_type="loadbalancer",
                     command_action=CommandAction.DELETE if deleting else CommandAction.APPLY,
                 )
-            except ProblemError as exc:
-                if exc.problem.status not in (404, 409):
-                    raise
+            except (NotFound, Conflict):
                 resync.skipped.append(lb_id)
                 continue
             resync.operations.append(accepted.operation)

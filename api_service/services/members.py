@@ -6,10 +6,10 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Member, Pool, TreeObject
-from api_service.problems import conflict, not_found
+from api_service.errors import Conflict, NotFound
 from api_service.schemas.members import MemberCreate, MemberUpdate
 from api_service.services.changes import Accepted, Changes, Edit, require_etag, require_mutable
 from api_service.services.objects import apply_update, creation_fields, find, owner_project, visible
@@ -29,7 +29,7 @@ def new_member(
     project = owner_project(ctx, body.project_id, tree.lb.project_id)
     taken = {key(m.address, m.protocol_port) for m in tree.members_of(pool.id) if not m.deleting}
     if key(body.address, body.protocol_port) in taken:
-        raise conflict(
+        raise Conflict(
             f"Pool {pool.id} already has a member {body.address} port {body.protocol_port}."
         )
     given = body.model_dump(exclude_none=True, mode="json")
@@ -65,7 +65,7 @@ class MemberService:
         async with self.sessions() as session:
             member = await visible(session, ctx, Member, member_id, "Member")
         if member.pool_id != pool_id:
-            raise not_found("Member", member_id)
+            raise NotFound("Member", member_id)
         return member
 
     async def pool(self, ctx: RequestContext, pool_id: UUID) -> Pool:
@@ -118,7 +118,7 @@ class MemberService:
         wanted: dict[MemberKey, MemberCreate] = {}
         for body in members:
             if wanted.setdefault(key(body.address, body.protocol_port), body) is not body:
-                raise conflict(f"Member {body.address} port {body.protocol_port} is listed twice.")
+                raise Conflict(f"Member {body.address} port {body.protocol_port} is listed twice.")
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
             pool = live_pool(tree, pool_id)
@@ -164,5 +164,5 @@ def _differs(member: Member, body: MemberCreate) -> bool:
 def _member_of(tree: Tree, pool_id: UUID, member_id: UUID) -> Member:
     member = find(tree.members, member_id, "Member")
     if member.pool_id != pool_id:
-        raise not_found("Member", member_id)
+        raise NotFound("Member", member_id)
     return member

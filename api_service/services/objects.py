@@ -6,9 +6,9 @@ from uuid import UUID
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.models import TreeObject
-from api_service.problems import ProblemError, conflict, not_found
+from api_service.errors import Conflict, Forbidden, NotFound
 from shared.status import OperatingStatus, ProvisioningStatus
 
 T = TypeVar("T", bound=TreeObject)
@@ -20,7 +20,7 @@ async def visible(
     """The object if it exists and the caller may see it; 404 otherwise (existence not revealed)."""
     obj = await session.get(model, obj_id)
     if obj is None or not ctx.owns(obj.project_id):
-        raise not_found(kind, obj_id)
+        raise NotFound(kind, obj_id)
     return obj
 
 
@@ -28,7 +28,7 @@ def find(objects: list[T], obj_id: UUID, kind: str) -> T:
     for obj in objects:
         if obj.id == obj_id:
             return obj
-    raise not_found(kind, obj_id)
+    raise NotFound(kind, obj_id)
 
 
 def creation_fields(project_id: str, body: BaseModel, generation: int) -> dict[str, object]:
@@ -58,9 +58,9 @@ def owner_project(ctx: RequestContext, requested: str | None, parent_project: st
     """Children live in their load balancer's project; only an admin may name it."""
     if requested is not None:
         if not ctx.is_admin:
-            raise ProblemError(403, "Forbidden", "Only an admin may set project_id.")
+            raise Forbidden("Only an admin may set project_id.")
         if requested != parent_project:
-            raise conflict(
+            raise Conflict(
                 f"project_id {requested!r} is not the project of the load balancer "
                 f"({parent_project!r}), where its objects live."
             )

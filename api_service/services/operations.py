@@ -5,10 +5,10 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Operation
-from api_service.problems import not_found
+from api_service.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class OperationService:
         async with self.sessions() as session:
             operation = await session.get(Operation, op_id)
         if operation is None or not ctx.owns(operation.project_id):
-            raise not_found("Operation", op_id)
+            raise NotFound("Operation", op_id)
         return operation
 
     async def list(

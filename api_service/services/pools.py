@@ -5,10 +5,10 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Pool, TreeObject
-from api_service.problems import invalid
+from api_service.errors import Invalid
 from api_service.schemas.pools import PoolCreate, PoolFields, PoolUpdate
 from api_service.services.changes import Accepted, Changes, Edit, require_etag, require_mutable
 from api_service.services.listeners import set_default_pool
@@ -35,7 +35,7 @@ def new_pool(ctx: RequestContext, tree: Tree, body: PoolCreate, generation: int)
             None,
         )
         if listener is None:
-            raise invalid(
+            raise Invalid(
                 "listener_id", f"listener {body.listener_id} is not on this load balancer"
             )
         set_default_pool(tree, listener, pool.id)
@@ -62,10 +62,10 @@ class PoolService:
         if body.listener_id is not None:
             listener = await self.changes.visible_listener(ctx, body.listener_id)
             if loadbalancer_id not in (None, listener.loadbalancer_id):
-                raise invalid("loadbalancer_id", "is not the listener's load balancer")
+                raise Invalid("loadbalancer_id", "is not the listener's load balancer")
             loadbalancer_id = listener.loadbalancer_id
         if loadbalancer_id is None:
-            raise invalid("listener_id", "either listener_id or loadbalancer_id is required")
+            raise Invalid("listener_id", "either listener_id or loadbalancer_id is required")
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
             pool = new_pool(ctx, tree, body, generation)

@@ -22,7 +22,7 @@ from api_service.db.models import (
     Quota,
     TreeObject,
 )
-from api_service.problems import ProblemError
+from api_service.errors import QuotaExceeded
 
 KINDS: dict[str, type[TreeObject]] = {
     "loadbalancer": LoadBalancer,
@@ -83,9 +83,7 @@ class QuotaService:
                 .where(model.project_id == project_id, ~model.deleting)
             )
             if (used or 0) > limit:
-                raise ProblemError(
-                    403,
-                    "Quota Exceeded",
+                raise QuotaExceeded(
                     f"Quota exceeded for {kind}: project {project_id} may have {limit}, "
                     f"has {(used or 0) - count} and asked for {count} more.",
                 )

@@ -13,7 +13,7 @@ from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import Device, LoadBalancer
-from api_service.problems import ProblemError, conflict, invalid, not_found
+from api_service.errors import Conflict, Invalid, NoCapacity, NotFound
 
 IpAddress = IPv4Address | IPv6Address
 
@@ -25,7 +25,7 @@ async def pick_device(
 ) -> Device:
     """Take a place on the enabled device of ``provider`` with the most free capacity."""
     if not await session.scalar(select(literal(True)).where(Device.driver == provider).limit(1)):
-        raise invalid("provider", f"provider {provider!r} is not available")
+        raise Invalid("provider", f"provider {provider!r} is not available")
     candidates = select(Device.id).where(
         Device.enabled, Device.driver == provider, Device.loadbalancer_count < Device.capacity
     )
@@ -36,7 +36,7 @@ async def pick_device(
             Device.driver == provider, Device.vip_cidr.op(">>=")(str(vip))
         )
         if not await session.scalar(covering.limit(1)):
-            raise invalid(
+            raise Invalid(
                 "vip_address",
                 f"{vip} is outside the VIP range of every device of provider {provider!r}",
             )
@@ -51,27 +51,25 @@ async def pick_device(
         device = await _take_place(session, device_id)
         if device is not None:
             return device
-    raise ProblemError(
-        503,
+    raise NoCapacity(
         "No Capacity",
         f"No enabled device of provider {provider!r} has room for another load balancer.",
-        headers={"Retry-After": "30"},
     )
 
 
 async def take_pinned_place(session: AsyncSession, device_id: UUID, provider: str | None) -> Device:
     device = await session.get(Device, device_id)
     if device is None:
-        raise not_found("Device", device_id)
+        raise NotFound("Device", device_id)
     if provider is not None and provider != device.driver:
-        raise invalid(
+        raise Invalid(
             "provider", f"device {device_id} runs provider {device.driver!r}, not {provider!r}"
         )
     if not device.enabled:
-        raise conflict(f"Device {device_id} is disabled.")
+        raise Conflict(f"Device {device_id} is disabled.")
     placed = await _take_place(session, device_id)
     if placed is None:
-        raise conflict(f"Device {device_id} is full ({device.capacity} load balancers).")
+        raise Conflict(f"Device {device_id} is full ({device.capacity} load balancers).")
     return placed
 
 
@@ -110,12 +108,12 @@ async def allocate_vip(
     in_range = LoadBalancer.vip_address.op("<<=")(str(network))
     if requested is not None:
         if requested not in network:
-            raise invalid("vip_address", f"{requested} is outside the device's VIP range {network}")
+            raise Invalid("vip_address", f"{requested} is outside the device's VIP range {network}")
         taken = await session.scalar(
             select(literal(True)).where(LoadBalancer.vip_address == str(requested))
         )
         if taken:
-            raise conflict(f"vip_address {requested} is already in use.")
+            raise Conflict(f"vip_address {requested} is already in use.")
         return requested
     first, last = _host_range(network)
     highest = await session.scalar(select(func.max(LoadBalancer.vip_address)).where(in_range))
@@ -140,11 +138,8 @@ async def allocate_vip(
         {"network": str(network), "last": str(last)},
     )
     if gap is None:
-        raise ProblemError(
-            503,
-            "No Free VIP",
-            f"Every address of {network} on device {device.id} is in use.",
-            headers={"Retry-After": "30"},
+        raise NoCapacity(
+            "No Free VIP", f"Every address of {network} on device {device.id} is in use."
         )
     return _address(gap)
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Token
-from api_service.problems import ProblemError, not_found
+from api_service.errors import Invalid, NotFound, Unauthenticated
 
 TOKEN_BYTES = 32
 """256 bits of randomness."""
@@ -30,10 +30,8 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="lbaas"'}
-    )
+def unauthorized(detail: str) -> Unauthenticated:
+    return Unauthenticated(detail)
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class TokenService:
         """A new token; ``value`` imports a given secret (the bootstrap admin token)."""
         secret = value or secrets.token_urlsafe(TOKEN_BYTES)
         if len(secret) < 32:
-            raise ProblemError(400, "Invalid Request", "A token must be at least 32 characters.")
+            raise Invalid("token", "A token must be at least 32 characters.")
         async with self.sessions.begin() as session:
             existing = await session.scalar(select(Token).where(Token.token_hash == digest(secret)))
             if existing is not None:
@@ -83,7 +81,7 @@ class TokenService:
         async with self.sessions.begin() as session:
             token = await session.get(Token, token_id, with_for_update=True)
             if token is None:
-                raise not_found("Token", token_id)
+                raise NotFound("Token", token_id)
             if token.revoked_at is None:
                 token.revoked_at = datetime.now(UTC)
         return token

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.context import RequestContext
+from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.listing import ListQuery, Page, fetch_page, parse_bool, parse_int
 from api_service.db.models import HealthMonitor, Listener, LoadBalancer, Member, Pool, TreeObject

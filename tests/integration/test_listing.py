@@ -16,19 +16,11 @@ from sqlalchemy import Connection, event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_service.db.engine import SessionFactory, create_engine, session_factory
-from api_service.db.listing import (
-    MAX_LIMIT,
-    ListQuery,
-    Page,
-    fetch_page,
-    list_query,
-    list_query_dependency,
-    page_links,
-    parse_bool,
-    select_fields,
-)
+from api_service.db.listing import MAX_LIMIT, ListQuery, Page, fetch_page, parse_bool
 from api_service.db.models import Device, LoadBalancer
-from api_service.problems import ProblemError, install_problem_handlers
+from api_service.errors import DomainError
+from api_service.problems import install_problem_handlers, problem_of
+from api_service.routers.listing import list_query, list_query_dependency, page_links, select_fields
 from api_service.settings import ApiSettings
 from tests.support.stack import isolated
 
@@ -147,8 +139,8 @@ def _default_order(db: Db) -> list[UUID]:
     return _ids(sorted(db.walk, key=lambda d: (d.created_at, d.id)))
 
 
-def _problem_field(exc: pytest.ExceptionInfo[ProblemError], status: int = 400) -> str:
-    problem = exc.value.problem
+def _problem_field(exc: pytest.ExceptionInfo[DomainError], status: int = 400) -> str:
+    problem = problem_of(exc.value).problem
     assert problem.status == status
     assert problem.errors is not None
     return problem.errors[0].field
@@ -245,22 +237,22 @@ async def test_filters_are_in_lists_and_survive_paging(db: Db) -> None:
 async def test_bad_filters_and_sorts_are_400(
     db: Db, params: dict[str, str], field: str, mentions: str
 ) -> None:
-    with pytest.raises(ProblemError) as exc:
+    with pytest.raises(DomainError) as exc:
         await _page(db, _url(**params))
     assert _problem_field(exc) == field
-    assert mentions in exc.value.problem.detail
+    assert mentions in exc.value.detail
 
 
 async def test_a_marker_that_names_no_object_is_404(db: Db) -> None:
-    with pytest.raises(ProblemError) as exc:
+    with pytest.raises(DomainError) as exc:
         await _page(db, _url(marker=str(uuid4())))
     assert _problem_field(exc, 404) == "marker"
-    assert "not found" in exc.value.problem.detail
+    assert "not found" in exc.value.detail
 
 
 async def test_a_marker_outside_the_scope_is_not_found(db: Db) -> None:
     outsider, _ = await _page(db, _url(limit="1"), scope=BULK)
-    with pytest.raises(ProblemError) as exc:
+    with pytest.raises(DomainError) as exc:
         await _page(db, _url(marker=str(outsider.items[0].id)))
     assert _problem_field(exc, 404) == "marker"
 

@@ -1,0 +1,524 @@
+"""The status state machine of a load balancer's tree and the spec built from it (DESIGN §4).
+
+Every test builds its ORM objects in memory (no session, no database) with
+every column the code under test reads set explicitly. Objects are named after
+their role (``member_a1`` is the first member of ``pool_a``) so that
+:func:`provisioning` can show the whole tree's statuses at once.
+"""
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from uuid import uuid4
+
+import pytest
+
+from api_service.db.models import HealthMonitor, Listener, LoadBalancer, Member, Pool, TreeObject
+from api_service.services.tree import (
+    Tree,
+    apply_failure,
+    apply_success,
+    apply_timeout,
+    build_spec,
+    mark,
+    mark_parents,
+)
+from shared.status import OperatingStatus, ProvisioningStatus
+
+PROJECT = "project-1"
+ACTIVE = ProvisioningStatus.ACTIVE
+ERROR = ProvisioningStatus.ERROR
+PENDING_CREATE = ProvisioningStatus.PENDING_CREATE
+PENDING_UPDATE = ProvisioningStatus.PENDING_UPDATE
+PENDING_DELETE = ProvisioningStatus.PENDING_DELETE
+
+
+def _common(name: str) -> dict[str, object]:
+    """The columns every tree object has, in a settled state at generation 1."""
+    return {
+        "id": uuid4(),
+        "project_id": PROJECT,
+        "name": name,
+        "description": f"{name} description",
+        "admin_state_up": True,
+        "provisioning_status": ACTIVE.value,
+        "operating_status": OperatingStatus.ONLINE.value,
+        "status_reason": None,
+        "tags": [],
+        "changed_generation": 1,
+        "deleting": False,
+    }
+
+
+def make_lb(vip: IPv4Address | IPv6Address = IPv4Address("192.0.2.10")) -> LoadBalancer:
+    return LoadBalancer(
+        **_common("lb"),
+        provider="noop",
+        device_id=uuid4(),
+        vip_address=vip,
+        vip_subnet_id=None,
+        vip_network_id=None,
+        generation=1,
+    )
+
+
+def make_listener(lb: LoadBalancer, name: str, port: int, pool: Pool | None) -> Listener:
+    return Listener(
+        **_common(name),
+        loadbalancer_id=lb.id,
+        protocol="HTTP",
+        protocol_port=port,
+        connection_limit=-1,
+        default_pool_id=pool.id if pool is not None else None,
+        timeout_client_data=50000,
+        timeout_member_connect=5000,
+        timeout_member_data=50000,
+        timeout_tcp_inspect=0,
+        insert_headers={"X-Forwarded-For": "true"},
+        allowed_cidrs=["198.51.100.0/24"],
+    )
+
+
+def make_pool(lb: LoadBalancer, name: str) -> Pool:
+    return Pool(
+        **_common(name),
+        loadbalancer_id=lb.id,
+        protocol="HTTP",
+        lb_algorithm="ROUND_ROBIN",
+        session_persistence=None,
+    )
+
+
+def make_member(pool: Pool, name: str, address: str, port: int = 80) -> Member:
+    return Member(
+        **_common(name),
+        loadbalancer_id=pool.loadbalancer_id,
+        pool_id=pool.id,
+        address=ip_address(address),
+        protocol_port=port,
+        weight=1,
+        backup=False,
+        monitor_address=None,
+        monitor_port=None,
+        subnet_id=None,
+    )
+
+
+def make_healthmonitor(pool: Pool, name: str) -> HealthMonitor:
+    return HealthMonitor(
+        **_common(name),
+        loadbalancer_id=pool.loadbalancer_id,
+        pool_id=pool.id,
+        type="HTTP",
+        delay=5,
+        timeout=3,
+        max_retries=3,
+        max_retries_down=3,
+        http_method="GET",
+        url_path="/healthz",
+        expected_codes="200",
+    )
+
+
+@dataclass
+class Sample:
+    """lb ─ listener_a → pool_a (member_a1, member_a2, hm_a); listener_b → pool_b (member_b1)."""
+
+    tree: Tree
+    lb: LoadBalancer
+    listener_a: Listener
+    listener_b: Listener
+    pool_a: Pool
+    pool_b: Pool
+    member_a1: Member
+    member_a2: Member
+    member_b1: Member
+    hm_a: HealthMonitor
+
+
+@pytest.fixture
+def sample() -> Sample:
+    lb = make_lb()
+    pool_a, pool_b = make_pool(lb, "pool_a"), make_pool(lb, "pool_b")
+    listener_a = make_listener(lb, "listener_a", 80, pool_a)
+    listener_b = make_listener(lb, "listener_b", 81, pool_b)
+    member_a1 = make_member(pool_a, "member_a1", "10.0.0.1")
+    member_a2 = make_member(pool_a, "member_a2", "10.0.0.2")
+    member_b1 = make_member(pool_b, "member_b1", "10.0.1.1")
+    hm_a = make_healthmonitor(pool_a, "hm_a")
+    tree = Tree(
+        lb=lb,
+        listeners=[listener_a, listener_b],
+        pools=[pool_a, pool_b],
+        members=[member_a1, member_a2, member_b1],
+        healthmonitors=[hm_a],
+    )
+    return Sample(
+        tree, lb, listener_a, listener_b, pool_a, pool_b, member_a1, member_a2, member_b1, hm_a
+    )
+
+
+def provisioning(tree: Tree) -> dict[str, str]:
+    return {obj.name: obj.provisioning_status for obj in tree.objects()}
+
+
+def operating(tree: Tree) -> dict[str, str]:
+    return {obj.name: obj.operating_status for obj in tree.objects()}
+
+
+def settled(tree: Tree, **changes: ProvisioningStatus) -> dict[str, str]:
+    """Every object ACTIVE except those named in ``changes``."""
+    return {obj.name: changes.get(obj.name, ACTIVE).value for obj in tree.objects()}
+
+
+# --- Tree helpers -------------------------------------------------------------------------
+
+
+def test_children_are_leaves_first_and_objects_end_with_the_load_balancer(sample: Sample) -> None:
+    s = sample
+    children: list[TreeObject] = [s.member_a1, s.member_a2, s.member_b1, s.hm_a]
+    children += [s.listener_a, s.listener_b, s.pool_a, s.pool_b]
+    assert list(s.tree.children()) == children
+    assert list(s.tree.objects()) == [*children, s.lb]
+
+
+def test_live_children_leave_out_deleting_objects(sample: Sample) -> None:
+    sample.member_a2.deleting = True
+    sample.pool_b.deleting = True
+    live = sample.tree.live_children()
+    assert sample.member_a2 not in live
+    assert sample.pool_b not in live
+    assert len(live) == 6
+    assert sample.lb not in live
+
+
+def test_lookups_by_pool(sample: Sample) -> None:
+    s = sample
+    assert s.tree.pool(s.pool_b.id) is s.pool_b
+    assert s.tree.pool(uuid4()) is None
+    assert s.tree.listeners_of(s.pool_a.id) == [s.listener_a]
+    assert s.tree.listeners_of(uuid4()) == []
+    assert s.tree.members_of(s.pool_a.id) == [s.member_a1, s.member_a2]
+    assert s.tree.members_of(s.pool_b.id) == [s.member_b1]
+    assert s.tree.healthmonitor_of(s.pool_a.id) is s.hm_a
+    assert s.tree.healthmonitor_of(s.pool_b.id) is None
+
+
+def test_a_pool_shared_by_two_listeners_lists_both(sample: Sample) -> None:
+    sample.listener_b.default_pool_id = sample.pool_a.id
+    assert sample.tree.listeners_of(sample.pool_a.id) == [sample.listener_a, sample.listener_b]
+    assert sample.tree.listeners_of(sample.pool_b.id) == []
+
+
+# --- mark and mark_parents ----------------------------------------------------------------
+
+
+def test_mark_sets_status_and_generation_and_clears_the_reason(sample: Sample) -> None:
+    member = sample.member_a1
+    member.provisioning_status = ERROR.value
+    member.status_reason = "earlier failure"
+    mark(member, PENDING_UPDATE, 7)
+    assert member.provisioning_status == PENDING_UPDATE
+    assert member.changed_generation == 7
+    assert member.status_reason is None
+    assert member.deleting is False
+
+
+def test_mark_pending_delete_flags_the_object_as_deleting(sample: Sample) -> None:
+    mark(sample.pool_b, PENDING_DELETE, 2)
+    assert sample.pool_b.provisioning_status == PENDING_DELETE
+    assert sample.pool_b.deleting is True
+
+
+def test_marking_a_member_marks_its_pool_listener_and_load_balancer_only(sample: Sample) -> None:
+    mark(sample.member_a1, PENDING_UPDATE, 2)
+    mark_parents(sample.tree, sample.member_a1)
+    assert provisioning(sample.tree) == settled(
+        sample.tree,
+        member_a1=PENDING_UPDATE,
+        pool_a=PENDING_UPDATE,
+        listener_a=PENDING_UPDATE,
+        lb=PENDING_UPDATE,
+    )
+    # The parents only wait for the member: they did not change at generation 2 themselves.
+    assert sample.member_a1.changed_generation == 2
+    for parent in (sample.pool_a, sample.listener_a, sample.lb):
+        assert parent.changed_generation == 1
+
+
+def test_marking_a_health_monitor_marks_its_pool_listener_and_load_balancer(
+    sample: Sample,
+) -> None:
+    mark(sample.hm_a, PENDING_CREATE, 2)
+    mark_parents(sample.tree, sample.hm_a)
+    assert provisioning(sample.tree) == settled(
+        sample.tree,
+        hm_a=PENDING_CREATE,
+        pool_a=PENDING_UPDATE,
+        listener_a=PENDING_UPDATE,
+        lb=PENDING_UPDATE,
+    )
+
+
+def test_marking_a_pool_marks_the_listeners_using_it_and_the_load_balancer(
+    sample: Sample,
+) -> None:
+    mark(sample.pool_b, PENDING_UPDATE, 2)
+    mark_parents(sample.tree, sample.pool_b)
+    assert provisioning(sample.tree) == settled(
+        sample.tree, pool_b=PENDING_UPDATE, listener_b=PENDING_UPDATE, lb=PENDING_UPDATE
+    )
+
+
+def test_marking_a_listener_marks_only_the_load_balancer(sample: Sample) -> None:
+    mark(sample.listener_a, PENDING_UPDATE, 2)
+    mark_parents(sample.tree, sample.listener_a)
+    assert provisioning(sample.tree) == settled(
+        sample.tree, listener_a=PENDING_UPDATE, lb=PENDING_UPDATE
+    )
+
+
+def test_marking_the_load_balancer_itself_leaves_its_own_status(sample: Sample) -> None:
+    mark(sample.lb, PENDING_DELETE, 2)
+    mark_parents(sample.tree, sample.lb)
+    assert provisioning(sample.tree) == settled(sample.tree, lb=PENDING_DELETE)
+
+
+def test_mark_parents_keeps_a_parent_that_is_already_pending(sample: Sample) -> None:
+    mark(sample.pool_a, PENDING_CREATE, 2)
+    mark(sample.member_a1, PENDING_CREATE, 2)
+    mark_parents(sample.tree, sample.member_a1)
+    assert sample.pool_a.provisioning_status == PENDING_CREATE
+    assert sample.listener_a.provisioning_status == PENDING_UPDATE
+
+
+# --- apply_success ------------------------------------------------------------------------
+
+
+def test_apply_success_makes_every_object_active(sample: Sample) -> None:
+    mark(sample.member_a1, PENDING_UPDATE, 2)
+    mark_parents(sample.tree, sample.member_a1)
+    sample.member_b1.provisioning_status = ERROR.value
+    sample.member_b1.status_reason = "earlier failure"
+    assert apply_success(sample.tree) == []
+    assert provisioning(sample.tree) == settled(sample.tree)
+    assert all(obj.status_reason is None for obj in sample.tree.objects())
+
+
+def test_apply_success_returns_the_deleting_objects_and_leaves_them_alone(
+    sample: Sample,
+) -> None:
+    mark(sample.member_a2, PENDING_DELETE, 2)
+    mark_parents(sample.tree, sample.member_a2)
+    # A delete the reaper already moved to ERROR is still removed.
+    mark(sample.hm_a, PENDING_DELETE, 1)
+    sample.hm_a.provisioning_status = ERROR.value
+    expected: list[TreeObject] = [sample.member_a2, sample.hm_a]
+    assert apply_success(sample.tree) == expected
+    assert provisioning(sample.tree) == settled(sample.tree, member_a2=PENDING_DELETE, hm_a=ERROR)
+
+
+def test_apply_success_keeps_reported_operating_statuses(sample: Sample) -> None:
+    sample.member_a1.operating_status = OperatingStatus.ERROR.value
+    sample.pool_a.operating_status = OperatingStatus.DEGRADED.value
+    sample.hm_a.operating_status = OperatingStatus.NO_MONITOR.value
+    sample.member_b1.operating_status = OperatingStatus.DRAINING.value
+    apply_success(sample.tree)
+    assert sample.member_a1.operating_status == OperatingStatus.ERROR
+    assert sample.pool_a.operating_status == OperatingStatus.DEGRADED
+    assert sample.hm_a.operating_status == OperatingStatus.NO_MONITOR
+    assert sample.member_b1.operating_status == OperatingStatus.DRAINING
+
+
+def test_apply_success_turns_offline_into_online(sample: Sample) -> None:
+    for obj in sample.tree.objects():
+        obj.operating_status = OperatingStatus.OFFLINE.value
+    apply_success(sample.tree)
+    assert set(operating(sample.tree).values()) == {OperatingStatus.ONLINE.value}
+
+
+def test_apply_success_puts_disabled_objects_offline(sample: Sample) -> None:
+    sample.member_a1.admin_state_up = False
+    sample.member_a1.operating_status = OperatingStatus.ERROR.value
+    sample.listener_b.admin_state_up = False
+    sample.lb.admin_state_up = False
+    apply_success(sample.tree)
+    offline = {"member_a1", "listener_b", "lb"}
+    assert operating(sample.tree) == {
+        name: (OperatingStatus.OFFLINE if name in offline else OperatingStatus.ONLINE).value
+        for name in operating(sample.tree)
+    }
+
+
+# --- apply_failure and apply_timeout ------------------------------------------------------
+
+
+def test_apply_failure_errors_what_changed_at_the_generation_and_releases_the_rest(
+    sample: Sample,
+) -> None:
+    tree = sample.tree
+    mark(sample.member_a1, PENDING_UPDATE, 2)
+    mark_parents(tree, sample.member_a1)
+    mark(sample.pool_b, PENDING_DELETE, 2)
+    mark_parents(tree, sample.pool_b)
+    # A later change still in flight: not the failed generation, so it is released too.
+    mark(sample.member_a2, PENDING_CREATE, 3)
+    apply_failure(tree, 2, "device refused")
+    assert provisioning(tree) == settled(tree, member_a1=ERROR, pool_b=ERROR)
+    assert sample.member_a1.status_reason == "device refused"
+    assert sample.pool_b.status_reason == "device refused"
+    assert sample.pool_b.deleting is True
+    for obj in (sample.member_a2, sample.pool_a, sample.listener_a, sample.listener_b, sample.lb):
+        assert obj.status_reason is None
+
+
+def test_apply_failure_errors_a_parent_that_changed_itself_at_the_generation(
+    sample: Sample,
+) -> None:
+    mark(sample.pool_a, PENDING_UPDATE, 2)
+    mark(sample.member_a1, PENDING_CREATE, 2)
+    mark_parents(sample.tree, sample.member_a1)
+    apply_failure(sample.tree, 2, "boom")
+    assert provisioning(sample.tree) == settled(sample.tree, pool_a=ERROR, member_a1=ERROR)
+
+
+def test_apply_failure_leaves_settled_objects_alone(sample: Sample) -> None:
+    # Settled objects are not touched, even when their changed_generation matches.
+    sample.hm_a.changed_generation = 2
+    sample.member_b1.provisioning_status = ERROR.value
+    sample.member_b1.status_reason = "older failure"
+    sample.member_b1.changed_generation = 2
+    mark(sample.member_a1, PENDING_UPDATE, 2)
+    apply_failure(sample.tree, 2, "new failure")
+    assert provisioning(sample.tree) == settled(sample.tree, member_a1=ERROR, member_b1=ERROR)
+    assert sample.hm_a.status_reason is None
+    assert sample.member_b1.status_reason == "older failure"
+    assert sample.member_a1.status_reason == "new failure"
+
+
+def test_apply_timeout_errors_every_pending_object(sample: Sample) -> None:
+    tree = sample.tree
+    mark(sample.member_a1, PENDING_UPDATE, 2)
+    mark_parents(tree, sample.member_a1)
+    mark(sample.pool_b, PENDING_DELETE, 3)
+    mark_parents(tree, sample.pool_b)
+    sample.member_b1.provisioning_status = ERROR.value
+    sample.member_b1.status_reason = "older failure"
+    apply_timeout(tree, "timed out")
+    errored = {"member_a1", "pool_a", "listener_a", "pool_b", "listener_b", "lb"}
+    assert provisioning(tree) == settled(tree, member_b1=ERROR, **dict.fromkeys(errored, ERROR))
+    for obj in tree.objects():
+        if obj.name in errored:
+            assert obj.status_reason == "timed out"
+    assert sample.member_b1.status_reason == "older failure"
+    assert sample.member_a2.status_reason is None
+    assert sample.pool_b.deleting is True
+
+
+# --- build_spec ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vip", [IPv4Address("192.0.2.10"), IPv6Address("2001:db8::10")])
+def test_spec_carries_the_load_balancer_generation_and_vip_as_a_string(
+    vip: IPv4Address | IPv6Address,
+) -> None:
+    lb = make_lb(vip)
+    lb.generation = 42
+    lb.admin_state_up = False
+    spec = build_spec(Tree(lb=lb))
+    assert spec.id == lb.id
+    assert spec.project_id == PROJECT
+    assert spec.name == "lb"
+    assert spec.description == "lb description"
+    assert spec.admin_state_up is False
+    assert spec.generation == 42
+    assert spec.vip_address == str(vip)
+    assert isinstance(spec.vip_address, str)
+    assert spec.listeners == []
+    assert spec.pools == []
+
+
+def test_spec_lists_members_and_health_monitor_under_their_pool(sample: Sample) -> None:
+    sample.member_b1.monitor_address = IPv4Address("10.9.9.9")
+    sample.member_b1.monitor_port = 8080
+    sample.member_b1.weight = 5
+    sample.member_b1.backup = True
+    spec = build_spec(sample.tree)
+    pool_a, pool_b = spec.pools
+    assert pool_a.id == sample.pool_a.id
+    assert [m.id for m in pool_a.members] == [sample.member_a1.id, sample.member_a2.id]
+    assert [m.address for m in pool_a.members] == ["10.0.0.1", "10.0.0.2"]
+    assert pool_a.healthmonitor is not None
+    assert pool_a.healthmonitor.id == sample.hm_a.id
+    assert pool_a.healthmonitor.url_path == "/healthz"
+    assert pool_b.id == sample.pool_b.id
+    (member_b1,) = pool_b.members
+    assert member_b1.id == sample.member_b1.id
+    assert (member_b1.monitor_address, member_b1.monitor_port) == ("10.9.9.9", 8080)
+    assert (member_b1.weight, member_b1.backup) == (5, True)
+    assert pool_b.healthmonitor is None
+
+
+def test_spec_listener_fields(sample: Sample) -> None:
+    listener_a, listener_b = build_spec(sample.tree).listeners
+    assert listener_a.id == sample.listener_a.id
+    assert listener_a.protocol_port == 80
+    assert listener_a.default_pool_id == sample.pool_a.id
+    assert listener_a.insert_headers == {"X-Forwarded-For": "true"}
+    assert listener_a.allowed_cidrs == ["198.51.100.0/24"]
+    assert listener_b.default_pool_id == sample.pool_b.id
+
+
+def test_spec_session_persistence(sample: Sample) -> None:
+    sample.pool_a.session_persistence = {"type": "APP_COOKIE", "cookie_name": "sid"}
+    pool_a, pool_b = build_spec(sample.tree).pools
+    assert pool_a.session_persistence is not None
+    assert pool_a.session_persistence.type == "APP_COOKIE"
+    assert pool_a.session_persistence.cookie_name == "sid"
+    assert pool_b.session_persistence is None
+
+
+def test_spec_leaves_out_a_deleting_pool_and_the_listener_reference_to_it(
+    sample: Sample,
+) -> None:
+    mark(sample.pool_b, PENDING_DELETE, 2)
+    spec = build_spec(sample.tree)
+    assert [p.id for p in spec.pools] == [sample.pool_a.id]
+    listener_a, listener_b = spec.listeners
+    assert listener_b.id == sample.listener_b.id
+    assert listener_b.default_pool_id is None
+    assert listener_a.default_pool_id == sample.pool_a.id
+
+
+def test_spec_leaves_out_deleting_members_health_monitors_and_listeners(sample: Sample) -> None:
+    mark(sample.member_a2, PENDING_DELETE, 2)
+    mark(sample.hm_a, PENDING_DELETE, 2)
+    mark(sample.listener_a, PENDING_DELETE, 2)
+    spec = build_spec(sample.tree)
+    assert [listener.id for listener in spec.listeners] == [sample.listener_b.id]
+    pool_a = spec.pools[0]
+    assert [m.id for m in pool_a.members] == [sample.member_a1.id]
+    assert pool_a.healthmonitor is None
+
+
+def test_spec_keeps_the_tree_order_of_listeners_and_pools() -> None:
+    lb = make_lb()
+    pools = [make_pool(lb, f"pool_{i}") for i in range(4)]
+    pools.sort(key=lambda pool: pool.id, reverse=True)
+    listeners = [make_listener(lb, f"listener_{i}", 80 + i, pools[i]) for i in range(4)]
+    listeners.sort(key=lambda listener: listener.id, reverse=True)
+    # Rotated reverse-sorted lists: neither sorted nor reverse-sorted by id.
+    tree = Tree(lb=lb, listeners=listeners[1:] + listeners[:1], pools=pools[2:] + pools[:2])
+    spec = build_spec(tree)
+    assert [listener.id for listener in spec.listeners] == [obj.id for obj in tree.listeners]
+    assert [pool.id for pool in spec.pools] == [obj.id for obj in tree.pools]
+    # No sort by id gives the tree's order, so the spec cannot have sorted it.
+    for ids in ([obj.id for obj in tree.listeners], [obj.id for obj in tree.pools]):
+        assert ids not in (sorted(ids), sorted(ids, reverse=True))
+
+
+def test_spec_does_not_change_the_tree(sample: Sample) -> None:
+    mark(sample.pool_b, PENDING_DELETE, 2)
+    before = provisioning(sample.tree)
+    build_spec(sample.tree)
+    assert provisioning(sample.tree) == before
+    assert sample.listener_b.default_pool_id == sample.pool_b.id
