@@ -2,6 +2,6 @@
 
 It consumes every command shard queue, runs each command under its device's
 lock through the driver the command names, publishes the outcome as a
-``Result`` and only then acknowledges the command (DESIGN §1, §5). It never
+``Result`` and only then acknowledges the command. It never
 touches the database.
 """

@@ -27,7 +27,7 @@ settings (environment):
   LBAAS_DEVICE_RELOAD_TIMEOUT      seconds a start or reload may take (10)
   LBAAS_DEVICE_STOP_GRACE          seconds a deleted instance may finish connections (5)
   LBAAS_DEVICE_HARD_STOP_AFTER     seconds old workers may serve after a reload (30)
-  LBAAS_DEVICE_MAXCONN             connections per instance (20000)
+  LBAAS_DEVICE_MAXCONN             connections per instance (HAProxy's default)
   LBAAS_DEVICE_TLS_CERT, _TLS_KEY  serve HTTPS with this certificate
   LBAAS_DEVICE_TLS_CLIENT_CA       and require client certificates from this CA
   LBAAS_DEVICE_LOG_LEVEL           DEBUG, INFO, WARNING, ERROR (INFO)

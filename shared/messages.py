@@ -1,4 +1,4 @@
-"""Command and Result messages (DESIGN §5), versioned by ``schema_version``.
+"""Command and Result messages, versioned by ``schema_version``.
 
 Commands are level-triggered: each carries the whole desired state of one load
 balancer. Both models forbid unknown fields so that a message from an

@@ -1,4 +1,4 @@
-"""Status enums of the Load Balancer v2 API and of operations (DESIGN §4)."""
+"""Status enums of the Load Balancer v2 API and of operations (docs/status-rules.md)."""
 
 from enum import StrEnum
 

@@ -12,9 +12,10 @@ in order across agents, a delivery limit, and at-least-once dead-lettering
 (which needs ``x-overflow: reject-publish``: with the default overflow the broker may
 drop a dead letter).
 
-The API declares the topology (:func:`declare_topology`); the agent only looks
-it up (:func:`passive_topology`), which needs no permission on the broker, so
-the agent's RabbitMQ user can neither create, bind nor delete anything.
+The operator declares the topology once (``lbaas-manage broker declare``,
+:func:`declare_topology`); the API and the agents only look it up
+(:func:`passive_topology`), which needs no configure permission, so their
+RabbitMQ users can neither create, bind nor delete anything.
 """
 
 import zlib

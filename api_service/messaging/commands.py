@@ -56,7 +56,7 @@ class CommandPublisher:
         self.wake = asyncio.Event()
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
-        """Declare the topology and open the confirming channel commands go through."""
+        """Look the topology up and open the confirming channel commands go through."""
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await passive_topology(channel, self._names)
         self._exchange = topology.commands

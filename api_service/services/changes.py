@@ -1,7 +1,7 @@
 """Every asynchronous change: lock the tree, edit it, bump the generation, record the command.
 
 One transaction writes the edited objects, the operation row and the outbox
-row holding the whole spec of the tree (level-triggered, DESIGN §5). After the
+row holding the whole spec of the tree (level-triggered, docs/contract.md). After the
 commit the command is published (or left to the outbox relay).
 """
 
@@ -118,7 +118,7 @@ class Changes:
 async def lock_mutable(
     session: AsyncSession, ctx: RequestContext, loadbalancer_id: UUID
 ) -> LoadBalancer:
-    """Lock the load balancer row; refuse while a change is in flight (DESIGN §4)."""
+    """Lock the load balancer row; refuse while a change is in flight."""
     lb = await session.scalar(
         select(LoadBalancer).where(LoadBalancer.id == loadbalancer_id).with_for_update()
     )

@@ -1,4 +1,4 @@
-"""A load balancer's tree of objects, its spec, and the status transitions of DESIGN §4.
+"""A load balancer's tree of objects, its spec, and the status transitions of docs/status-rules.md.
 
 The load balancer row is the lock of its whole tree: every writer locks it
 first, so a tree is only ever changed by one transaction at a time.
