@@ -1,4 +1,4 @@
-"""Applying an agent's result: the status transitions (docs/status-rules.md), fenced by generation."""
+"""Applying an agent's result: the status transitions of docs/status-rules.md, by generation."""
 
 from enum import StrEnum
 

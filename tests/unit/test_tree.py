@@ -1,4 +1,4 @@
-"""The status state machine of a load balancer's tree and the spec built from it (docs/status-rules.md).
+"""The state machine of a load balancer's tree and the spec built from it (docs/status-rules.md).
 
 Every test builds its ORM objects in memory (no session, no database) with
 every column the code under test reads set explicitly. Objects are named after

@@ -8,7 +8,8 @@ never escaped: addresses and networks are parsed and re-serialised, numbers
 are integers, keywords come from enums, and the few strings (URL path,
 expected codes, cookie name) must match their allow-list whole
 (``fullmatch``). Nothing is ever put in double quotes, where HAProxy would
-expand ``${VARIABLES}``.
+expand ``${VARIABLES}``; the values of L7 rules are put in single quotes, where
+HAProxy interprets nothing, and a single quote is refused (:func:`_l7`).
 """
 
 import re
@@ -17,9 +18,20 @@ from ipaddress import IPv6Address, ip_address, ip_network
 from uuid import UUID
 
 from agent_service.drivers import Refused
-from shared.allow_lists import COOKIE_NAME, EXPECTED_CODES, URL_PATH
+from shared.allow_lists import (
+    COOKIE_NAME,
+    DEFAULT_REDIRECT_HTTP_CODE,
+    EXPECTED_CODES,
+    MAX_L7_RULES_PER_POLICY,
+    URL_PATH,
+    file_type_regex,
+    l7_policy_problem,
+    l7_rule_problem,
+)
 from shared.messages import (
     HealthMonitorSpec,
+    L7PolicySpec,
+    L7RuleSpec,
     ListenerSpec,
     LoadBalancerSpec,
     MemberSpec,
@@ -34,6 +46,17 @@ _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPT
 _MONITOR_TYPES = frozenset({"HTTP", "HTTPS", "TCP", "PING"})
 _TRUE = frozenset({"true", "True"})
 _STICK_TABLE = "size 100k expire 30m"
+_MATCHES = {
+    "REGEX": "reg",
+    "STARTS_WITH": "beg",
+    "ENDS_WITH": "end",
+    "CONTAINS": "sub",
+    "EQUAL_TO": "str",
+}
+_QUOTABLE = re.compile(r"\A[\x20-\x26\x28-\x7e]+\Z")
+"""What may stand between single quotes: printable ASCII but the quote itself."""
+_CHOSEN = "txn.l7_policy"
+"""The variable holding the hex id of the first L7 policy that matched the request."""
 
 DEFAULTS = """\
 defaults
@@ -59,6 +82,10 @@ def section(prefix: str, object_id: UUID) -> str:
 def render(spec: LoadBalancerSpec) -> str:
     """The whole configuration of ``spec`` (the device adds its own ``global`` section)."""
     users = {listener.default_pool_id: listener for listener in spec.listeners}
+    for listener in spec.listeners:
+        for policy in _rendered_policies(listener):
+            if policy.action == "REDIRECT_TO_POOL":
+                users.setdefault(policy.redirect_pool_id, listener)
     parts = [DEFAULTS]
     parts += ["\n".join(_frontend(spec, listener)) + "\n" for listener in spec.listeners]
     parts += ["\n".join(_backend(pool, users.get(pool.id))) + "\n" for pool in spec.pools]
@@ -83,14 +110,154 @@ def _frontend(spec: LoadBalancerSpec, listener: ListenerSpec) -> Iterator[str]:
     if listener.protocol == "HTTPS" and listener.timeout_tcp_inspect:
         yield f"    tcp-request inspect-delay {_milliseconds(listener.timeout_tcp_inspect)}"
         yield "    tcp-request content accept if { req_ssl_hello_type 1 }"
+    if listener.l7policies and mode != "http":
+        raise Unrenderable(f"L7 policies need an HTTP listener, not {listener.protocol}")
+    requests, switches = _l7(spec, listener)
+    yield from requests
+    if listener.default_pool_id is None and mode == "http":
+        # With REDIRECT_TO_POOL policies, the chosen policy can only be one of them here.
+        yield "    http-request deny deny_status 503" + (" unless l7-chosen" if switches else "")
+    yield from switches
     if listener.default_pool_id is not None:
         yield f"    default_backend {section('pool', listener.default_pool_id)}"
-    elif mode == "http":
-        yield "    http-request deny deny_status 503"
-    else:
+    elif mode != "http":
         yield "    tcp-request connection reject"
     if not (listener.admin_state_up and spec.admin_state_up):
         yield "    disabled"
+
+
+def _rendered_policies(listener: ListenerSpec) -> list[L7PolicySpec]:
+    """The policies of ``listener`` that can match, in the spec's (position) order."""
+    return [
+        policy
+        for policy in listener.l7policies
+        if policy.admin_state_up and any(rule.admin_state_up for rule in policy.rules)
+    ]
+
+
+def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list[str]]:
+    """The L7 policies of ``listener``: its ``http-request`` lines and its ``use_backend`` ones.
+
+    Octavia's rule is that the first matching policy by position wins, but HAProxy runs every
+    ``http-request`` rule (REJECT, the redirects) before any ``use_backend`` (REDIRECT_TO_POOL).
+    So each policy, in order, first sets the variable :data:`_CHOSEN` to its id when all its
+    enabled rules match and no policy was chosen yet (``l7-chosen``); then each policy's action
+    runs only if it is the chosen one (``p-<id>``)::
+
+        acl l7-chosen var(txn.l7_policy) -m found
+        acl r-<rule> path -m beg -- '/api'
+        http-request set-var(txn.l7_policy) str(<policy>) if !l7-chosen r-<rule> !r-<rule>
+        acl p-<policy> var(txn.l7_policy) -m str <policy>
+        ...
+        http-request deny deny_status 403 if p-<policy>
+        use_backend pool-<id> if p-<policy>
+
+    A REDIRECT_TO_POOL policy at position 1 thus wins over a REJECT at position 2 for a
+    request both match. ACLs are evaluated where they are used, so ``l7-chosen`` sees the
+    variable as the rules before it left it. Disabled policies and rules are left out, and so
+    is a policy without enabled rules (it matches nothing).
+    """
+    policies = _rendered_policies(listener)
+    if not policies:
+        return [], []
+    pools = {pool.id: pool for pool in spec.pools}
+    conditions = ["    acl l7-chosen var(txn.l7_policy) -m found"]
+    requests: list[str] = []
+    switches: list[str] = []
+    seen: set[UUID] = set()
+    for policy in policies:
+        problem = l7_policy_problem(
+            policy.action,
+            redirect_pool_id=policy.redirect_pool_id,
+            redirect_url=policy.redirect_url,
+            redirect_prefix=policy.redirect_prefix,
+            redirect_http_code=policy.redirect_http_code,
+        )
+        if problem is not None:
+            raise Unrenderable(f"L7 policy {policy.id}: {problem}")
+        policy_hex = _unique(policy.id, seen)
+        chosen = f"p-{policy_hex}"
+        rules = [rule for rule in policy.rules if rule.admin_state_up]
+        if len(rules) > MAX_L7_RULES_PER_POLICY:
+            raise Unrenderable(
+                f"L7 policy {policy.id} has more than {MAX_L7_RULES_PER_POLICY} enabled rules"
+            )
+        matches = []
+        for rule in rules:
+            name, acl = _rule(rule, seen)
+            conditions.append(acl)
+            matches.append(f"!{name}" if rule.invert else name)
+        conditions.append(
+            f"    http-request set-var({_CHOSEN}) str({policy_hex}) if !l7-chosen "
+            + " ".join(matches)
+        )
+        conditions.append(f"    acl {chosen} var({_CHOSEN}) -m str {policy_hex}")
+        code = policy.redirect_http_code or DEFAULT_REDIRECT_HTTP_CODE
+        if policy.action == "REJECT":
+            requests.append(f"    http-request deny deny_status 403 if {chosen}")
+        elif policy.action == "REDIRECT_TO_URL":
+            requests.append(
+                f"    http-request redirect location {policy.redirect_url} code {code} if {chosen}"
+            )
+        elif policy.action == "REDIRECT_PREFIX":
+            requests.append(
+                f"    http-request redirect prefix {policy.redirect_prefix} code {code} if {chosen}"
+            )
+        else:
+            pool = pools.get(UUID(str(policy.redirect_pool_id)))
+            if pool is None:
+                raise Unrenderable(
+                    f"L7 policy {policy.id} redirects to pool {policy.redirect_pool_id},"
+                    " which is not one of the load balancer's"
+                )
+            if _choice(pool.protocol, _MODES, "pool protocol") != "http":
+                raise Unrenderable(
+                    f"L7 policy {policy.id} redirects to the {pool.protocol} pool {pool.id}"
+                    " of an HTTP listener"
+                )
+            switches.append(f"    use_backend {section('pool', pool.id)} if {chosen}")
+    return conditions + requests, switches
+
+
+def _rule(rule: L7RuleSpec, seen: set[UUID]) -> tuple[str, str]:
+    """The name of the ACL of ``rule`` and its declaration."""
+    problem = l7_rule_problem(rule.type, rule.compare_type, rule.key, rule.value)
+    if problem is not None:
+        raise Unrenderable(f"L7 rule {rule.id}: {problem}")
+    name = f"r-{_unique(rule.id, seen)}"
+    match = _MATCHES[rule.compare_type]
+    value = rule.value
+    if rule.type == "HOST_NAME":
+        fetch = "req.hdr(host),field(1,:) -i"
+    elif rule.type == "PATH":
+        fetch = "path"
+    elif rule.type == "FILE_TYPE":
+        fetch = "path"
+        if rule.compare_type == "REGEX":
+            value = file_type_regex(value)
+        else:
+            match, value = "end", f".{value}"
+    elif rule.type == "HEADER":
+        fetch = f"req.hdr({rule.key})"
+    else:
+        fetch = f"req.cook({rule.key})"
+    return name, f"    acl {name} {fetch} -m {match} -- {_single_quoted(value)}"
+
+
+def _single_quoted(value: str) -> str:
+    """``value`` as one word that HAProxy reads as it is (nothing is interpreted there)."""
+    if not _QUOTABLE.fullmatch(value):
+        raise Unrenderable(f"{value!r} cannot stand between single quotes")
+    return f"'{value}'"
+
+
+def _unique(object_id: UUID, seen: set[UUID]) -> str:
+    """The hex of an id that names an ACL; an id seen twice would merge two ACLs."""
+    object_id = UUID(str(object_id))
+    if object_id in seen:
+        raise Unrenderable(f"{object_id} is the id of two L7 policies or rules")
+    seen.add(object_id)
+    return object_id.hex
 
 
 def _inserted_headers(headers: dict[str, str]) -> Iterator[str]:
