@@ -2,6 +2,8 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -10,20 +12,25 @@ from api_service.idempotency import IdempotencyMiddleware
 from api_service.limits import BodyLimits
 from api_service.metrics import Metrics, RequestMetrics
 from api_service.problems import install_problem_handlers
+from api_service.resources.catalog import RESOURCES
 from api_service.routers import (
     devices,
-    healthmonitors,
     listeners,
     loadbalancers,
     members,
     operations,
-    pools,
     quotas,
     root,
     tokens,
 )
+from api_service.routers.resources import resource_router
 from api_service.runtime import Runtime
+from api_service.services.resource import ResourceService
 from api_service.settings import ApiSettings
+
+
+def _service_of(key: str, runtime: Runtime) -> ResourceService[Any]:
+    return runtime.resources[key]
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -55,17 +62,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimits)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(root.router)
+    routers = [
+        loadbalancers.router,
+        *(resource_router(r, partial(_service_of, r.key)) for r in RESOURCES),
+        listeners.router,
+        members.router,
+        devices.router,
+        operations.router,
+        quotas.router,
+        tokens.router,
+    ]
     for prefix, documented in (("/v2", True), ("/v2.0", False)):
-        for module in (
-            loadbalancers,
-            listeners,
-            pools,
-            members,
-            healthmonitors,
-            devices,
-            operations,
-            quotas,
-            tokens,
-        ):
-            app.include_router(module.router, prefix=prefix, include_in_schema=documented)
+        for router in routers:
+            app.include_router(router, prefix=prefix, include_in_schema=documented)
     return app

@@ -5,6 +5,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Request
@@ -19,16 +20,14 @@ from api_service.messaging.results import ResultConsumer
 from api_service.messaging.status import StatusConsumer
 from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
+from api_service.resources.catalog import RESOURCES
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService, claim_syncs
-from api_service.services.healthmonitors import HealthMonitorService
-from api_service.services.listeners import ListenerService
 from api_service.services.loadbalancers import LoadBalancerService
-from api_service.services.members import MemberService
 from api_service.services.operations import OperationService
-from api_service.services.pools import PoolService
 from api_service.services.quotas import QuotaService
 from api_service.services.reaper import run_reaper
+from api_service.services.resource import ResourceService
 from api_service.services.tokens import Role, TokenService
 from api_service.settings import ApiSettings
 from shared.broker import Broker
@@ -46,10 +45,8 @@ class Runtime:
     commands: CommandPublisher
     results: ResultConsumer
     loadbalancers: LoadBalancerService
-    listeners: ListenerService
-    pools: PoolService
-    members: MemberService
-    healthmonitors: HealthMonitorService
+    resources: dict[str, ResourceService[Any]]
+    """The generic service of each tree resource, by its key."""
     devices: DeviceService
     operations: OperationService
     feed: SettledFeed
@@ -97,10 +94,7 @@ class Runtime:
             commands=commands,
             results=results,
             loadbalancers=LoadBalancerService(sessions, changes, settings.default_provider),
-            listeners=ListenerService(sessions, changes),
-            pools=PoolService(sessions, changes),
-            members=MemberService(sessions, changes),
-            healthmonitors=HealthMonitorService(sessions, changes),
+            resources={r.key: ResourceService(r, sessions, changes) for r in RESOURCES},
             devices=DeviceService(sessions),
             operations=OperationService(sessions),
             feed=SettledFeed(plain_dsn(settings.database_url)),

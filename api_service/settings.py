@@ -36,6 +36,8 @@ class ApiSettings(CommonSettings):
     quota_pool: int = Field(default=-1, ge=-1)
     quota_member: int = Field(default=-1, ge=-1)
     quota_healthmonitor: int = Field(default=-1, ge=-1)
+    quota_l7policy: int = Field(default=-1, ge=-1)
+    quota_l7rule: int = Field(default=-1, ge=-1)
 
     @property
     def quota_defaults(self) -> dict[str, int]:
@@ -45,6 +47,8 @@ class ApiSettings(CommonSettings):
             "pool": self.quota_pool,
             "member": self.quota_member,
             "healthmonitor": self.quota_healthmonitor,
+            "l7policy": self.quota_l7policy,
+            "l7rule": self.quota_l7rule,
         }
 
     @field_validator("database_url")

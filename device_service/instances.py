@@ -64,25 +64,42 @@ class Rejected(Exception):
 
 
 _SECTIONS = frozenset({"defaults", "frontend", "backend"})
-_FOREIGN = re.compile(
-    r"\b(lua-\S+|external-check|errorfile|errorloc\S*|ca-file|crt(-list)?|crl-file|"
-    r"load-server-state-from-file\s+local|server-state-file|stats\s+socket|(?<![-\w])file)\b"
+_FOREIGN_WORDS = frozenset(
+    {
+        "external-check",
+        "errorfile",
+        "errorloc",
+        "errorloc302",
+        "errorloc303",
+        "ca-file",
+        "crt",
+        "crt-list",
+        "crl-file",
+        "file",
+        "server-state-file",
+        "socket",
+    }
 )
+_QUOTED = re.compile(r"'[^']*'")
 
 
 def refuse_foreign(body: str) -> str | None:
     """Why ``body`` is not what the agent renders, or None (defence in depth).
 
     The agent only ever sends ``defaults``, ``frontend`` and ``backend``
-    sections and nothing that reads a file or runs code on the device host;
-    even a caller with the secret gets nothing else past the daemon.
+    sections and no keyword that reads a file or runs code on the device host
+    (compared as whole words, outside single-quoted values); even a caller with
+    the secret gets nothing else past the daemon.
     """
     for number, line in enumerate(body.splitlines(), start=1):
         if line and not line[0].isspace() and line.split()[0] not in _SECTIONS:
             return f"line {number}: only defaults, frontend and backend sections are accepted"
-        found = _FOREIGN.search(line)
-        if found:
-            return f"line {number}: {found.group(0)!r} is not accepted on this device"
+        words = _QUOTED.sub("''", line).split()
+        for word in words:
+            if word in _FOREIGN_WORDS or word.startswith("lua-"):
+                return f"line {number}: {word!r} is not accepted on this device"
+        if words[:1] == ["load-server-state-from-file"] and words[1:] != ["global"]:
+            return f"line {number}: only load-server-state-from-file global is accepted"
     return None
 
 

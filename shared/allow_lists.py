@@ -17,11 +17,14 @@ would take the digits of other scripts too)."""
 COOKIE_NAME = re.compile(r"\A[A-Za-z0-9!&*+\-.^_`|~]{1,255}\Z")
 """RFC 6265 token characters less ``$`` and ``%``, which HAProxy may expand."""
 
-# L7 policies and rules (Octavia's model). A rule's value reaches the configuration as one word
-# in single quotes, within which HAProxy interprets nothing (no backslash, no ``$``, no ``#``),
-# after ``--`` (a value like ``-f`` is then not read as a flag, such as "load the patterns of a
-# file"); a single quote, which would end the word, is never allowed. Redirect URLs and prefixes
-# are rendered bare and are log-format strings for HAProxy, so ``%`` is refused there.
+# L7 policies and rules (Octavia's model), checked by l7_rule_problem and l7_policy_problem.
+# The renderer puts a rule's value in the configuration as one word between single quotes,
+# where HAProxy interprets nothing (no backslash escape, no ${VARIABLE}, no # comment), after
+# "--" (so that a value such as -f is not read as a flag: -f loads patterns from a file). No
+# value may hold a quote, a control character or anything but ASCII. A REGEX value is matched
+# by HAProxy's PCRE2, unanchored (use ^ and $). Redirect URLs and prefixes are rendered bare and
+# HAProxy reads them as log-format strings: they hold no %, no space and nothing HAProxy's
+# configuration parser interprets.
 
 L7_RULE_TYPES = frozenset({"HOST_NAME", "PATH", "FILE_TYPE", "HEADER", "COOKIE"})
 L7_COMPARE_TYPES = frozenset({"REGEX", "STARTS_WITH", "ENDS_WITH", "CONTAINS", "EQUAL_TO"})
@@ -43,12 +46,16 @@ PATH_VALUE = re.compile(r"\A(?:[A-Za-z0-9\-._~!&()*+,;=:@/]|%[0-9A-Fa-f]{2}){1,2
 is matched ends before the query. EQUAL_TO and STARTS_WITH values also start with ``/``."""
 FILE_TYPE_VALUE = re.compile(r"\A[A-Za-z0-9]{1,16}\Z")
 """A file extension without its dot (``jpg``): the path ends with ``.jpg`` (case matters)."""
-HEADER_VALUE = re.compile(r"\A[A-Za-z0-9!&()*+,\-./:;<=>?@\[\]^_`{|}~]{1,255}\Z")
-"""What a HEADER or COOKIE rule compares with: visible ASCII less ``"``, ``#``, ``$``, ``%``,
-``'`` and ``\\``; no space."""
-REGEX_VALUE = re.compile(r"\A[\x20-\x26\x28-\x7e]{1,255}\Z")
-"""A REGEX rule's value: printable ASCII (space included) but ``'``; it must also compile, with
-Python's ``re`` and in the PCRE2 dialect of HAProxy (see :func:`l7_rule_problem`)."""
+HEADER_VALUE = re.compile(r"\A[A-Za-z0-9!&()*+\-./:;<=>?@\[\]^_`{|}~]{1,255}\Z")
+"""What a HEADER rule compares with: visible ASCII less ``"``, ``#``, ``$``, ``%``, ``'``,
+``\\`` and ``,`` (HAProxy compares each comma-separated value of the header); no space."""
+COOKIE_VALUE = re.compile(r"\A[A-Za-z0-9!&()*+\-./:<=>?@\[\]^_`{|}~]{1,255}\Z")
+"""What a COOKIE rule compares with: RFC 6265 cookie octets less ``#``, ``$``, ``%`` and ``'``
+(no space, quote, comma, semicolon or backslash)."""
+REGEX_VALUE = re.compile(r"\A[ !#-&(-~]{1,255}\Z")
+"""A REGEX rule's value: printable ASCII (space included) but the quotes (``\\x22`` and
+``\\x27`` match them); it must also compile, with Python's ``re`` and in the PCRE2 dialect of
+HAProxy (see :func:`l7_rule_problem`)."""
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 _ORIGIN = (
@@ -79,7 +86,7 @@ def _regex_problem(value: str) -> str | None:
     if not REGEX_VALUE.fullmatch(value):
         return (
             f"a regex must be 1 to {MAX_L7_VALUE_LENGTH} printable ASCII characters"
-            " without a single quote"
+            " without quotes (write \\x22 and \\x27)"
         )
     escape = next((m for m in _ESCAPED.finditer(value) if _PY_ONLY_ESCAPE.match(m.group())), None)
     if escape is not None:
@@ -114,7 +121,8 @@ def l7_rule_problem(type: str, compare_type: str, key: str | None, value: str) -
     rules, and must be None for the others. FILE_TYPE rules compare with EQUAL_TO or REGEX
     only. A REGEX ``value`` is checked by :data:`REGEX_VALUE` and compiled (a FILE_TYPE one as
     :func:`file_type_regex`); other values are checked by the allow-list of the rule's type:
-    :data:`HOST_NAME_VALUE`, :data:`PATH_VALUE`, :data:`FILE_TYPE_VALUE`, :data:`HEADER_VALUE`.
+    :data:`HOST_NAME_VALUE`, :data:`PATH_VALUE`, :data:`FILE_TYPE_VALUE`, :data:`HEADER_VALUE`,
+    :data:`COOKIE_VALUE`.
     """
     if type not in L7_RULE_TYPES:
         return f"type must be one of {', '.join(sorted(L7_RULE_TYPES))}"
@@ -153,10 +161,15 @@ def l7_rule_problem(type: str, compare_type: str, key: str | None, value: str) -
             return f"a PATH value compared with {compare_type} starts with /"
     if type == "FILE_TYPE" and not FILE_TYPE_VALUE.fullmatch(value):
         return "a FILE_TYPE value is an extension without its dot: 1 to 16 letters or digits"
-    if type in _KEYED and not HEADER_VALUE.fullmatch(value):
+    if type == "HEADER" and not HEADER_VALUE.fullmatch(value):
         return (
-            f"a {type} value holds 1 to 255 visible ASCII characters but the space, quotes,"
-            " #, $, % and \\"
+            "a HEADER value holds 1 to 255 visible ASCII characters but quotes, #, $, %, \\"
+            " and the comma (each comma-separated value of the header is compared)"
+        )
+    if type == "COOKIE" and not COOKIE_VALUE.fullmatch(value):
+        return (
+            "a COOKIE value holds 1 to 255 visible ASCII characters but quotes, #, $, %, \\,"
+            " the comma and the semicolon"
         )
     return None
 

@@ -20,6 +20,7 @@ The query string is parsed, and links are made, by ``routers.listing``.
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -80,6 +81,14 @@ def parse_int(raw: str) -> int:
     if not _INTEGER.fullmatch(raw) or not INT32[0] <= int(raw) <= INT32[1]:
         raise ValueError(f"must be an integer from {INT32[0]} to {INT32[1]}")
     return int(raw)
+
+
+def parse_address(raw: str) -> object:
+    """A filter value parser for address columns: an IP address without a scope (zone) id."""
+    address = ip_address(raw)
+    if getattr(address, "scope_id", None):
+        raise ValueError("an address here has no scope (zone) id")
+    return address
 
 
 def parse_bool(raw: str) -> bool:

@@ -198,6 +198,39 @@ class StatsRow:
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class L7Policy(TreeChild, Base):
+    """What a listener does with requests matching all of its rules; ``position`` orders a
+    listener's policies from 1, without gaps."""
+
+    __tablename__ = "l7policies"
+
+    listener_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("listeners.id", ondelete="CASCADE"), index=True
+    )
+    listener: Mapped["Listener"] = relationship(lazy="raise")
+    action: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    redirect_pool_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pools.id"))
+    redirect_pool: Mapped["Pool | None"] = relationship(lazy="raise")
+    redirect_url: Mapped[str | None] = mapped_column(String(2048))
+    redirect_prefix: Mapped[str | None] = mapped_column(String(2048))
+    redirect_http_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class L7Rule(TreeChild, Base):
+    __tablename__ = "l7rules"
+
+    l7policy_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("l7policies.id", ondelete="CASCADE"), index=True
+    )
+    l7policy: Mapped["L7Policy"] = relationship(lazy="raise")
+    type: Mapped[str] = mapped_column(String(16))
+    compare_type: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str | None] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+    invert: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class LoadBalancerStats(StatsRow, Base):
     __tablename__ = "loadbalancer_stats"
 
@@ -311,3 +344,5 @@ class Quota(Base):
     pool: Mapped[int | None] = mapped_column(Integer)
     member: Mapped[int | None] = mapped_column(Integer)
     healthmonitor: Mapped[int | None] = mapped_column(Integer)
+    l7policy: Mapped[int | None] = mapped_column(Integer)
+    l7rule: Mapped[int | None] = mapped_column(Integer)

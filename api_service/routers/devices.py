@@ -8,7 +8,7 @@ from api_service.access import RequestContext
 from api_service.context import admin_context, global_reader_context
 from api_service.db.models import Device
 from api_service.problems import problems
-from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY, link
+from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.devices import (
     DeviceBody,
@@ -20,6 +20,7 @@ from api_service.schemas.devices import (
     ResyncOperation,
     ResyncOut,
 )
+from api_service.schemas.links import link
 
 router = APIRouter(prefix="/lbaas/devices", tags=["devices"])
 Reader = Depends(global_reader_context)

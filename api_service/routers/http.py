@@ -12,23 +12,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api_service.access import RequestContext
-from api_service.db.listing import INT32, ListQuery, Page, parse_bool, parse_int
+from api_service.db.listing import INT32, ListQuery, Page, parse_address, parse_bool, parse_int
 from api_service.db.models import StatsRow, TreeObject
 from api_service.idempotency import KEY_PATTERN
 from api_service.problems import problems
 from api_service.routers.listing import page_links, select_fields
 from api_service.runtime import Runtime
 from api_service.schemas.fields import IP_FORMATS, not_null
+from api_service.schemas.links import Links, link
 from api_service.schemas.loadbalancers import StatsBody, StatsOut
 from api_service.services.changes import Accepted, etag
-from api_service.services.views import (
-    COMMON_FILTERS,
-    COMMON_SORTS,
-    FILTERS,
-    SORTS,
-    Related,
-    parse_address,
-)
+from api_service.services.resource import COMMON_FILTERS, COMMON_SORTS, Filters, Related
 from api_service.services.waiting import wait_settled
 from shared.status import ProvisioningStatus
 
@@ -71,24 +65,6 @@ ACCEPTED_HEADERS = {
     },
     **ETAG_HEADER,
 }
-
-
-Links = dict[str, dict[str, Any]]
-
-
-def link(
-    operation_id: str,
-    description: str,
-    parameters: dict[str, str] | None = None,
-    body: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An OpenAPI link: how to call ``operation_id`` with what this answer holds."""
-    return {
-        "operationId": operation_id,
-        "description": description,
-        **({"parameters": parameters} if parameters else {}),
-        **({"requestBody": body} if body else {}),
-    }
 
 
 OPERATION_LINK = {
@@ -166,9 +142,9 @@ def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) ->
     }
 
 
-def list_openapi(model: type[TreeObject]) -> dict[str, Any]:
+def list_openapi(filters: Filters, sorts: frozenset[str]) -> dict[str, Any]:
     """``openapi_extra`` of a list: Octavia's query parameters, which a dependency reads raw."""
-    sortable = sorted(COMMON_SORTS | SORTS[model])
+    sortable = sorted(COMMON_SORTS | sorts)
     key = "(?:" + "|".join(re.escape(name) for name in sortable) + ")"
     parameters = [
         _query(
@@ -206,27 +182,10 @@ def list_openapi(model: type[TreeObject]) -> dict[str, Any]:
         ),
         *(
             _query(name, _FILTER_SCHEMAS[parse], f"Only objects whose {name} is this.")
-            for name, parse in {**COMMON_FILTERS, **FILTERS[model]}.items()
+            for name, parse in {**COMMON_FILTERS, **filters}.items()
         ),
     ]
     return {"parameters": parameters}
-
-
-def common_fields(obj: TreeObject) -> dict[str, Any]:
-    return {
-        "id": obj.id,
-        "project_id": obj.project_id,
-        "tenant_id": obj.project_id,
-        "name": obj.name,
-        "description": obj.description,
-        "admin_state_up": obj.admin_state_up,
-        "provisioning_status": obj.provisioning_status,
-        "operating_status": obj.operating_status,
-        "status_reason": obj.status_reason,
-        "tags": list(obj.tags),
-        "created_at": obj.created_at,
-        "updated_at": obj.updated_at,
-    }
 
 
 def accepted(request: Request, response: Response, path: str, change: Accepted) -> None:

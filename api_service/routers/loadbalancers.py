@@ -1,104 +1,56 @@
-"""``/lbaas/loadbalancers``: Octavia v2 paths and bodies; writes answer 202."""
+"""What load balancers have besides the generic routes: create (placement, the whole tree in
+one call), delete (``cascade``), failover, stats and the status tree."""
 
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from api_service.access import RequestContext
 from api_service.context import request_context, writer_context
-from api_service.db.listing import ListQuery, parse_bool
-from api_service.db.models import LoadBalancer, TreeObject
+from api_service.db.listing import parse_bool
+from api_service.db.models import L7Rule
 from api_service.errors import Invalid
 from api_service.problems import problems
+from api_service.resources.loadbalancers import LOADBALANCER
 from api_service.routers.http import (
     CHANGE_PROBLEMS,
     CHECKED,
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
-    LIST_PROBLEMS,
     READ_PROBLEMS,
-    Links,
-    LongPoll,
-    accepted,
     accepted_responses,
-    common_fields,
     if_match_header,
-    link,
-    list_openapi,
-    list_response,
-    long_poll,
-    read_responses,
-    read_settled,
     settled,
     stats_body,
-    with_etag,
 )
-from api_service.routers.listing import list_query_dependency
+from api_service.routers.resources import accepted_body
 from api_service.runtime import Runtime, get_runtime
-from api_service.schemas.common import IdRef
 from api_service.schemas.loadbalancers import (
     LoadBalancerBody,
     LoadBalancerCreateBody,
-    LoadBalancerList,
-    LoadBalancerOut,
-    LoadBalancerUpdateBody,
     StatsBody,
     StatusTreeBody,
 )
 from api_service.services.changes import Accepted
 from api_service.services.tree import Tree
-from api_service.services.views import Related, list_page, related
 
 router = APIRouter(prefix="/lbaas/loadbalancers", tags=["loadbalancers"])
-PATH = "loadbalancers"
 
-_ID = "$response.body#/loadbalancer/id"
-_THIS = {"path.loadbalancer_id": _ID}
 SETTLED = {
-    "GetLoadBalancer": settled("getLoadBalancer", "Wait until it is ACTIVE.", loadbalancer_id=_ID)
-}
-NEXT: Links = {
-    "CreateListener": link(
-        "createListener", "Add a listener.", body={"listener": {"loadbalancer_id": _ID}}
-    ),
-    "CreatePool": link("createPool", "Add a pool.", body={"pool": {"loadbalancer_id": _ID}}),
-    "UpdateLoadBalancer": link("updateLoadBalancer", "Change it.", _THIS),
-    "DeleteLoadBalancer": link("deleteLoadBalancer", "Delete it.", _THIS),
-    "FailoverLoadBalancer": link("failoverLoadBalancer", "Apply it again.", _THIS),
-    "GetLoadBalancerStats": link("getLoadBalancerStats", "Its traffic counters.", _THIS),
-    "GetLoadBalancerStatusTree": link("getLoadBalancerStatusTree", "Its status tree.", _THIS),
-    "ListOperations": link("listOperations", "Its operations.", {"query.loadbalancer_id": _ID}),
+    "GetLoadBalancer": settled(
+        "getLoadBalancer",
+        "Wait until it is ACTIVE.",
+        loadbalancer_id="$response.body#/loadbalancer/id",
+    )
 }
 
 
-def loadbalancer_out(lb: LoadBalancer, rel: Related, ctx: RequestContext) -> LoadBalancerOut:
-    return LoadBalancerOut(
-        **common_fields(lb),
-        provider=lb.provider,
-        vip_address=str(lb.vip_address),
-        vip_subnet_id=lb.vip_subnet_id,
-        vip_network_id=lb.vip_network_id,
-        listeners=[IdRef(id=i) for i in rel.of("listeners")],
-        pools=[IdRef(id=i) for i in rel.of("pools")],
-        device_id=lb.device_id if ctx.is_admin else None,
-        generation=lb.generation,
-    )
-
-
-def _tree_related(tree: Tree) -> Related:
-    return Related(
-        {"listeners": [x.id for x in tree.listeners], "pools": [x.id for x in tree.pools]}
-    )
-
-
-async def _accepted(
+async def _answer(
     request: Request, response: Response, change: Accepted, ctx: RequestContext, runtime: Runtime
-) -> LoadBalancerBody:
-    accepted(request, response, f"{PATH}/{change.loadbalancer.id}", change)
-    async with runtime.sessions() as session:
-        (rel,) = await related(session, [change.loadbalancer])
-    return LoadBalancerBody(loadbalancer=loadbalancer_out(change.loadbalancer, rel, ctx))
+) -> Any:
+    service = runtime.resources[LOADBALANCER.key]
+    return await accepted_body(LOADBALANCER, service, request, response, change, ctx)
 
 
 @router.post(
@@ -110,6 +62,7 @@ async def _accepted(
         "Placed on the enabled device of the provider with the most room (or, for an admin, "
         "on device_id); 503 (with Retry-After) when no device of the provider has room."
     ),
+    response_model=LoadBalancerBody,
     responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
     openapi_extra=IDEMPOTENCY_KEY,
 )
@@ -119,68 +72,9 @@ async def create(
     response: Response,
     ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
-) -> LoadBalancerBody:
+) -> Any:
     change = await runtime.loadbalancers.create(ctx, body.loadbalancer)
-    return await _accepted(request, response, change, ctx, runtime)
-
-
-@router.get(
-    "",
-    operation_id="listLoadBalancers",
-    summary="List load balancers",
-    response_model=LoadBalancerList,
-    responses=LIST_PROBLEMS,
-    openapi_extra=list_openapi(LoadBalancer),
-)
-async def list_(
-    request: Request,
-    query: ListQuery = Depends(list_query_dependency()),
-    ctx: RequestContext = Depends(request_context),
-    runtime: Runtime = Depends(get_runtime),
-) -> JSONResponse:
-    page, rel = await list_page(runtime.sessions, ctx, LoadBalancer, query)
-    return list_response(request, query, PATH, page, rel, ctx, loadbalancer_out)
-
-
-@router.get(
-    "/{loadbalancer_id}",
-    operation_id="getLoadBalancer",
-    summary="Show a load balancer",
-    responses=read_responses(NEXT),
-)
-async def get(
-    loadbalancer_id: UUID,
-    response: Response,
-    poll: LongPoll = Depends(long_poll),
-    ctx: RequestContext = Depends(request_context),
-    runtime: Runtime = Depends(get_runtime),
-) -> LoadBalancerBody:
-    await read_settled(
-        runtime, poll, lambda: runtime.loadbalancers.get(ctx, loadbalancer_id), lambda lb: lb.id
-    )
-    tree = await runtime.loadbalancers.tree(ctx, loadbalancer_id)
-    with_etag(response, tree.lb)
-    return LoadBalancerBody(loadbalancer=loadbalancer_out(tree.lb, _tree_related(tree), ctx))
-
-
-@router.put(
-    "/{loadbalancer_id}",
-    status_code=status.HTTP_202_ACCEPTED,
-    operation_id="updateLoadBalancer",
-    summary="Update a load balancer (asynchronous)",
-    responses=accepted_responses(CHANGE_PROBLEMS, SETTLED),
-)
-async def update(
-    loadbalancer_id: UUID,
-    body: LoadBalancerUpdateBody,
-    request: Request,
-    response: Response,
-    if_match: str | None = Depends(if_match_header),
-    ctx: RequestContext = Depends(writer_context),
-    runtime: Runtime = Depends(get_runtime),
-) -> LoadBalancerBody:
-    change = await runtime.loadbalancers.update(ctx, loadbalancer_id, body.loadbalancer, if_match)
-    return await _accepted(request, response, change, ctx, runtime)
+    return await _answer(request, response, change, ctx, runtime)
 
 
 @router.delete(
@@ -188,6 +82,7 @@ async def update(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="deleteLoadBalancer",
     summary="Delete a load balancer (asynchronous); with cascade=true, its whole tree",
+    response_model=LoadBalancerBody,
     responses=accepted_responses(CHANGE_PROBLEMS),
 )
 async def delete(
@@ -202,7 +97,7 @@ async def delete(
     if_match: str | None = Depends(if_match_header),
     ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
-) -> LoadBalancerBody:
+) -> Any:
     try:
         cascading = parse_bool(cascade)
     except ValueError:
@@ -210,7 +105,7 @@ async def delete(
     change = await runtime.loadbalancers.delete(
         ctx, loadbalancer_id, cascade=cascading, if_match=if_match
     )
-    return await _accepted(request, response, change, ctx, runtime)
+    return await _answer(request, response, change, ctx, runtime)
 
 
 @router.put(
@@ -218,6 +113,7 @@ async def delete(
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="failoverLoadBalancer",
     summary="Apply the whole tree again, on another device if its own is disabled",
+    response_model=LoadBalancerBody,
     responses=accepted_responses(problems(*CHECKED, 400, 403, 404, 409), SETTLED),
 )
 async def failover(
@@ -226,9 +122,9 @@ async def failover(
     response: Response,
     ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
-) -> LoadBalancerBody:
+) -> Any:
     change = await runtime.loadbalancers.failover(ctx, loadbalancer_id)
-    return await _accepted(request, response, change, ctx, runtime)
+    return await _answer(request, response, change, ctx, runtime)
 
 
 @router.get(
@@ -262,7 +158,7 @@ async def status_tree(
     return {"statuses": {"loadbalancer": status_of_tree(tree)}}
 
 
-def _status(obj: TreeObject, **extra: object) -> dict[str, object]:
+def _status(obj: Any, **extra: object) -> dict[str, object]:
     return {
         "id": str(obj.id),
         "name": obj.name,
@@ -272,8 +168,19 @@ def _status(obj: TreeObject, **extra: object) -> dict[str, object]:
     }
 
 
+def _rule_status(rule: L7Rule) -> dict[str, object]:
+    """A rule has no name."""
+    return {
+        "id": str(rule.id),
+        "provisioning_status": rule.provisioning_status,
+        "operating_status": rule.operating_status,
+        "type": rule.type,
+    }
+
+
 def status_of_tree(tree: Tree) -> dict[str, object]:
-    """Octavia's status tree: listeners, their default pools, members and health monitor."""
+    """Octavia's status tree: listeners with their L7 policies and rules, their default pools
+    with members and health monitor."""
 
     def pool_status(pool_id: UUID) -> list[dict[str, object]]:
         pool = tree.pool(pool_id)
@@ -296,6 +203,14 @@ def status_of_tree(tree: Tree) -> dict[str, object]:
             _status(
                 listener,
                 pools=pool_status(listener.default_pool_id) if listener.default_pool_id else [],
+                l7policies=[
+                    _status(
+                        policy,
+                        action=policy.action,
+                        rules=[_rule_status(rule) for rule in tree.l7rules_of(policy.id)],
+                    )
+                    for policy in tree.l7policies_of(listener.id)
+                ],
             )
             for listener in tree.listeners
         ],

@@ -42,6 +42,8 @@ class QuotaFields(RequestBody):
     pool: Limit | None = None
     member: Limit | None = None
     healthmonitor: Limit | None = None
+    l7policy: Limit | None = None
+    l7rule: Limit | None = None
 
 
 class QuotaUpdateBody(RequestBody):
@@ -54,6 +56,8 @@ class QuotaOut(BaseModel):
     pool: int
     member: int
     healthmonitor: int
+    l7policy: int
+    l7rule: int
 
 
 class ProjectQuotaOut(QuotaOut):

@@ -16,6 +16,7 @@ from api_service.schemas.fields import (
     Text255,
 )
 from api_service.schemas.healthmonitors import HealthMonitorCreate
+from api_service.schemas.l7policies import L7PolicyCreate
 from api_service.schemas.listeners import ListenerCreate, headers_for_http_only
 from api_service.schemas.members import MemberCreate
 from api_service.schemas.pools import PoolCreate
@@ -38,12 +39,24 @@ class PoolInTree(PoolCreate):
     healthmonitor: HealthMonitorInTree | None = None
 
 
+class L7PolicyInTree(L7PolicyCreate):
+    """A policy of a listener created in the same call: a REDIRECT_TO_POOL one names its pool
+    by ``redirect_pool`` (created with it)."""
+
+    model_config = ConfigDict(json_schema_extra=None)
+
+    listener_id: None = None
+    redirect_pool_id: None = None
+    redirect_pool: PoolInTree | None = None
+
+
 class ListenerInTree(ListenerCreate):
     model_config = ConfigDict(json_schema_extra=headers_for_http_only)
 
     loadbalancer_id: None = None
     default_pool_id: None = None
     default_pool: PoolInTree | None = None
+    l7policies: Annotated[list[L7PolicyInTree], Field(max_length=100)] = Field(default_factory=list)
 
 
 class LoadBalancerCreate(RequestBody):
@@ -148,8 +161,21 @@ class PoolStatus(ObjectStatus):
     )
 
 
+class RuleStatus(BaseModel):
+    id: UUID
+    provisioning_status: str
+    operating_status: str
+    type: str
+
+
+class L7PolicyStatus(ObjectStatus):
+    action: str
+    rules: list[RuleStatus]
+
+
 class ListenerStatus(ObjectStatus):
     pools: list[PoolStatus] = Field(description="The default pool, if any.")
+    l7policies: list[L7PolicyStatus] = Field(default_factory=list, description="By position.")
 
 
 class LoadBalancerStatus(ObjectStatus):

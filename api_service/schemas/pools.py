@@ -64,14 +64,6 @@ SessionPersistence = Annotated[
 ]
 
 
-# listener protocol -> pool protocols it can forward to (Octavia's VALID_LISTENER_POOL_PROTOCOL_MAP)
-COMPATIBLE_PROTOCOLS: dict[str, frozenset[str]] = {
-    "HTTP": frozenset({"HTTP"}),
-    "HTTPS": frozenset({"HTTPS", "TCP"}),
-    "TCP": frozenset({"TCP", "HTTP", "HTTPS"}),
-}
-
-
 class PoolFields(RequestBody):
     name: Text255 | None = None
     description: Text255 | None = None

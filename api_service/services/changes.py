@@ -18,11 +18,9 @@ from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import (
     Device,
-    Listener,
     LoadBalancer,
     Operation,
     OutboxRow,
-    TreeChild,
     TreeObject,
 )
 from api_service.errors import Conflict, NotFound, StaleVersion
@@ -72,6 +70,7 @@ class Changes:
             tree = await load_tree(session, lb)
             generation = lb.generation + 1
             target = await edit(session, tree, generation)
+            add_new(session, tree)
             lb.generation = generation
             mark_parents(tree, target)
             await self.quotas.enforce(session, lb.project_id, created(tree, generation))
@@ -87,32 +86,6 @@ class Changes:
             )
         await self.publish(lb.id)
         return Accepted(target=target, loadbalancer=lb, operation=operation)
-
-    async def visible_listener(self, ctx: RequestContext, listener_id: UUID) -> Listener:
-        async with self.sessions() as session:
-            listener = await session.get(Listener, listener_id)
-        if listener is None or not ctx.owns(listener.project_id):
-            raise NotFound("Listener", listener_id)
-        return listener
-
-    async def change_child(
-        self,
-        ctx: RequestContext,
-        model: type[TreeChild],
-        obj_id: UUID,
-        edit: Edit,
-        *,
-        action: str,
-        target_type: str,
-    ) -> Accepted:
-        """A change to an object under a load balancer (404 if the caller cannot see it)."""
-        async with self.sessions() as session:
-            obj = await session.get(model, obj_id)
-        if obj is None or not ctx.owns(obj.project_id):
-            raise NotFound(model.__name__, obj_id)
-        return await self.change(
-            ctx, obj.loadbalancer_id, edit, action=action, target_type=target_type
-        )
 
 
 async def lock_mutable(
@@ -147,6 +120,11 @@ def require_etag(obj: TreeObject, if_match: str | None) -> None:
 
 def etag(obj: TreeObject) -> str:
     return f'"{obj.updated_at.timestamp():.6f}-{obj.provisioning_status}"'
+
+
+def add_new(session: AsyncSession, tree: Tree) -> None:
+    """Add to the session the objects a change added to the tree (before quotas count them)."""
+    session.add_all([obj for obj in tree.objects() if obj not in session])
 
 
 def created(tree: Tree, generation: int) -> Counter[str]:

@@ -21,20 +21,22 @@ from api_service.db.models import (
     TreeObject,
 )
 from api_service.errors import Conflict, Forbidden, NotFound
-from api_service.schemas.loadbalancers import LoadBalancerCreate, LoadBalancerUpdate, PoolInTree
+from api_service.resources.healthmonitors import new_healthmonitor
+from api_service.resources.l7policies import new_policy
+from api_service.resources.listeners import new_listener, set_default_pool
+from api_service.resources.members import new_member
+from api_service.resources.pools import new_pool
+from api_service.schemas.loadbalancers import LoadBalancerCreate, PoolInTree
 from api_service.services.changes import (
     Accepted,
     Changes,
+    add_new,
     created,
     record_change,
     require_etag,
 )
 from api_service.services.devices import get_device
-from api_service.services.healthmonitors import new_healthmonitor
-from api_service.services.listeners import new_listener, set_default_pool
-from api_service.services.members import new_member
-from api_service.services.objects import apply_update, creation_fields, visible
-from api_service.services.pools import new_pool
+from api_service.services.objects import creation_fields, visible
 from api_service.services.scheduling import (
     IpAddress,
     allocate_vip,
@@ -61,10 +63,6 @@ class LoadBalancerService:
     sessions: SessionFactory
     changes: Changes
     default_provider: str
-
-    async def get(self, ctx: RequestContext, lb_id: UUID) -> LoadBalancer:
-        async with self.sessions() as session:
-            return await visible(session, ctx, LoadBalancer, lb_id, "Load balancer")
 
     async def tree(self, ctx: RequestContext, lb_id: UUID) -> Tree:
         async with self.sessions() as session:
@@ -121,9 +119,9 @@ class LoadBalancerService:
                 generation=1,
                 **creation_fields(body.project_id or ctx.project_id, body, 1),
             )
-            session.add(lb)
             tree = Tree(lb=lb)
-            _create_children(ctx, session, tree, body)
+            _create_children(ctx, tree, body)
+            add_new(session, tree)
             await self.changes.quotas.enforce(session, lb.project_id, created(tree, 1))
             operation = await record_change(
                 session,
@@ -136,19 +134,6 @@ class LoadBalancerService:
                 shards=self.changes.shards,
             )
         return Accepted(target=lb, loadbalancer=lb, operation=operation)
-
-    async def update(
-        self, ctx: RequestContext, lb_id: UUID, body: LoadBalancerUpdate, if_match: str | None
-    ) -> Accepted:
-        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
-            require_etag(tree.lb, if_match)
-            apply_update(tree.lb, body)
-            mark(tree.lb, ProvisioningStatus.PENDING_UPDATE, generation)
-            return tree.lb
-
-        return await self.changes.change(
-            ctx, lb_id, edit, action="update", target_type="loadbalancer"
-        )
 
     async def delete(
         self, ctx: RequestContext, lb_id: UUID, *, cascade: bool, if_match: str | None
@@ -239,25 +224,26 @@ class LoadBalancerService:
         return resync
 
 
-def _create_children(
-    ctx: RequestContext, session: AsyncSession, tree: Tree, body: LoadBalancerCreate
-) -> None:
+def _create_children(ctx: RequestContext, tree: Tree, body: LoadBalancerCreate) -> None:
     """The nested graph of a single-call create, all in PENDING_CREATE at generation 1."""
     for listener_body in body.listeners:
         listener = new_listener(ctx, tree, listener_body, 1)
-        session.add(listener)
         if listener_body.default_pool is not None:
-            pool = _create_pool(ctx, session, tree, listener_body.default_pool)
+            pool = _create_pool(ctx, tree, listener_body.default_pool)
             set_default_pool(tree, listener, pool.id)
+        for policy_body in listener_body.l7policies:
+            if policy_body.redirect_pool is not None:
+                redirect = _create_pool(ctx, tree, policy_body.redirect_pool)
+                policy_body = policy_body.model_copy(update={"redirect_pool_id": redirect.id})
+            new_policy(ctx, tree, listener, policy_body, 1)
     for pool_body in body.pools:
-        _create_pool(ctx, session, tree, pool_body)
+        _create_pool(ctx, tree, pool_body)
 
 
-def _create_pool(ctx: RequestContext, session: AsyncSession, tree: Tree, body: PoolInTree) -> Pool:
+def _create_pool(ctx: RequestContext, tree: Tree, body: PoolInTree) -> Pool:
     pool = new_pool(ctx, tree, body, 1)
-    session.add(pool)
     for member_body in body.members:
-        session.add(new_member(ctx, tree, pool, member_body, 1))
+        new_member(ctx, tree, pool, member_body, 1)
     if body.healthmonitor is not None:
-        session.add(new_healthmonitor(ctx, tree, pool, body.healthmonitor, 1))
+        new_healthmonitor(ctx, tree, pool, body.healthmonitor, 1)
     return pool

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.db.engine import SessionFactory
 from api_service.db.models import (
     HealthMonitor,
+    L7Policy,
+    L7Rule,
     Listener,
     LoadBalancer,
     Member,
@@ -30,6 +32,8 @@ KINDS: dict[str, type[TreeObject]] = {
     "pool": Pool,
     "member": Member,
     "healthmonitor": HealthMonitor,
+    "l7policy": L7Policy,
+    "l7rule": L7Rule,
 }
 UNLIMITED = -1
 

@@ -6,6 +6,7 @@ first, so a tree is only ever changed by one transaction at a time.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import select
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import (
     HealthMonitor,
+    L7Policy,
+    L7Rule,
     Listener,
     LoadBalancer,
     Member,
@@ -21,6 +24,8 @@ from api_service.db.models import (
 )
 from shared.messages import (
     HealthMonitorSpec,
+    L7PolicySpec,
+    L7RuleSpec,
     ListenerSpec,
     LoadBalancerSpec,
     MemberSpec,
@@ -28,6 +33,8 @@ from shared.messages import (
     SessionPersistenceSpec,
 )
 from shared.status import PENDING_STATUSES, OperatingStatus, ProvisioningStatus
+
+T = TypeVar("T", bound=TreeObject)
 
 
 @dataclass
@@ -37,11 +44,15 @@ class Tree:
     pools: list[Pool] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     healthmonitors: list[HealthMonitor] = field(default_factory=list)
+    l7policies: list[L7Policy] = field(default_factory=list)
+    l7rules: list[L7Rule] = field(default_factory=list)
 
     def children(self) -> Iterator[TreeObject]:
         """Every object under the load balancer, leaves first."""
         yield from self.members
         yield from self.healthmonitors
+        yield from self.l7rules
+        yield from self.l7policies
         yield from self.listeners
         yield from self.pools
 
@@ -64,36 +75,35 @@ class Tree:
     def healthmonitor_of(self, pool_id: UUID) -> HealthMonitor | None:
         return next((hm for hm in self.healthmonitors if hm.pool_id == pool_id), None)
 
+    def l7policies_of(self, listener_id: UUID) -> list[L7Policy]:
+        """The listener's policies in position order."""
+        found = [policy for policy in self.l7policies if policy.listener_id == listener_id]
+        return sorted(found, key=lambda policy: policy.position)
+
+    def l7rules_of(self, policy_id: UUID) -> list[L7Rule]:
+        return [rule for rule in self.l7rules if rule.l7policy_id == policy_id]
+
 
 async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
+    """The load balancer's objects, one query a table, each in creation order."""
+
+    async def rows(model: type[T]) -> list[T]:
+        return list(
+            await session.scalars(
+                select(model)
+                .where(model.loadbalancer_id == lb.id)  # type: ignore[attr-defined]
+                .order_by(model.created_at, model.id)
+            )
+        )
+
     return Tree(
         lb=lb,
-        listeners=list(
-            await session.scalars(
-                select(Listener)
-                .where(Listener.loadbalancer_id == lb.id)
-                .order_by(Listener.created_at, Listener.id)
-            )
-        ),
-        pools=list(
-            await session.scalars(
-                select(Pool).where(Pool.loadbalancer_id == lb.id).order_by(Pool.created_at, Pool.id)
-            )
-        ),
-        members=list(
-            await session.scalars(
-                select(Member)
-                .where(Member.loadbalancer_id == lb.id)
-                .order_by(Member.created_at, Member.id)
-            )
-        ),
-        healthmonitors=list(
-            await session.scalars(
-                select(HealthMonitor)
-                .where(HealthMonitor.loadbalancer_id == lb.id)
-                .order_by(HealthMonitor.created_at, HealthMonitor.id)
-            )
-        ),
+        listeners=await rows(Listener),
+        pools=await rows(Pool),
+        members=await rows(Member),
+        healthmonitors=await rows(HealthMonitor),
+        l7policies=await rows(L7Policy),
+        l7rules=await rows(L7Rule),
     )
 
 
@@ -114,6 +124,12 @@ def mark_parents(tree: Tree, obj: TreeObject) -> None:
         parents.extend(tree.listeners_of(obj.pool_id))
     elif isinstance(obj, Pool):
         parents.extend(tree.listeners_of(obj.id))
+    elif isinstance(obj, L7Rule):
+        policies = [p for p in tree.l7policies if p.id == obj.l7policy_id]
+        parents.extend(policies)
+        parents.extend(lst for lst in tree.listeners for p in policies if lst.id == p.listener_id)
+    elif isinstance(obj, L7Policy):
+        parents.extend(lst for lst in tree.listeners if lst.id == obj.listener_id)
     for parent in parents:
         if parent is not obj and parent.provisioning_status not in PENDING_STATUSES:
             parent.provisioning_status = ProvisioningStatus.PENDING_UPDATE.value
@@ -178,7 +194,7 @@ def build_spec(tree: Tree) -> LoadBalancerSpec:
         vip_address=str(lb.vip_address),
         generation=lb.generation,
         listeners=[
-            _listener_spec(listener, live_pool_ids)
+            _listener_spec(tree, listener, live_pool_ids)
             for listener in tree.listeners
             if not listener.deleting
         ],
@@ -186,7 +202,7 @@ def build_spec(tree: Tree) -> LoadBalancerSpec:
     )
 
 
-def _listener_spec(listener: Listener, live_pool_ids: set[UUID]) -> ListenerSpec:
+def _listener_spec(tree: Tree, listener: Listener, live_pool_ids: set[UUID]) -> ListenerSpec:
     return ListenerSpec(
         id=listener.id,
         protocol=listener.protocol,
@@ -202,6 +218,39 @@ def _listener_spec(listener: Listener, live_pool_ids: set[UUID]) -> ListenerSpec
         timeout_tcp_inspect=listener.timeout_tcp_inspect,
         insert_headers=dict(listener.insert_headers),
         allowed_cidrs=list(listener.allowed_cidrs),
+        l7policies=[
+            _l7policy_spec(tree, policy, live_pool_ids)
+            for policy in tree.l7policies_of(listener.id)
+            if not policy.deleting
+        ],
+    )
+
+
+def _l7policy_spec(tree: Tree, policy: L7Policy, live_pool_ids: set[UUID]) -> L7PolicySpec:
+    return L7PolicySpec(
+        id=policy.id,
+        action=policy.action,
+        position=policy.position,
+        admin_state_up=policy.admin_state_up,
+        redirect_pool_id=(
+            policy.redirect_pool_id if policy.redirect_pool_id in live_pool_ids else None
+        ),
+        redirect_url=policy.redirect_url,
+        redirect_prefix=policy.redirect_prefix,
+        redirect_http_code=policy.redirect_http_code,
+        rules=[
+            L7RuleSpec(
+                id=rule.id,
+                type=rule.type,
+                compare_type=rule.compare_type,
+                key=rule.key,
+                value=rule.value,
+                invert=rule.invert,
+                admin_state_up=rule.admin_state_up,
+            )
+            for rule in tree.l7rules_of(policy.id)
+            if not rule.deleting
+        ],
     )
 
 

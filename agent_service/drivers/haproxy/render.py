@@ -53,8 +53,8 @@ _MATCHES = {
     "CONTAINS": "sub",
     "EQUAL_TO": "str",
 }
-_QUOTABLE = re.compile(r"\A[\x20-\x26\x28-\x7e]+\Z")
-"""What may stand between single quotes: printable ASCII but the quote itself."""
+_QUOTABLE = re.compile(r"\A[ !#-&(-~]+\Z")
+"""What may stand between single quotes: printable ASCII but the quotes."""
 _CHOSEN = "txn.l7_policy"
 """The variable holding the hex id of the first L7 policy that matched the request."""
 
@@ -161,7 +161,7 @@ def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list
     if not policies:
         return [], []
     pools = {pool.id: pool for pool in spec.pools}
-    conditions = ["    acl l7-chosen var(txn.l7_policy) -m found"]
+    conditions = [f"    acl l7-chosen var({_CHOSEN}) -m found"]
     requests: list[str] = []
     switches: list[str] = []
     seen: set[UUID] = set()
@@ -220,7 +220,14 @@ def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list
 
 
 def _rule(rule: L7RuleSpec, seen: set[UUID]) -> tuple[str, str]:
-    """The name of the ACL of ``rule`` and its declaration."""
+    """The name of the ACL of ``rule`` and its declaration.
+
+    HOST_NAME compares the Host header without its port, case-insensitively; PATH the path
+    (no query); FILE_TYPE the path's end: ``.jpg`` for EQUAL_TO ``jpg``, and
+    :func:`~shared.allow_lists.file_type_regex` for REGEX; HEADER ``req.hdr(<key>)`` (each
+    comma-separated value, as Octavia); COOKIE ``req.cook(<key>)``. The value stands between
+    single quotes after ``--``, so that HAProxy reads it as it is and never as a flag.
+    """
     problem = l7_rule_problem(rule.type, rule.compare_type, rule.key, rule.value)
     if problem is not None:
         raise Unrenderable(f"L7 rule {rule.id}: {problem}")

@@ -1,0 +1,88 @@
+"""Load balancers, as the generic routes read and update them (``services.loadbalancers``
+places, creates with their tree, deletes, fails over and resyncs them)."""
+
+from typing import Any
+from uuid import UUID
+
+from api_service.access import RequestContext
+from api_service.db.listing import parse_address
+from api_service.db.models import Listener, LoadBalancer, Pool
+from api_service.resources.common import common_fields
+from api_service.schemas.common import IdRef
+from api_service.schemas.links import link
+from api_service.schemas.loadbalancers import (
+    LoadBalancerBody,
+    LoadBalancerCreateBody,
+    LoadBalancerList,
+    LoadBalancerOut,
+    LoadBalancerUpdate,
+    LoadBalancerUpdateBody,
+)
+from api_service.services.objects import apply_update
+from api_service.services.resource import Related, Resource
+from api_service.services.tree import Tree
+
+
+def loadbalancer_out(lb: LoadBalancer, rel: Related, ctx: RequestContext) -> LoadBalancerOut:
+    return LoadBalancerOut(
+        **common_fields(lb),
+        provider=lb.provider,
+        vip_address=str(lb.vip_address),
+        vip_subnet_id=lb.vip_subnet_id,
+        vip_network_id=lb.vip_network_id,
+        listeners=[IdRef(id=i) for i in rel.of("listeners")],
+        pools=[IdRef(id=i) for i in rel.of("pools")],
+        device_id=lb.device_id if ctx.is_admin else None,
+        generation=lb.generation,
+    )
+
+
+def _update(tree: Tree, lb: LoadBalancer, body: LoadBalancerUpdate) -> None:
+    apply_update(lb, body)
+
+
+_ID = "$response.body#/loadbalancer/id"
+_THIS = {"path.loadbalancer_id": _ID}
+
+LOADBALANCER: Resource[Any] = Resource(
+    key="loadbalancer",
+    plural="loadbalancers",
+    title="Load balancer",
+    operation="LoadBalancer",
+    path_id="loadbalancer_id",
+    summary="a load balancer",
+    plural_summary="load balancers",
+    model=LoadBalancer,
+    in_tree=lambda tree: [tree.lb],
+    update=_update,
+    delete=None,
+    out=loadbalancer_out,
+    create_body=LoadBalancerCreateBody,
+    update_body=LoadBalancerUpdateBody,
+    body=LoadBalancerBody,
+    listing=LoadBalancerList,
+    filters={
+        "vip_address": parse_address,
+        "provider": str,
+        "vip_subnet_id": str,
+        "vip_network_id": str,
+        "device_id": UUID,
+    },
+    sorts=frozenset({"vip_address", "provider"}),
+    related={
+        "listeners": (Listener.loadbalancer_id, Listener.id),
+        "pools": (Pool.loadbalancer_id, Pool.id),
+    },
+    links={
+        "CreateListener": link(
+            "createListener", "Add a listener.", body={"listener": {"loadbalancer_id": _ID}}
+        ),
+        "CreatePool": link("createPool", "Add a pool.", body={"pool": {"loadbalancer_id": _ID}}),
+        "UpdateLoadBalancer": link("updateLoadBalancer", "Change it.", _THIS),
+        "DeleteLoadBalancer": link("deleteLoadBalancer", "Delete it.", _THIS),
+        "FailoverLoadBalancer": link("failoverLoadBalancer", "Apply it again.", _THIS),
+        "GetLoadBalancerStats": link("getLoadBalancerStats", "Its traffic counters.", _THIS),
+        "GetLoadBalancerStatusTree": link("getLoadBalancerStatusTree", "Its status tree.", _THIS),
+        "ListOperations": link("listOperations", "Its operations.", {"query.loadbalancer_id": _ID}),
+    },
+)

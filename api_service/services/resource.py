@@ -1,0 +1,314 @@
+"""The life of every resource of a load balancer's tree, written once.
+
+What is particular to a resource (its model and bodies, how its parent is
+found, its rules on create, update and delete, its filters, sort keys and
+related ids) is its :class:`Resource` declaration, in ``api_service.resources``.
+This module applies to all of them the rules that are the same for each:
+another project's object is not found (404, one wording), a change locks the
+load balancer's tree and goes through :class:`~api_service.services.changes.Changes`,
+an object being deleted takes no other change, an ``If-Match`` must name the
+object's current ETag, and deleting marks the object ``PENDING_DELETE``.
+"""
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from api_service.access import RequestContext
+from api_service.db.engine import SessionFactory
+from api_service.db.listing import ListQuery, Page, fetch_page, parse_bool
+from api_service.db.models import TreeObject
+from api_service.errors import NotFound
+from api_service.services.changes import Accepted, Changes, require_etag, require_mutable
+from api_service.services.tree import Tree, mark
+from shared.status import ProvisioningStatus
+
+M = TypeVar("M", bound=TreeObject)
+
+Filters = Mapping[str, Callable[[str], object]]
+
+COMMON_FILTERS: Filters = {
+    "id": UUID,
+    "project_id": str,
+    "name": str,
+    "description": str,
+    "admin_state_up": parse_bool,
+    "provisioning_status": str,
+    "operating_status": str,
+}
+COMMON_SORTS = frozenset(
+    {
+        "id",
+        "project_id",
+        "name",
+        "description",
+        "admin_state_up",
+        "provisioning_status",
+        "operating_status",
+        "created_at",
+        "updated_at",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Related:
+    """Ids of what an object refers to, keyed by relation name (``listeners``, ``members``...)."""
+
+    ids: Mapping[str, Sequence[UUID]] = field(default_factory=dict)
+
+    def of(self, name: str) -> list[UUID]:
+        return list(self.ids.get(name, ()))
+
+
+Relation = tuple[InstrumentedAttribute[Any], InstrumentedAttribute[Any]]
+"""(the column of the related rows that names this object, the related rows' id column)."""
+
+Locate = Callable[[AsyncSession, RequestContext, Any, UUID | None], Awaitable[UUID]]
+"""The load balancer a new object goes under: from its body, or from the parent in the path
+(404 when the caller cannot see the parent)."""
+New = Callable[[RequestContext, Tree, Any, int, UUID | None], M]
+"""Adds a new object to the locked tree at a generation: (caller, tree, body, generation,
+parent id from the path)."""
+Update = Callable[[Tree, M, Any], None]
+"""Applies an update body to an object of the locked tree (the generic part marks it)."""
+Delete = Callable[[Tree, M, int], None]
+"""Marks what deleting the object deletes at a generation (the object, and what goes with it)."""
+
+
+def delete_alone(tree: Tree, obj: TreeObject, generation: int) -> None:
+    mark(obj, ProvisioningStatus.PENDING_DELETE, generation)
+
+
+@dataclass(frozen=True)
+class Resource(Generic[M]):
+    """One resource of the tree: everything that is particular to it."""
+
+    key: str
+    """Singular: the body key (``listener``), the operation's target type and the path id."""
+    plural: str
+    """The collection: its path segment and list key (``listeners``)."""
+    title: str
+    """As a sentence names it: ``Listener 8c… not found.``"""
+    model: type[M]
+    in_tree: Callable[[Tree], list[M]]
+    update: Update[M]
+    out: Callable[[M, Related, RequestContext], BaseModel]
+    """The object as the API shows it."""
+    create_body: type[BaseModel]
+    update_body: type[BaseModel]
+    body: type[BaseModel]
+    listing: type[BaseModel]
+    operation: str
+    """How operation ids name it: ``createHealthMonitor``, ``listHealthMonitors``."""
+    path_id: str
+    """The path parameter of one object: ``healthmonitor_id``."""
+    summary: str
+    """A sentence's noun: ``a health monitor``."""
+    plural_summary: str
+    """Its plural, for the list: ``health monitors``."""
+    locate: Locate | None = None
+    new: New[M] | None = None
+    """With ``locate``, how the generic create adds one (a load balancer has its own)."""
+    delete: Delete[M] | None = delete_alone
+    """None: not deleted by the generic route (a load balancer has its own)."""
+    parent: "Parent | None" = None
+    """For a collection nested under its parent's path (``/pools/{pool_id}/members``)."""
+    filters: Filters = field(default_factory=dict)
+    sorts: frozenset[str] = frozenset()
+    related: Mapping[str, Relation] = field(default_factory=dict)
+    links: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """OpenAPI links from one object to what may be done with it next."""
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The object a nested collection lives under."""
+
+    model: type[TreeObject]
+    title: str
+    path: str
+    """Its collection path: ``pools``."""
+    path_id: str
+    """Its path parameter: ``pool_id``."""
+    column: InstrumentedAttribute[Any]
+    """The child's column naming it: ``Member.pool_id``."""
+
+
+@dataclass(frozen=True)
+class ResourceService(Generic[M]):
+    resource: Resource[M]
+    sessions: SessionFactory
+    changes: Changes
+
+    async def get(self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None = None) -> M:
+        async with self.sessions() as session:
+            return await self._visible(session, ctx, obj_id, parent_id)
+
+    async def related(self, obj: M) -> Related:
+        async with self.sessions() as session:
+            (found,) = await related(session, self.resource.related, [obj])
+        return found
+
+    async def page(
+        self, ctx: RequestContext, query: ListQuery, parent_id: UUID | None = None
+    ) -> tuple[Page[M], list[Related]]:
+        """One page the caller may see (of one parent's objects, for a nested collection)."""
+        r = self.resource
+        conditions = []
+        if not ctx.reads_all:
+            conditions.append(r.model.project_id == ctx.project_id)
+        async with self.sessions() as session:
+            if r.parent is not None:
+                await _visible_parent(session, ctx, r.parent, parent_id)
+                conditions.append(r.parent.column == parent_id)
+            page = await fetch_page(
+                session,
+                r.model,
+                query,
+                scope=_all(conditions),
+                filterable={**COMMON_FILTERS, **r.filters},
+                sortable=COMMON_SORTS | r.sorts,
+            )
+            return page, await related(session, r.related, page.items)
+
+    async def create(
+        self, ctx: RequestContext, body: Any, parent_id: UUID | None = None
+    ) -> Accepted:
+        r = self.resource
+        locate, new = r.locate, r.new
+        assert locate is not None and new is not None, f"{r.title} has its own create"
+        async with self.sessions() as session:
+            loadbalancer_id = await locate(session, ctx, body, parent_id)
+
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            return new(ctx, tree, body, generation, parent_id)
+
+        return await self.changes.change(
+            ctx, loadbalancer_id, edit, action="create", target_type=r.key
+        )
+
+    async def update(
+        self,
+        ctx: RequestContext,
+        obj_id: UUID,
+        body: Any,
+        if_match: str | None,
+        parent_id: UUID | None = None,
+    ) -> Accepted:
+        r = self.resource
+
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            obj = self._in_tree(tree, obj_id, parent_id)
+            require_mutable(obj, r.title)
+            require_etag(obj, if_match)
+            r.update(tree, obj, body)
+            mark(obj, ProvisioningStatus.PENDING_UPDATE, generation)
+            return obj
+
+        return await self._change(ctx, obj_id, parent_id, edit, "update")
+
+    async def delete(
+        self, ctx: RequestContext, obj_id: UUID, if_match: str | None, parent_id: UUID | None = None
+    ) -> Accepted:
+        delete = self.resource.delete
+        assert delete is not None, f"{self.resource.title} has its own delete"
+
+        async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
+            obj = self._in_tree(tree, obj_id, parent_id)
+            require_etag(obj, if_match)
+            delete(tree, obj, generation)
+            return obj
+
+        return await self._change(ctx, obj_id, parent_id, edit, "delete")
+
+    async def _change(
+        self,
+        ctx: RequestContext,
+        obj_id: UUID,
+        parent_id: UUID | None,
+        edit: Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]],
+        action: str,
+    ) -> Accepted:
+        async with self.sessions() as session:
+            obj = await self._visible(session, ctx, obj_id, parent_id)
+        return await self.changes.change(
+            ctx, _loadbalancer_of(obj), edit, action=action, target_type=self.resource.key
+        )
+
+    async def _visible(
+        self, session: AsyncSession, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None
+    ) -> M:
+        """The object if the caller may see it (and it is under ``parent_id``), else 404."""
+        r = self.resource
+        obj = await session.get(r.model, obj_id)
+        if obj is None or not ctx.owns(obj.project_id) or not self._under(obj, parent_id):
+            raise NotFound(r.title, obj_id)
+        return obj
+
+    def _in_tree(self, tree: Tree, obj_id: UUID, parent_id: UUID | None) -> M:
+        r = self.resource
+        obj = next((o for o in r.in_tree(tree) if o.id == obj_id), None)
+        if obj is None or not self._under(obj, parent_id):
+            raise NotFound(r.title, obj_id)
+        return obj
+
+    def _under(self, obj: M, parent_id: UUID | None) -> bool:
+        parent = self.resource.parent
+        return parent is None or getattr(obj, parent.column.key) == parent_id
+
+
+async def _visible_parent(
+    session: AsyncSession, ctx: RequestContext, parent: Parent, parent_id: UUID | None
+) -> TreeObject:
+    obj = await session.get(parent.model, parent_id)
+    if obj is None or not ctx.owns(obj.project_id):
+        raise NotFound(parent.title, parent_id)
+    return obj
+
+
+def _loadbalancer_of(obj: TreeObject) -> UUID:
+    loadbalancer_id: UUID = getattr(obj, "loadbalancer_id", obj.id)
+    return loadbalancer_id
+
+
+def _all(conditions: list[Any]) -> Any:
+    if not conditions:
+        return None
+    combined = conditions[0]
+    for condition in conditions[1:]:
+        combined = combined & condition
+    return combined
+
+
+async def related(
+    session: AsyncSession, relations: Mapping[str, Relation], objects: Sequence[TreeObject]
+) -> list[Related]:
+    """The related ids each object's body lists: one query per relation for a whole page."""
+    if not objects or not relations:
+        return [Related() for _ in objects]
+    ids = [obj.id for obj in objects]
+    grouped = {
+        name: await _grouped(session, parent, child, ids)
+        for name, (parent, child) in relations.items()
+    }
+    return [Related({name: grouped[name][i] for name in relations}) for i in ids]
+
+
+async def _grouped(
+    session: AsyncSession, parent: Any, child: Any, parent_ids: list[UUID]
+) -> defaultdict[UUID, list[UUID]]:
+    rows = await session.execute(
+        select(parent, child).where(parent.in_(parent_ids)).order_by(child)
+    )
+    grouped: defaultdict[UUID, list[UUID]] = defaultdict(list)
+    for parent_id, child_id in rows.tuples():
+        grouped[parent_id].append(child_id)
+    return grouped
