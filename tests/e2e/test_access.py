@@ -66,6 +66,12 @@ async def world(api: Api, client_factory: Any) -> AsyncIterator[World]:
                     "members": [{"address": "127.0.3.1", "protocol_port": 80}],
                     "healthmonitor": {"type": "TCP", "delay": 2, "timeout": 1, "max_retries": 2},
                 },
+                "l7policies": [
+                    {
+                        "action": "REJECT",
+                        "rules": [{"type": "PATH", "compare_type": "STARTS_WITH", "value": "/x"}],
+                    }
+                ],
             }
         ],
     }
@@ -76,12 +82,18 @@ async def world(api: Api, client_factory: Any) -> AsyncIterator[World]:
     pool = (await member.http.get(f"{API}/pools", params={"loadbalancer_id": lb["id"]})).json()
     pool_id = pool["pools"][0]["id"]
     member_id = pool["pools"][0]["members"][0]["id"]
+    policies = (
+        await member.http.get(f"{API}/l7policies", params={"listener_id": lb["listeners"][0]["id"]})
+    ).json()["l7policies"]
+    policy_id, rule_id = policies[0]["id"], policies[0]["rules"][0]["id"]
     tree = {
         "loadbalancer": f"{API}/loadbalancers/{lb['id']}",
         "listener": f"{API}/listeners/{lb['listeners'][0]['id']}",
         "pool": f"{API}/pools/{pool_id}",
         "member": f"{API}/pools/{pool_id}/members/{member_id}",
         "healthmonitor": f"{API}/healthmonitors/{pool['pools'][0]['healthmonitor_id']}",
+        "l7policy": f"{API}/l7policies/{policy_id}",
+        "rule": f"{API}/l7policies/{policy_id}/rules/{rule_id}",
     }
     assert device
     yield World(admin, clients, tree, lb["id"])
@@ -95,6 +107,8 @@ BODIES = {
     "pool": {"pool": {"name": "x"}},
     "member": {"member": {"name": "x"}},
     "healthmonitor": {"healthmonitor": {"name": "x"}},
+    "l7policy": {"l7policy": {"name": "x"}},
+    "rule": {"rule": {"invert": True}},
 }
 
 

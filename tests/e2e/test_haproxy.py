@@ -12,8 +12,7 @@ import os
 import signal
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -28,26 +27,12 @@ from tests.support.haproxy import (
     EchoBackend,
     create_web,
     member_body,
-    running_device,
 )
 from tests.support.stack import eventually
 
 pytestmark = pytest.mark.slow
 
 API = "/v2/lbaas"
-
-
-@pytest.fixture(scope="module")
-async def device(log_dir: Path) -> AsyncIterator[Device]:
-    async with running_device(log_dir) as device:
-        yield device
-
-
-@pytest.fixture(scope="module")
-async def registered(
-    device: Device, client_factory: Callable[[str | None], LbaasClient]
-) -> dict[str, Any]:
-    return await client_factory(None).create_device(**device.registration())
 
 
 async def tree(client: LbaasClient, lb: dict[str, Any]) -> dict[str, Any]:
