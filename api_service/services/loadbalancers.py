@@ -163,9 +163,9 @@ class LoadBalancerService:
         )
 
     async def failover(self, ctx: RequestContext, lb_id: UUID) -> Accepted:
+        """Apply the tree again; on another device of its driver if its own is disabled."""
         if not ctx.is_admin:
             raise Forbidden("Only an admin may fail a load balancer over.")
-        """Apply the tree again; on another device of its driver if its own is disabled."""
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
             lb = tree.lb
