@@ -213,7 +213,7 @@ def list_response(
         select_fields(out(obj, rel, ctx).model_dump(mode="json"), query.fields)
         for obj, rel in zip(page.items, related, strict=True)
     ]
-    links = page_links(request, page, collection, lambda obj: obj.id)
+    links = page_links(request, page, lambda obj: obj.id)
     return JSONResponse({collection: items, f"{collection}_links": links})
 
 

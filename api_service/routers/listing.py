@@ -135,16 +135,12 @@ def _ascending(parameter: str, direction: str) -> bool:
     return lowered == "asc"
 
 
-def page_links(
-    request: Request, page: Page[T], collection: str, ids: Callable[[T], UUID]
-) -> list[dict[str, str]]:
+def page_links(request: Request, page: Page[T], ids: Callable[[T], UUID]) -> list[dict[str, str]]:
     """The ``<collection>_links`` list of a page: ``previous`` first, then ``next``.
 
     Each href is the request URL with ``limit`` (the effective page size, even
     when the client gave none, as Octavia does) first, the request's other
     parameters kept, then ``marker`` and, for ``previous``, ``page_reverse=True``.
-    ``collection`` (the body key is ``f"{collection}_links"``) does not enter the
-    href: the request path already names the collection.
     """
     if not page.items:
         return []

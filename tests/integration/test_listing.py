@@ -109,7 +109,7 @@ async def _page(db: Db, url: str, scope: Any = WALK) -> tuple[Page[Device], dict
         page = await fetch_page(
             session, Device, list_query(request), scope=scope, filterable=FILTERS, sortable=SORTS
         )
-    links = page_links(request, page, "devices", lambda device: device.id)
+    links = page_links(request, page, lambda device: device.id)
     flags = (("previous", page.has_previous), ("next", page.has_next))
     expected = [rel for rel, present in flags if present and page.items]
     assert [link["rel"] for link in links] == expected
