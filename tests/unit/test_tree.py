@@ -12,7 +12,16 @@ from uuid import uuid4
 
 import pytest
 
-from api_service.db.models import HealthMonitor, Listener, LoadBalancer, Member, Pool, TreeObject
+from api_service.db.models import (
+    HealthMonitor,
+    L7Policy,
+    L7Rule,
+    Listener,
+    LoadBalancer,
+    Member,
+    Pool,
+    TreeObject,
+)
 from api_service.services.tree import (
     Tree,
     apply_failure,
@@ -522,3 +531,76 @@ def test_spec_does_not_change_the_tree(sample: Sample) -> None:
     build_spec(sample.tree)
     assert provisioning(sample.tree) == before
     assert sample.listener_b.default_pool_id == sample.pool_b.id
+
+
+# --- L7 policies and rules --------------------------------------------------------------------
+
+
+def _with_l7(sample: Sample) -> tuple[L7Policy, L7Policy, L7Rule]:
+    """Two policies of listener_a (added out of position order) and one rule of the first."""
+    second = L7Policy(
+        **_common("policy_2"),
+        loadbalancer_id=sample.lb.id,
+        listener_id=sample.listener_a.id,
+        action="REDIRECT_TO_POOL",
+        position=2,
+        redirect_pool_id=sample.pool_b.id,
+        redirect_url=None,
+        redirect_prefix=None,
+        redirect_http_code=None,
+    )
+    first = L7Policy(
+        **_common("policy_1"),
+        loadbalancer_id=sample.lb.id,
+        listener_id=sample.listener_a.id,
+        action="REJECT",
+        position=1,
+        redirect_pool_id=None,
+        redirect_url=None,
+        redirect_prefix=None,
+        redirect_http_code=None,
+    )
+    rule = L7Rule(
+        **_common("rule_1"),
+        loadbalancer_id=sample.lb.id,
+        l7policy_id=first.id,
+        type="PATH",
+        compare_type="STARTS_WITH",
+        key=None,
+        value="/admin",
+        invert=False,
+    )
+    sample.tree.l7policies.extend([second, first])
+    sample.tree.l7rules.append(rule)
+    return first, second, rule
+
+
+def test_marking_a_rule_marks_its_policy_listener_and_load_balancer(sample: Sample) -> None:
+    _, _, rule = _with_l7(sample)
+    mark(rule, PENDING_UPDATE, 2)
+    mark_parents(sample.tree, rule)
+    assert provisioning(sample.tree) == settled(
+        sample.tree,
+        rule_1=PENDING_UPDATE,
+        policy_1=PENDING_UPDATE,
+        listener_a=PENDING_UPDATE,
+        lb=PENDING_UPDATE,
+    )
+
+
+def test_the_spec_lists_policies_by_position_with_their_live_rules(sample: Sample) -> None:
+    first, second, rule = _with_l7(sample)
+    spec = build_spec(sample.tree)
+    policies = spec.listeners[0].l7policies
+    assert [p.id for p in policies] == [first.id, second.id]
+    assert [r.value for r in policies[0].rules] == ["/admin"]
+    assert policies[1].redirect_pool_id == sample.pool_b.id
+    assert spec.listeners[1].l7policies == []
+
+    rule.deleting = True
+    sample.pool_b.deleting = True
+    spec = build_spec(sample.tree)
+    assert spec.listeners[0].l7policies[0].rules == []
+    assert spec.listeners[0].l7policies[1].redirect_pool_id is None
+    second.deleting = True
+    assert [p.id for p in build_spec(sample.tree).listeners[0].l7policies] == [first.id]
