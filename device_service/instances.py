@@ -66,6 +66,7 @@ class Rejected(Exception):
 _SECTIONS = frozenset({"defaults", "frontend", "backend"})
 _FOREIGN_WORDS = frozenset(
     {
+        "-f",
         "external-check",
         "errorfile",
         "errorloc",
@@ -76,27 +77,48 @@ _FOREIGN_WORDS = frozenset(
         "crt-list",
         "crl-file",
         "file",
+        "lf-file",
         "server-state-file",
         "socket",
     }
 )
+_EXPRESSIONS = frozenset({"%[dst_port]"})
+"""The only log-format expression the renderer writes."""
+
+
+def _foreign(word: str) -> bool:
+    """A word that reads a file or runs code: a keyword, a Lua fetch or action, a map
+    converter, or a log-format expression the renderer does not write."""
+    return (
+        word in _FOREIGN_WORDS
+        or word.startswith(("lua.", "lua-"))
+        or ",map" in word
+        or ",lua." in word
+        or ("%[" in word and word not in _EXPRESSIONS)
+    )
+
+
 _QUOTED = re.compile(r"'[^']*'")
+_WORDS = re.compile(r"\s*(?:(?:'[^']*'|[^\s'\"\\]+)(?=\s|\Z)\s*)*")
+"""A line of words, each single-quoted whole or free of quotes and backslashes."""
 
 
 def refuse_foreign(body: str) -> str | None:
     """Why ``body`` is not what the agent renders, or None (defence in depth).
 
     The agent only ever sends ``defaults``, ``frontend`` and ``backend``
-    sections and no keyword that reads a file or runs code on the device host
-    (compared as whole words, outside single-quoted values); even a caller with
-    the secret gets nothing else past the daemon.
+    sections; its words are single-quoted whole (user values) or free of
+    quotes and backslashes, and none reads a file or runs code on the device
+    host. Even a caller with the secret gets nothing else past the daemon.
     """
     for number, line in enumerate(body.splitlines(), start=1):
         if line and not line[0].isspace() and line.split()[0] not in _SECTIONS:
             return f"line {number}: only defaults, frontend and backend sections are accepted"
+        if not _WORDS.fullmatch(line):
+            return f"line {number}: quotes and backslashes stand only around whole values"
         words = _QUOTED.sub("''", line).split()
         for word in words:
-            if word in _FOREIGN_WORDS or word.startswith("lua-"):
+            if _foreign(word):
                 return f"line {number}: {word!r} is not accepted on this device"
         if words[:1] == ["load-server-state-from-file"] and words[1:] != ["global"]:
             return f"line {number}: only load-server-state-from-file global is accepted"

@@ -139,7 +139,9 @@ class LoadBalancerSpec(_Message):
 
 
 class Command(_Message):
-    schema_version: Literal[1] = 1
+    """Version 2: listeners carry ``l7policies``; no ``trace_context``."""
+
+    schema_version: Literal[2] = 2
     op_id: UUID
     device_id: UUID
     loadbalancer_id: UUID

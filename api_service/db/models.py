@@ -210,7 +210,7 @@ class L7Policy(TreeChild, Base):
     listener: Mapped["Listener"] = relationship(lazy="raise")
     action: Mapped[str] = mapped_column(String(32))
     position: Mapped[int] = mapped_column(Integer)
-    redirect_pool_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pools.id"))
+    redirect_pool_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pools.id"), index=True)
     redirect_pool: Mapped["Pool | None"] = relationship(lazy="raise")
     redirect_url: Mapped[str | None] = mapped_column(String(2048))
     redirect_prefix: Mapped[str | None] = mapped_column(String(2048))

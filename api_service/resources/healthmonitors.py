@@ -117,6 +117,7 @@ HEALTHMONITOR: Resource[Any] = Resource(
     plural="healthmonitors",
     title="Health monitor",
     operation="HealthMonitor",
+    operations="HealthMonitors",
     path_id="healthmonitor_id",
     summary="a health monitor",
     plural_summary="health monitors",

@@ -32,7 +32,7 @@ from api_service.schemas.l7policies import (
 from api_service.schemas.links import link
 from api_service.services.changes import require_mutable
 from api_service.services.objects import apply_update, creation_fields, find, owner_project
-from api_service.services.resource import Related, Resource
+from api_service.services.resource import Related, Relation, Resource
 from api_service.services.tree import Tree, mark
 from shared.allow_lists import DEFAULT_REDIRECT_HTTP_CODE, l7_policy_problem
 from shared.status import ProvisioningStatus
@@ -43,7 +43,7 @@ _REDIRECT_FIELDS = {
     "REDIRECT_TO_URL": ("redirect_url", "redirect_http_code"),
     "REDIRECT_PREFIX": ("redirect_prefix", "redirect_http_code"),
 }
-"""What each action uses; the other redirect fields are cleared, as Octavia does."""
+"""What each action uses; the other redirect fields are cleared."""
 
 
 def new_policy(
@@ -132,8 +132,22 @@ def _new(
     return new_policy(ctx, tree, listener, body, generation)
 
 
+_ACTION_OF_FIELD = {
+    "redirect_pool_id": "REDIRECT_TO_POOL",
+    "redirect_url": "REDIRECT_TO_URL",
+    "redirect_prefix": "REDIRECT_PREFIX",
+}
+"""The action an update means when it sends a redirect field but no action (as Octavia)."""
+
+
 def _update(tree: Tree, policy: L7Policy, body: L7PolicyUpdate) -> None:
-    apply_update(policy, body, skip=frozenset({"position"}))
+    apply_update(policy, body, skip=frozenset({"position", "redirect_pool_id"}))
+    if body.redirect_pool_id is not None:
+        policy.redirect_pool_id = body.redirect_pool_id
+    if body.action is None:
+        sent = [name for name in _ACTION_OF_FIELD if getattr(body, name) is not None]
+        if sent:
+            policy.action = _ACTION_OF_FIELD[sent[0]]
     listener = find(tree.listeners, policy.listener_id, "Listener")
     _settle_action(tree, listener, policy)
     if body.position is not None:
@@ -172,6 +186,7 @@ L7POLICY: Resource[Any] = Resource(
     plural="l7policies",
     title="L7 policy",
     operation="L7Policy",
+    operations="L7Policies",
     path_id="l7policy_id",
     summary="an L7 policy",
     plural_summary="L7 policies",
@@ -196,7 +211,7 @@ L7POLICY: Resource[Any] = Resource(
         "redirect_http_code": parse_int,
     },
     sorts=frozenset({"action", "position"}),
-    related={"rules": (L7Rule.l7policy_id, L7Rule.id)},
+    related={"rules": Relation(L7Rule.l7policy_id, L7Rule.id)},
     links={
         "CreateL7Rule": link("createL7Rule", "Add a rule.", _THIS),
         "ListL7Rules": link("listL7Rules", "List its rules.", _THIS),

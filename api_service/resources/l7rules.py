@@ -55,7 +55,16 @@ def check_rule(rule: L7Rule) -> None:
     """The rule's type, comparison, key and value together, as the renderer checks them again."""
     problem = l7_rule_problem(rule.type, rule.compare_type, rule.key, rule.value)
     if problem is not None:
-        raise Invalid("key" if "key" in problem.split(":")[0] else "value", problem)
+        raise Invalid(_field_of(problem), problem)
+
+
+def _field_of(problem: str) -> str:
+    """The field an ``l7_rule_problem`` message is about."""
+    if problem.startswith("type "):
+        return "type"
+    if "compare" in problem:
+        return "compare_type"
+    return "key" if " key" in problem else "value"
 
 
 async def _locate(
@@ -92,7 +101,7 @@ def rule_out(rule: L7Rule, _: Related, ctx: RequestContext) -> L7RuleOut:
 
 
 _THIS = {
-    "path.l7policy_id": "$response.body#/rule/l7policy_id",
+    "path.l7policy_id": "$request.path.l7policy_id",
     "path.l7rule_id": "$response.body#/rule/id",
 }
 
@@ -101,6 +110,7 @@ L7RULE: Resource[Any] = Resource(
     plural="rules",
     title="L7 rule",
     operation="L7Rule",
+    operations="L7Rules",
     path_id="l7rule_id",
     summary="an L7 rule",
     plural_summary="an L7 policy's rules",

@@ -23,7 +23,7 @@ from api_service.schemas.listeners import (
     ListenerUpdateBody,
 )
 from api_service.services.objects import apply_update, creation_fields, owner_project
-from api_service.services.resource import Related, Resource
+from api_service.services.resource import Related, Relation, Resource
 from api_service.services.tree import Tree, mark
 from shared.status import ProvisioningStatus
 
@@ -151,6 +151,7 @@ LISTENER: Resource[Any] = Resource(
     plural="listeners",
     title="Listener",
     operation="Listener",
+    operations="Listeners",
     path_id="listener_id",
     summary="a listener",
     plural_summary="listeners",
@@ -173,7 +174,7 @@ LISTENER: Resource[Any] = Resource(
         "default_pool_id": UUID,
     },
     sorts=frozenset({"protocol", "protocol_port", "connection_limit"}),
-    related={"l7policies": (L7Policy.listener_id, L7Policy.id)},
+    related={"l7policies": Relation(L7Policy.listener_id, L7Policy.id, L7Policy.position)},
     links={
         "CreatePool": link(
             "createPool", "Add its default pool.", body={"pool": {"listener_id": _ID}}

@@ -19,7 +19,7 @@ from api_service.schemas.loadbalancers import (
     LoadBalancerUpdateBody,
 )
 from api_service.services.objects import apply_update
-from api_service.services.resource import Related, Resource
+from api_service.services.resource import Related, Relation, Resource
 from api_service.services.tree import Tree
 
 
@@ -49,6 +49,7 @@ LOADBALANCER: Resource[Any] = Resource(
     plural="loadbalancers",
     title="Load balancer",
     operation="LoadBalancer",
+    operations="LoadBalancers",
     path_id="loadbalancer_id",
     summary="a load balancer",
     plural_summary="load balancers",
@@ -70,8 +71,8 @@ LOADBALANCER: Resource[Any] = Resource(
     },
     sorts=frozenset({"vip_address", "provider"}),
     related={
-        "listeners": (Listener.loadbalancer_id, Listener.id),
-        "pools": (Pool.loadbalancer_id, Pool.id),
+        "listeners": Relation(Listener.loadbalancer_id, Listener.id),
+        "pools": Relation(Pool.loadbalancer_id, Pool.id),
     },
     links={
         "CreateListener": link(

@@ -149,6 +149,7 @@ MEMBER: Resource[Any] = Resource(
     plural="members",
     title="Member",
     operation="Member",
+    operations="Members",
     path_id="member_id",
     summary="a member of a pool",
     plural_summary="a pool's members",

@@ -26,7 +26,7 @@ from api_service.schemas.pools import (
 )
 from api_service.services.changes import require_mutable
 from api_service.services.objects import apply_update, creation_fields, find, owner_project
-from api_service.services.resource import Related, Resource
+from api_service.services.resource import Related, Relation, Resource
 from api_service.services.tree import Tree, mark
 from shared.status import ProvisioningStatus
 
@@ -135,6 +135,7 @@ POOL: Resource[Any] = Resource(
     plural="pools",
     title="Pool",
     operation="Pool",
+    operations="Pools",
     path_id="pool_id",
     summary="a pool",
     plural_summary="pools",
@@ -152,9 +153,9 @@ POOL: Resource[Any] = Resource(
     filters={"loadbalancer_id": UUID, "protocol": str, "lb_algorithm": str},
     sorts=frozenset({"protocol", "lb_algorithm"}),
     related={
-        "listeners": (Listener.default_pool_id, Listener.id),
-        "members": (Member.pool_id, Member.id),
-        "healthmonitor": (HealthMonitor.pool_id, HealthMonitor.id),
+        "listeners": Relation(Listener.default_pool_id, Listener.id),
+        "members": Relation(Member.pool_id, Member.id),
+        "healthmonitor": Relation(HealthMonitor.pool_id, HealthMonitor.id),
     },
     links={
         "CreateMember": link("createMember", "Add a member.", _THIS),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from api_service.access import RequestContext
 from api_service.context import request_context, writer_context
 from api_service.db.listing import parse_bool
-from api_service.db.models import L7Rule
+from api_service.db.models import L7Rule, Listener
 from api_service.errors import Invalid
 from api_service.problems import problems
 from api_service.resources.loadbalancers import LOADBALANCER
@@ -168,6 +168,15 @@ def _status(obj: Any, **extra: object) -> dict[str, object]:
     }
 
 
+def _pools_of(tree: Tree, listener: Listener) -> list[UUID]:
+    """The listener's default pool, then the pools its L7 policies redirect to, once each."""
+    pools = [listener.default_pool_id] if listener.default_pool_id else []
+    for policy in tree.l7policies_of(listener.id):
+        if policy.redirect_pool_id is not None and policy.redirect_pool_id not in pools:
+            pools.append(policy.redirect_pool_id)
+    return pools
+
+
 def _rule_status(rule: L7Rule) -> dict[str, object]:
     """A rule has no name."""
     return {
@@ -202,7 +211,11 @@ def status_of_tree(tree: Tree) -> dict[str, object]:
         listeners=[
             _status(
                 listener,
-                pools=pool_status(listener.default_pool_id) if listener.default_pool_id else [],
+                pools=[
+                    status
+                    for pool_id in _pools_of(tree, listener)
+                    for status in pool_status(pool_id)
+                ],
                 l7policies=[
                     _status(
                         policy,

@@ -60,7 +60,7 @@ def resource_router(resource: Resource[Any], service: ServiceOf) -> APIRouter:
     body_ref = f"$response.body#/{r.key}"
     this = {f"path.{r.path_id}": f"{body_ref}/id"}
     if parent is not None:
-        this[f"path.{parent.path_id}"] = f"{body_ref}/{parent.column.key}"
+        this[f"path.{parent.path_id}"] = f"$request.path.{parent.path_id}"
     settled_links = {
         f"Get{r.operation}": settled(
             f"get{r.operation}",
@@ -137,7 +137,7 @@ def resource_router(resource: Resource[Any], service: ServiceOf) -> APIRouter:
         "",
         _signed(list_, ids, query=True),
         methods=["GET"],
-        operation_id=f"list{r.operation}s",
+        operation_id=f"list{r.operations}",
         summary=f"List {r.plural_summary}",
         response_model=r.listing,
         responses=LIST_PROBLEMS,

@@ -18,6 +18,7 @@ from api_service.schemas.fields import (
     required_in_schema,
 )
 from api_service.schemas.l7rules import L7RuleCreate
+from shared.allow_lists import MAX_L7_RULES_PER_POLICY
 
 
 class L7Action(StrEnum):
@@ -29,8 +30,8 @@ class L7Action(StrEnum):
 
 Position = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX), INTEGRAL]
 RedirectCode = Literal[301, 302, 303, 307, 308]
-Url = Annotated[str, Strict(), Field(max_length=2048)]
-"""Checked whole by the L7 allow-lists (``shared.allow_lists``) in the policy's rules."""
+Url = Annotated[str, Strict(), Field(max_length=255)]
+"""Checked whole by ``shared.allow_lists.l7_policy_problem`` when the policy is settled."""
 
 
 class L7PolicyFields(RequestBody):
@@ -54,7 +55,9 @@ class L7PolicyCreate(L7PolicyFields):
     action: L7Action
     listener_id: UUID | None = None
     project_id: ProjectId | None = None
-    rules: Annotated[list[L7RuleCreate], Field(max_length=50)] = Field(default_factory=list)
+    rules: Annotated[list[L7RuleCreate], Field(max_length=MAX_L7_RULES_PER_POLICY)] = Field(
+        default_factory=list
+    )
 
 
 class L7PolicyUpdate(L7PolicyFields):

@@ -174,7 +174,9 @@ class L7PolicyStatus(ObjectStatus):
 
 
 class ListenerStatus(ObjectStatus):
-    pools: list[PoolStatus] = Field(description="The default pool, if any.")
+    pools: list[PoolStatus] = Field(
+        description="The default pool, if any, then the pools its L7 policies redirect to."
+    )
     l7policies: list[L7PolicyStatus] = Field(default_factory=list, description="By position.")
 
 

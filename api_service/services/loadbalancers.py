@@ -20,12 +20,13 @@ from api_service.db.models import (
     Pool,
     TreeObject,
 )
-from api_service.errors import Conflict, Forbidden, NotFound
+from api_service.errors import Conflict, Forbidden, Invalid, NotFound
 from api_service.resources.healthmonitors import new_healthmonitor
 from api_service.resources.l7policies import new_policy
 from api_service.resources.listeners import new_listener, set_default_pool
 from api_service.resources.members import new_member
 from api_service.resources.pools import new_pool
+from api_service.schemas.l7policies import L7Action
 from api_service.schemas.loadbalancers import LoadBalancerCreate, PoolInTree
 from api_service.services.changes import (
     Accepted,
@@ -233,6 +234,8 @@ def _create_children(ctx: RequestContext, tree: Tree, body: LoadBalancerCreate) 
             set_default_pool(tree, listener, pool.id)
         for policy_body in listener_body.l7policies:
             if policy_body.redirect_pool is not None:
+                if policy_body.action is not L7Action.REDIRECT_TO_POOL:
+                    raise Invalid("redirect_pool", "only a REDIRECT_TO_POOL policy has one")
                 redirect = _create_pool(ctx, tree, policy_body.redirect_pool)
                 policy_body = policy_body.model_copy(update={"redirect_pool_id": redirect.id})
             new_policy(ctx, tree, listener, policy_body, 1)

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -68,8 +68,15 @@ class Related:
         return list(self.ids.get(name, ()))
 
 
-Relation = tuple[InstrumentedAttribute[Any], InstrumentedAttribute[Any]]
-"""(the column of the related rows that names this object, the related rows' id column)."""
+@dataclass(frozen=True)
+class Relation:
+    """Rows related to an object: the column of theirs that names it, their id, their order."""
+
+    parent: InstrumentedAttribute[Any]
+    child: InstrumentedAttribute[Any]
+    order: InstrumentedAttribute[Any] | None = None
+    """By id when None."""
+
 
 Locate = Callable[[AsyncSession, RequestContext, Any, UUID | None], Awaitable[UUID]]
 """The load balancer a new object goes under: from its body, or from the parent in the path
@@ -92,7 +99,7 @@ class Resource(Generic[M]):
     """One resource of the tree: everything that is particular to it."""
 
     key: str
-    """Singular: the body key (``listener``), the operation's target type and the path id."""
+    """Singular: the body key (``listener``) and the operation's target type."""
     plural: str
     """The collection: its path segment and list key (``listeners``)."""
     title: str
@@ -107,7 +114,9 @@ class Resource(Generic[M]):
     body: type[BaseModel]
     listing: type[BaseModel]
     operation: str
-    """How operation ids name it: ``createHealthMonitor``, ``listHealthMonitors``."""
+    """How operation ids name one: ``createHealthMonitor``."""
+    operations: str
+    """And the list: ``listHealthMonitors``, ``listL7Policies``."""
     path_id: str
     """The path parameter of one object: ``healthmonitor_id``."""
     summary: str
@@ -280,12 +289,7 @@ def _loadbalancer_of(obj: TreeObject) -> UUID:
 
 
 def _all(conditions: list[Any]) -> Any:
-    if not conditions:
-        return None
-    combined = conditions[0]
-    for condition in conditions[1:]:
-        combined = combined & condition
-    return combined
+    return and_(*conditions) if conditions else None
 
 
 async def related(
@@ -295,18 +299,18 @@ async def related(
     if not objects or not relations:
         return [Related() for _ in objects]
     ids = [obj.id for obj in objects]
-    grouped = {
-        name: await _grouped(session, parent, child, ids)
-        for name, (parent, child) in relations.items()
-    }
+    grouped = {name: await _grouped(session, relation, ids) for name, relation in relations.items()}
     return [Related({name: grouped[name][i] for name in relations}) for i in ids]
 
 
 async def _grouped(
-    session: AsyncSession, parent: Any, child: Any, parent_ids: list[UUID]
+    session: AsyncSession, relation: Relation, parent_ids: list[UUID]
 ) -> defaultdict[UUID, list[UUID]]:
+    order = relation.child if relation.order is None else relation.order
     rows = await session.execute(
-        select(parent, child).where(parent.in_(parent_ids)).order_by(child)
+        select(relation.parent, relation.child)
+        .where(relation.parent.in_(parent_ids))
+        .order_by(order, relation.child)
     )
     grouped: defaultdict[UUID, list[UUID]] = defaultdict(list)
     for parent_id, child_id in rows.tuples():

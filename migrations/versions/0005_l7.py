@@ -86,6 +86,7 @@ def upgrade() -> None:
     for table, column in (
         ("l7policies", "loadbalancer_id"),
         ("l7policies", "listener_id"),
+        ("l7policies", "redirect_pool_id"),
         ("l7rules", "loadbalancer_id"),
         ("l7rules", "l7policy_id"),
     ):

@@ -128,3 +128,31 @@ async def test_policies_apply_to_http_listeners_only(client: LbaasClient) -> Non
     refused = await client.http.post(f"{API}/l7policies", json={"l7policy": body})
     assert refused.status_code == 400
     assert "HTTP listeners" in refused.json()["detail"]
+
+
+async def test_an_update_that_sends_a_redirect_field_takes_its_action(
+    client: LbaasClient,
+) -> None:
+    lb = await _web(client)
+    pool_id = lb["pools"][0]["id"]
+    policy = await _policy(client, lb)
+    path = f"{API}/l7policies/{policy['id']}"
+
+    async def put(change: dict[str, Any]) -> dict[str, Any]:
+        response = await client.http.put(path, json={"l7policy": change})
+        assert response.status_code == 202, response.text
+        await client.wait_lb(lb["id"], ("ACTIVE",))
+        shown: dict[str, Any] = (await client.http.get(path)).json()["l7policy"]
+        return shown
+
+    routed = await put({"redirect_pool_id": pool_id})
+    assert (routed["action"], routed["redirect_pool_id"]) == ("REDIRECT_TO_POOL", pool_id)
+    moved = await put({"redirect_url": "https://elsewhere.example/"})
+    assert (moved["action"], moved["redirect_url"], moved["redirect_http_code"]) == (
+        "REDIRECT_TO_URL",
+        "https://elsewhere.example/",
+        302,
+    )
+    assert moved["redirect_pool_id"] is None
+    rejecting = await put({"action": "REJECT"})
+    assert (rejecting["redirect_url"], rejecting["redirect_http_code"]) == (None, None)

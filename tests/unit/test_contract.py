@@ -63,14 +63,14 @@ def _command() -> Command:
 def test_command_round_trips_and_carries_its_schema_version() -> None:
     command = _command()
     wire = command.model_dump_json()
-    assert '"schema_version":1' in wire
+    assert '"schema_version":2' in wire
     assert Command.model_validate_json(wire) == command
 
 
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda d: d.update(schema_version=2),
+        lambda d: d.update(schema_version=1),
         lambda d: d.update(extra_field=1),
         lambda d: d.update(action="explode"),
         lambda d: d.update(generation=0),

@@ -232,3 +232,18 @@ def test_the_device_accepts_what_the_renderer_makes_and_refuses_foreign_sections
         "program p\n    command /bin/sh\n",
     ):
         assert refuse_foreign(DEFAULTS + foreign) is not None, foreign
+
+
+def test_the_device_refuses_quoting_tricks_and_file_reading_words() -> None:
+    for foreign in (
+        "backend b\n    server s 10.0.0.1:443 ''crt /x\n",
+        "backend b\n    server s 10.0.0.1:443 'c'rt /x\n",
+        'backend b\n    server s 10.0.0.1:443 "crt" /x\n',
+        "backend b\n    acl x path -f /etc/x\n",
+        "frontend f\n    http-request set-var(txn.x) req.hdr(host),map(/etc/passwd)\n",
+        "frontend f\n    acl x lua.fn -m found\n",
+        "frontend f\n    http-request redirect location /a%[env(HOME)]\n",
+    ):
+        assert refuse_foreign(DEFAULTS + foreign) is not None, foreign
+    allowed = "frontend f\n    acl r path -m beg -- '/file map lua.x \"%[y]'\n"
+    assert refuse_foreign(DEFAULTS + allowed) is None
