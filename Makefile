@@ -1,15 +1,21 @@
-# Two commands: `make run` (set up and start API + agent locally) and `make test`.
+# Two commands: `make run` (set up and start API, agent and a HAProxy device locally) and
+# `make test`.
+SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What setuptools prints about every editable install: noise, not news.
+QUIET_BUILD := BuildBackendWarning|^ *!!|^ *\*+$$|careful with folders|name as your package|WheelFile|^ *$$
 
 .PHONY: run test lint services install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "installing lbaas and its test tools into $(VENV)"
+	@log=$$(mktemp); status=0; $(BIN)/pip install --quiet -e '.[test]' >"$$log" 2>&1 || status=$$?; \
+	grep -vE "$(QUIET_BUILD)" "$$log"; rm -f "$$log"; exit $$status
 	touch $(STAMP)
 
 install: $(STAMP)

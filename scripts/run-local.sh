@@ -97,7 +97,9 @@ stop() {
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+# Ctrl-C (or a TERM) is how one stops it: stop the three and exit 0, not 130 or 143.
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 LBAAS_AMQP_URL="$api_amqp_url" "$BIN/lbaas-api" --host "$host" --port "$port" &
 pids+=($!)
