@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from agent_service.devices import Devices
 from agent_service.executor import CommandExecutor, log_context
 from agent_service.locks import DeviceLocks
+from agent_service.metrics import AgentMetrics
 from agent_service.outbound import NotPublished, Publisher
+from shared.logging import REQUEST_ID
 from shared.messages import DEVICE_SYNC_TYPE, Command, DeviceSync, Result
 from shared.status import Outcome
 from shared.topology import Names, passive_topology
@@ -41,11 +43,13 @@ class CommandConsumer:
         publisher: Publisher,
         locks: DeviceLocks,
         devices: Devices,
+        metrics: AgentMetrics,
         *,
         prefetch: int,
     ) -> None:
         self._names = names
         self._devices = devices
+        self._metrics = metrics
         self._executor = executor
         self._publisher = publisher
         self._locks = locks
@@ -121,7 +125,12 @@ class CommandConsumer:
             return
         task = asyncio.create_task(self._handle(queue, message), name=f"command-{queue}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._metrics.in_flight.set(len(self._tasks))
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        self._metrics.in_flight.set(len(self._tasks))
 
     def _forget_devices(self, *_: object) -> None:
         """The shards may go to other agents while the channel is down: forget their devices."""
@@ -141,6 +150,7 @@ class CommandConsumer:
         if message.redelivered:
             log.info("command redelivered", extra=log_context(command))
         self._devices.heard_of(command.device)
+        REQUEST_ID.set(command.request_id)
         try:
             async with self._locks.hold(command.device_id):
                 result = await self._executor.execute(command)

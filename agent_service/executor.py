@@ -5,10 +5,14 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
+from opentelemetry.trace import SpanKind, StatusCode
+
 from agent_service.devices import Attempt, Devices
 from agent_service.drivers import DriverCall, DriverRegistry, Refused, run_driver
+from agent_service.metrics import AgentMetrics
 from shared.messages import Command, Result
 from shared.status import CommandAction, Outcome
+from shared.tracing import context_of, current_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class CommandExecutor:
         self,
         registry: DriverRegistry,
         devices: Devices,
+        metrics: AgentMetrics,
         agent_id: str,
         *,
         poll_interval: float,
@@ -44,14 +49,29 @@ class CommandExecutor:
     ) -> None:
         self._registry = registry
         self._devices = devices
+        self._metrics = metrics
         self._agent_id = agent_id
         self._poll_interval = poll_interval
         self._driver_timeout = driver_timeout
 
     async def execute(self, command: Command) -> Result:
+        """In a span of the command's trace; the result carries that span on."""
         started_at = datetime.now(UTC)
-        error, outcome = await self._run(command)
+        with tracer().start_as_current_span(
+            f"{command.action} on {command.driver}",
+            context=context_of(command.trace_context),
+            kind=SpanKind.CONSUMER,
+            attributes={"lbaas.loadbalancer_id": str(command.loadbalancer_id)},
+        ) as span:
+            error, outcome = await self._run(command)
+            if error is not None:
+                span.set_status(StatusCode.ERROR, error[:200])
+            trace_context = current_context()
         self._devices.record(command, outcome)
+        elapsed = (datetime.now(UTC) - started_at).total_seconds()
+        self._metrics.driver_duration.labels(command.driver, command.action, outcome).observe(
+            elapsed
+        )
         return Result(
             op_id=command.op_id,
             device_id=command.device_id,
@@ -62,6 +82,7 @@ class CommandExecutor:
             agent_id=self._agent_id,
             started_at=started_at,
             finished_at=datetime.now(UTC),
+            trace_context=trace_context,
         )
 
     async def _run(self, command: Command) -> tuple[str | None, Attempt]:

@@ -13,6 +13,7 @@ from agent_service.service import Agent
 from agent_service.settings import AgentSettings
 from shared.logging import configure_logging
 from shared.settings import invalid_settings
+from shared.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ settings (environment):
   LBAAS_DRIVER_TIMEOUT         seconds a command may spend in its driver (600)
   LBAAS_RESULT_PUBLISH_TIMEOUT seconds to wait for the broker to confirm a result (10)
   LBAAS_SHUTDOWN_GRACE         seconds in-flight commands get at shutdown (10)
+  LBAAS_STATUS_INTERVAL        seconds between reads of each device (5)
+  LBAAS_AGENT_METRICS_HOST     where Prometheus metrics are served (127.0.0.1)
+  LBAAS_AGENT_METRICS_PORT     serve Prometheus metrics on this port (unset: none)
+  LBAAS_DEVICE_CA_FILE         CA bundle for https:// devices
+  LBAAS_DEVICE_CLIENT_CERT, LBAAS_DEVICE_CLIENT_KEY  client certificate for mutual TLS
   LBAAS_SIM_STATE_DIR          folder for the sim driver's appliances (in memory if unset)
   LBAAS_LOG_LEVEL              DEBUG, INFO, WARNING, ERROR (INFO)
 """
@@ -63,4 +69,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(invalid_settings("lbaas-agent", exc))
     configure_logging(settings.log_level)
-    asyncio.run(run(settings))
+    configure_tracing("lbaas-agent")
+    try:
+        asyncio.run(run(settings))
+    finally:
+        shutdown_tracing()

@@ -10,6 +10,7 @@ from agent_service.devices import Devices
 from agent_service.drivers import DriverRegistry
 from agent_service.executor import CommandExecutor
 from agent_service.locks import DeviceLocks
+from agent_service.metrics import AgentMetrics
 from agent_service.outbound import Publisher
 from agent_service.settings import AgentSettings
 from agent_service.status import DeviceWatch
@@ -33,11 +34,13 @@ class Agent:
         self.registry = registry or DriverRegistry(settings)
         self.locks = DeviceLocks()
         self.devices = Devices()
+        self.metrics = AgentMetrics()
         self.broker = Broker(settings.amqp_url, self._on_connected)
         self._publisher = Publisher(self.broker, self.names, settings.result_publish_timeout)
         executor = CommandExecutor(
             self.registry,
             self.devices,
+            self.metrics,
             settings.agent_id,
             poll_interval=settings.poll_interval,
             driver_timeout=settings.driver_timeout,
@@ -48,6 +51,7 @@ class Agent:
             executor,
             self.locks,
             self._publisher,
+            self.metrics,
             agent_id=settings.agent_id,
             interval=settings.status_interval,
         )
@@ -58,6 +62,7 @@ class Agent:
             self._publisher,
             self.locks,
             self.devices,
+            self.metrics,
             prefetch=settings.prefetch,
         )
 
@@ -70,6 +75,8 @@ class Agent:
             ", ".join(self.registry.names) or "none",
             extra={"agent_id": self.settings.agent_id},
         )
+        if self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         self.broker.start()
         self._watching = asyncio.create_task(self._watch.run(), name="device-watch")
 

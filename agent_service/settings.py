@@ -64,6 +64,12 @@ class AgentSettings(CommonSettings):
         default=None, description="Client certificate for devices that require mutual TLS."
     )
     device_client_key: Path | None = None
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Where the Prometheus metrics are served."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
     shutdown_grace: float = Field(
         default=10.0,
         ge=0,

@@ -31,6 +31,7 @@ from agent_service.drivers import (
 )
 from agent_service.executor import CommandExecutor, log_context
 from agent_service.locks import DeviceLocks
+from agent_service.metrics import AgentMetrics
 from agent_service.outbound import NotPublished, Publisher
 from shared.messages import StatusReport
 from shared.status import CommandAction
@@ -49,10 +50,12 @@ class DeviceWatch:
         executor: CommandExecutor,
         locks: DeviceLocks,
         publisher: Publisher,
+        metrics: AgentMetrics,
         *,
         agent_id: str,
         interval: float,
     ) -> None:
+        self._metrics = metrics
         self._devices = devices
         self._registry = registry
         self._executor = executor
@@ -65,9 +68,13 @@ class DeviceWatch:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            watched = self._devices.current()
             outcomes = await asyncio.gather(
-                *(self.watch(known) for known in self._devices.current()), return_exceptions=True
+                *(self.watch(known) for known in watched), return_exceptions=True
             )
+            down = sum(known.failures >= OFFLINE_AFTER for known in watched)
+            self._metrics.devices.labels("true").set(len(watched) - down)
+            self._metrics.devices.labels("false").set(down)
             for outcome in outcomes:
                 if isinstance(outcome, Exception):
                     log.error("watching a device failed", exc_info=outcome)
@@ -119,6 +126,7 @@ class DeviceWatch:
                     command.loadbalancer_id,
                     extra=log_context(command),
                 )
+                self._metrics.repairs.inc()
                 result = await self._executor.execute(command)
                 try:
                     await self._publisher.publish(result)

@@ -12,6 +12,7 @@ from api_service.idempotency import IdempotencyMiddleware
 from api_service.limits import BodyLimits
 from api_service.metrics import Metrics, RequestMetrics
 from api_service.problems import install_problem_handlers
+from api_service.request_ids import RequestIds
 from api_service.resources.catalog import RESOURCES
 from api_service.routers import (
     devices,
@@ -61,6 +62,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimits)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestIds)
     app.include_router(root.router)
     routers = [
         loadbalancers.router,

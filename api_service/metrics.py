@@ -1,9 +1,18 @@
-"""Prometheus metrics of one API process, served open at ``/metrics``."""
+"""Prometheus metrics of one API process, served open at ``/metrics`` (prefix ``lbaas_``).
+
+Counters and histograms are this process's; the gauges of the census
+(objects by status, devices, outbox) are read from the database by every
+replica, so any one of them answers for the whole service.
+"""
 
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api_service.services.census import Census
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
 
 
 class Metrics:
@@ -31,6 +40,51 @@ class Metrics:
             "Load balancers in PENDING_* (as of the last reaper pass)",
             registry=self.registry,
         )
+        self.operations = Counter(
+            "lbaas_operations_total",
+            "Operations finished by this process, by action and final status",
+            ["action", "status"],
+            registry=self.registry,
+        )
+        self.operation_duration = Histogram(
+            "lbaas_operation_duration_seconds",
+            "From the 202 to the agent's result applied, by action",
+            ["action"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.result_lag = Histogram(
+            "lbaas_result_lag_seconds",
+            "From the agent finishing a command to the API applying its result",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.objects = Gauge(
+            "lbaas_objects",
+            "Objects of the tree by kind and provisioning status (census)",
+            ["kind", "provisioning_status"],
+            registry=self.registry,
+        )
+        self.devices = Gauge(
+            "lbaas_devices",
+            "Devices by operating status as their agents last reported it (census)",
+            ["operating_status"],
+            registry=self.registry,
+        )
+        self.outbox_age = Gauge(
+            "lbaas_outbox_oldest_seconds",
+            "Age of the oldest command committed but not yet published (census)",
+            registry=self.registry,
+        )
+
+    def record(self, census: Census) -> None:
+        self.objects.clear()
+        for (kind, status), count in census.objects.items():
+            self.objects.labels(kind, status).set(count)
+        self.devices.clear()
+        for status, count in census.devices.items():
+            self.devices.labels(status).set(count)
+        self.outbox_age.set(census.outbox_age)
 
 
 class RequestMetrics:

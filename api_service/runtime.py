@@ -21,6 +21,7 @@ from api_service.messaging.status import StatusConsumer
 from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
 from api_service.resources.catalog import RESOURCES
+from api_service.services.census import take_census
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService, claim_syncs
 from api_service.services.loadbalancers import LoadBalancerService
@@ -82,7 +83,7 @@ class Runtime:
             names,
             sessions,
             prefetch=settings.result_prefetch,
-            applied=metrics.results,
+            metrics=metrics,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
         changes = Changes(sessions, commands.publish_new, quotas, settings.command_shards)
@@ -132,6 +133,7 @@ class Runtime:
                 ),
                 name="reaper",
             ),
+            asyncio.create_task(self._census(self.settings.reaper_interval), name="census"),
         ]
         if self.settings.bootstrap_admin_token is None:
             self.bootstrapped.set()
@@ -140,6 +142,17 @@ class Runtime:
             self.tasks.append(
                 asyncio.create_task(self._bootstrap_admin(secret), name="bootstrap-admin")
             )
+
+    async def _census(self, interval: float) -> None:
+        """Forever: the census gauges, from the database."""
+        while True:
+            try:
+                async with self.sessions() as session:
+                    census = await take_census(session)
+                self.metrics.record(census)
+            except Exception:
+                log.warning("census pass failed", exc_info=True)
+            await asyncio.sleep(interval)
 
     async def _bootstrap_admin(self, secret: str) -> None:
         """Make sure the bootstrap admin token exists, retrying while the database is away."""

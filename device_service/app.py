@@ -8,6 +8,7 @@ unauthenticated call changes nothing and learns nothing. Errors are
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from uuid import UUID
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from device_service.haproxy import HaproxyError, Unconfirmed
 from device_service.instances import Instances, Rejected, refuse_foreign
+from device_service.metrics import DeviceMetrics
 from device_service.settings import DeviceSettings
 from shared.device_api import (
     API_PREFIX,
@@ -47,11 +49,14 @@ def problem(status: int, title: str, detail: str, **headers: str) -> JSONRespons
 
 
 def create_app(settings: DeviceSettings) -> FastAPI:
-    instances = Instances(settings)
+    metrics = DeviceMetrics()
+    instances = Instances(settings, metrics)
     expected = f"Bearer {settings.secret.get_secret_value()}".encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.metrics_listen is not None:
+            metrics.serve(settings.metrics_listen)
         await instances.adopt()
         supervisor = asyncio.create_task(instances.supervise(), name="supervise")
         log.info("managing %d load balancers in %s", len(instances.known()), settings.state_dir)
@@ -102,6 +107,19 @@ def create_app(settings: DeviceSettings) -> FastAPI:
 
     @app.put(f"{API_PREFIX}/loadbalancers/{{loadbalancer_id}}", response_model=None)
     async def put(loadbalancer_id: UUID, body: ConfigIn) -> Applied | JSONResponse:
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            answer = await _put(loadbalancer_id, body)
+            if isinstance(answer, Applied):
+                outcome = "applied" if answer.changed else "unchanged"
+            elif answer.status_code == 422:
+                outcome = "rejected"
+            return answer
+        finally:
+            metrics.applies.labels(outcome).observe(time.perf_counter() - started)
+
+    async def _put(loadbalancer_id: UUID, body: ConfigIn) -> Applied | JSONResponse:
         foreign = refuse_foreign(body.config)
         if foreign is not None:
             return problem(422, "Configuration Rejected", foreign)

@@ -41,6 +41,7 @@ from device_service.haproxy import (
     process_alive,
     processes_of,
 )
+from device_service.metrics import DeviceMetrics
 from device_service.settings import DeviceSettings
 from shared.device_api import (
     Applied,
@@ -137,9 +138,12 @@ class Meta:
 class Instance:
     """The files and process of one load balancer. Callers hold :attr:`lock` around changes."""
 
-    def __init__(self, settings: DeviceSettings, loadbalancer_id: UUID) -> None:
+    def __init__(
+        self, settings: DeviceSettings, metrics: DeviceMetrics, loadbalancer_id: UUID
+    ) -> None:
         self.id = loadbalancer_id
         self.settings = settings
+        self.metrics = metrics
         self.dir = settings.state_dir / loadbalancer_id.hex
         self.lock = asyncio.Lock()
         self.users = 0
@@ -200,11 +204,11 @@ class Instance:
             self.candidate.replace(self.config)
             await self.stop()
         elif self.master_pid() is None:
-            await self._activate(self._start)
+            await self._activate(lambda: self._counted("start", self._start))
         else:
             if meta is not None:
                 new.epoch, new.carried = meta.epoch, meta.carried
-            await self._activate(lambda: self._reload(new))
+            await self._activate(lambda: self._counted("reload", lambda: self._reload(new)))
         self._save(new)
         self.failed.unlink(missing_ok=True)
         return Applied(**self.describe(new).model_dump(), changed=True)
@@ -237,8 +241,20 @@ class Instance:
         if meta is None or not meta.runnable or self.master_pid() is not None:
             return
         meta.epoch, meta.carried = uuid.uuid4().hex, {}
-        await self._start()
+        await self._counted("restart", self._start)
         self._save(meta)
+
+    async def _counted(self, kind: str, work: Callable[[], Awaitable[None]]) -> None:
+        """``work`` (a start or reload), counted by how it went."""
+        try:
+            await work()
+        except HaproxyError:
+            self.metrics.reloads.labels(kind, "failed").inc()
+            raise
+        except Unconfirmed:
+            self.metrics.reloads.labels(kind, "unconfirmed").inc()
+            raise
+        self.metrics.reloads.labels(kind, "confirmed").inc()
 
     async def _start(self) -> None:
         """Start a master, after making sure no other process runs this configuration."""
@@ -403,8 +419,9 @@ class Instance:
 class Instances:
     """Every instance of the device, created on demand and forgotten once removed and unused."""
 
-    def __init__(self, settings: DeviceSettings) -> None:
+    def __init__(self, settings: DeviceSettings, metrics: DeviceMetrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self._instances: dict[UUID, Instance] = {}
 
     @asynccontextmanager
@@ -414,7 +431,9 @@ class Instances:
         """The instance, locked; ``TimeoutError`` when it stays locked longer than ``wait``."""
         instance = self._instances.get(loadbalancer_id)
         if instance is None:
-            instance = self._instances[loadbalancer_id] = Instance(self.settings, loadbalancer_id)
+            instance = self._instances[loadbalancer_id] = Instance(
+                self.settings, self.metrics, loadbalancer_id
+            )
         instance.users += 1
         try:
             async with asyncio.timeout(wait):
@@ -458,6 +477,7 @@ class Instances:
         """Forever: restart every instance whose process died."""
         while True:
             await asyncio.sleep(self.settings.supervise_interval)
+            states: dict[str, int] = dict.fromkeys(("running", "idle", "down"), 0)
             for loadbalancer_id in self.known():
                 existing = self._instances.get(loadbalancer_id)
                 if existing is not None and existing.lock.locked():
@@ -469,8 +489,12 @@ class Instances:
                         if meta is not None and instance.state(meta) == "down":
                             log.warning("HAProxy for %s is not running; restarting it", instance.id)
                             await _restart(instance)
+                        if meta is not None:
+                            states[instance.state(meta)] += 1
                 except Exception:
                     log.exception("supervising %s failed", loadbalancer_id)
+            for state, count in states.items():
+                self.metrics.instances.labels(state).set(count)
 
 
 async def _restart(instance: Instance) -> None:

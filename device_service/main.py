@@ -16,6 +16,7 @@ from device_service.app import create_app
 from device_service.settings import DeviceSettings
 from shared.logging import configure_logging
 from shared.settings import invalid_settings
+from shared.tracing import configure_tracing, shutdown_tracing
 
 _ENVIRONMENT = """\
 settings (environment):
@@ -30,6 +31,7 @@ settings (environment):
   LBAAS_DEVICE_MAXCONN             connections per instance (HAProxy's default)
   LBAAS_DEVICE_TLS_CERT, _TLS_KEY  serve HTTPS with this certificate
   LBAAS_DEVICE_TLS_CLIENT_CA       and require client certificates from this CA
+  LBAAS_DEVICE_METRICS_LISTEN      HOST:PORT to serve Prometheus metrics on (unset: none)
   LBAAS_DEVICE_LOG_LEVEL           DEBUG, INFO, WARNING, ERROR (INFO)
 """
 
@@ -67,17 +69,21 @@ def settings_from(args: argparse.Namespace) -> DeviceSettings:
 def main(argv: Sequence[str] | None = None) -> None:
     settings = settings_from(_arguments(argv))
     configure_logging(settings.log_level)
+    configure_tracing("lbaas-device")
     tls: dict[str, object] = {}
     if settings.tls_cert is not None:
         tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
         if settings.tls_client_ca is not None:
             tls |= {"ssl_ca_certs": str(settings.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        **tls,  # type: ignore[arg-type]
-    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            **tls,  # type: ignore[arg-type]
+        )
+    finally:
+        shutdown_tracing()

@@ -41,6 +41,11 @@ class DeviceSettings(BaseSettings):
     tls_client_ca: Path | None = Field(
         default=None, description="Require client certificates signed by this CA (mutual TLS)."
     )
+    metrics_listen: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.\-]+:[0-9]{1,5}$",
+        description="HOST:PORT to serve Prometheus metrics on (unauthenticated: keep it private).",
+    )
     log_level: LogLevel = "INFO"
 
     @model_validator(mode="after")

@@ -103,9 +103,11 @@ trap stop EXIT
 
 LBAAS_AMQP_URL="$api_amqp_url" "$BIN/lbaas-api" --host "$host" --port "$port" &
 pids+=($!)
-LBAAS_AMQP_URL="$agent_amqp_url" "$BIN/lbaas-agent" &
+LBAAS_AMQP_URL="$agent_amqp_url" \
+    LBAAS_AGENT_METRICS_PORT="${LBAAS_AGENT_METRICS_PORT:-9877}" "$BIN/lbaas-agent" &
 pids+=($!)
-"$BIN/lbaas-device" --listen "$device_listen" --state-dir "$device_state" \
+LBAAS_DEVICE_METRICS_LISTEN="${LBAAS_DEVICE_METRICS_LISTEN:-127.0.0.1:9878}" \
+    "$BIN/lbaas-device" --listen "$device_listen" --state-dir "$device_state" \
     --secret-file .run/device-secret &
 pids+=($!)
 

@@ -1,14 +1,29 @@
-"""JSON log lines on stderr, one object per line, with the context fields we search by."""
+"""JSON log lines on stderr, one object per line, with the context fields we search by.
+
+``request_id`` comes from the log call's ``extra`` or, when it has none, from
+:data:`REQUEST_ID`, which the API sets for the request (and the agent for the
+command) being handled.
+"""
 
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-CONTEXT_FIELDS = ("op_id", "loadbalancer_id", "device_id", "generation", "agent_id", "queue")
+CONTEXT_FIELDS = (
+    "request_id",
+    "op_id",
+    "loadbalancer_id",
+    "device_id",
+    "generation",
+    "agent_id",
+    "queue",
+)
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def _known_level(value: str) -> str:
@@ -32,6 +47,8 @@ class JsonFormatter(logging.Formatter):
         }
         for field in CONTEXT_FIELDS:
             value = getattr(record, field, None)
+            if value is None and field == "request_id":
+                value = REQUEST_ID.get()
             if value is not None:
                 line[field] = str(value)
         if record.exc_info:

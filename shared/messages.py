@@ -139,7 +139,7 @@ class LoadBalancerSpec(_Message):
 
 
 class Command(_Message):
-    """Version 2: listeners carry ``l7policies``; no ``trace_context``."""
+    """Version 2: listeners carry ``l7policies``."""
 
     schema_version: Literal[2] = 2
     op_id: UUID
@@ -151,6 +151,11 @@ class Command(_Message):
     device: DeviceSpec
     spec: LoadBalancerSpec
     issued_at: datetime
+    request_id: str | None = Field(default=None, max_length=128)
+    """The API request that made the change, for the agent's log lines."""
+    trace_context: dict[str, str] = Field(
+        default_factory=dict, max_length=8, description="W3C trace context (shared.tracing)."
+    )
 
 
 class Result(_Message):
@@ -164,6 +169,9 @@ class Result(_Message):
     agent_id: str = Field(max_length=255)
     started_at: datetime
     finished_at: datetime
+    trace_context: dict[str, str] = Field(
+        default_factory=dict, max_length=8, description="W3C trace context (shared.tracing)."
+    )
 
 
 class Counters(_Message):

@@ -8,16 +8,19 @@ into the dead-letter queue by an outage.
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-from prometheus_client import Counter
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from api_service.db.engine import SessionFactory
-from api_service.services.results import Verdict, apply_result
+from api_service.metrics import Metrics
+from api_service.services.results import Applied, Verdict, apply_result
 from shared.messages import Result
 from shared.topology import Names, passive_topology
+from shared.tracing import context_of, tracer
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +29,9 @@ _DB_RETRY = 1.0
 
 class ResultConsumer:
     def __init__(
-        self, names: Names, sessions: SessionFactory, *, prefetch: int, applied: Counter
+        self, names: Names, sessions: SessionFactory, *, prefetch: int, metrics: Metrics
     ) -> None:
-        self._applied = applied
+        self._metrics = metrics
         self._names = names
         self._sessions = sessions
         self._prefetch = prefetch
@@ -58,20 +61,36 @@ class ResultConsumer:
             "agent_id": result.agent_id,
         }
         try:
-            verdict = await self._apply(result)
+            with tracer().start_as_current_span(
+                "apply result",
+                context=context_of(result.trace_context),
+                kind=SpanKind.CONSUMER,
+                attributes={"lbaas.loadbalancer_id": str(result.loadbalancer_id)},
+            ):
+                applied = await self._apply(result)
         except Exception:
             log.exception("dead-lettering a result that could not be applied", extra=context)
             await message.reject(requeue=False)
             return
-        if verdict is Verdict.UNKNOWN:
+        if applied.verdict is Verdict.UNKNOWN:
             log.error("dead-lettering a result that matches no operation", extra=context)
             await message.reject(requeue=False)
             return
-        log.info("result %s: %s", result.outcome.value, verdict.value, extra=context)
-        self._applied.labels(result.outcome.value, verdict.value).inc()
+        log.info("result %s: %s", result.outcome.value, applied.verdict.value, extra=context)
+        self._observe(result, applied)
         await message.ack()
 
-    async def _apply(self, result: Result) -> Verdict:
+    def _observe(self, result: Result, applied: Applied) -> None:
+        m = self._metrics
+        m.results.labels(result.outcome.value, applied.verdict.value).inc()
+        m.result_lag.observe(max((datetime.now(UTC) - result.finished_at).total_seconds(), 0))
+        operation = applied.operation
+        if applied.verdict is Verdict.APPLIED and operation is not None:
+            m.operations.labels(operation.action, operation.status).inc()
+            elapsed = (datetime.now(UTC) - operation.created_at).total_seconds()
+            m.operation_duration.labels(operation.action).observe(max(elapsed, 0))
+
+    async def _apply(self, result: Result) -> Applied:
         while True:
             try:
                 async with self._sessions.begin() as session:

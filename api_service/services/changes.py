@@ -27,9 +27,11 @@ from api_service.errors import Conflict, NotFound, StaleVersion
 from api_service.services.devices import device_spec
 from api_service.services.quotas import QuotaService, kind_of
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
+from shared.logging import REQUEST_ID
 from shared.messages import Command
 from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus, ProvisioningStatus
 from shared.topology import shard_for
+from shared.tracing import current_context
 
 Publish = Callable[[UUID], Awaitable[None]]
 Edit = Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]]
@@ -177,6 +179,8 @@ async def record_change(
         device=device_spec(device),
         spec=build_spec(tree),
         issued_at=datetime.now(UTC),
+        request_id=REQUEST_ID.get(),
+        trace_context=current_context(),
     )
     session.add_all(
         [

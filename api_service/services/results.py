@@ -1,5 +1,6 @@
 """Applying an agent's result: the status transitions of docs/status-rules.md, by generation."""
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import func, select
@@ -21,7 +22,14 @@ class Verdict(StrEnum):
     """No such operation, or the result does not match it: the message is not trusted."""
 
 
-async def apply_result(session: AsyncSession, result: Result) -> Verdict:
+@dataclass(frozen=True)
+class Applied:
+    verdict: Verdict
+    operation: Operation | None
+    """As the result left it (None for an unknown one)."""
+
+
+async def apply_result(session: AsyncSession, result: Result) -> Applied:
     """Record ``result`` on its operation and, if it is for the current generation, on the tree.
 
     Locks the load balancer before the operation, as every writer does.
@@ -33,9 +41,9 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
         select(Operation).where(Operation.id == result.op_id).with_for_update()
     )
     if operation is None or not _matches(operation, result):
-        return Verdict.UNKNOWN
+        return Applied(Verdict.UNKNOWN, None)
     if OperationStatus(operation.status).is_final and not _heals(operation, result, lb):
-        return Verdict.DUPLICATE
+        return Applied(Verdict.DUPLICATE, operation)
 
     operation.agent_id = result.agent_id
     operation.started_at = result.started_at
@@ -44,7 +52,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
     operation.error = result.error
     if lb is None or lb.generation != result.generation:
         operation.status = OperationStatus.SUPERSEDED.value
-        return Verdict.STALE
+        return Applied(Verdict.STALE, operation)
 
     await notify_settled(session, lb.id)
     tree = await load_tree(session, lb)
@@ -62,7 +70,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Verdict:
         operation.error = None
         for removed in apply_success(tree):
             await session.delete(removed)
-    return Verdict.APPLIED
+    return Applied(Verdict.APPLIED, operation)
 
 
 def _heals(operation: Operation, result: Result, lb: LoadBalancer | None) -> bool:

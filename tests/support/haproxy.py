@@ -57,7 +57,13 @@ def vip_cidr() -> str:
 class Device(Process):
     """``lbaas-device`` with its own secret, port and state directory (removed by :meth:`purge`)."""
 
-    def __init__(self, log_dir: Path, *, supervise_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        supervise_interval: float = 0.5,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.secret = secrets.token_urlsafe(24)
         self.state_dir = Path(tempfile.mkdtemp(prefix="lbd-", dir="/tmp"))
@@ -67,6 +73,7 @@ class Device(Process):
             "LBAAS_DEVICE_SUPERVISE_INTERVAL": str(supervise_interval),
             "LBAAS_DEVICE_HARD_STOP_AFTER": "5",
             "LBAAS_DEVICE_STOP_GRACE": "2",
+            **(environment or {}),
         }
         super().__init__(
             [

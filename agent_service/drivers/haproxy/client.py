@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from agent_service.drivers import Refused
 from shared.device_api import API_PREFIX, Applied, ConfigIn, DeviceStatus
 from shared.messages import DeviceSpec
+from shared.tracing import current_context
 
 _MANAGEMENT_URL = re.compile(r"https?://(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}/?")
 TIMEOUT = httpx.Timeout(60.0, connect=3.0)
@@ -74,7 +75,7 @@ class DeviceClient:
 
     async def _call(self, method: str, path: str, body: object = None) -> httpx.Response:
         try:
-            return await self._http.request(method, path, json=body)
+            return await self._http.request(method, path, json=body, headers=current_context())
         except httpx.HTTPError as exc:
             raise DeviceUnavailable(
                 f"device {self.name} unreachable: {type(exc).__name__}"
