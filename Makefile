@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # What setuptools prints about every editable install: noise, not news.
 QUIET_BUILD := BuildBackendWarning|^ *!!|^ *\*+$$|careful with folders|name as your package|WheelFile|^ *$$
 
-.PHONY: run test lint services install bench clean
+.PHONY: run test test-compose lint services install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install services
 
 test: install services
 	$(BIN)/pytest
+
+# The compose stack built and run for real; sets up the engine, compose and a base image if missing.
+test-compose: install
+	scripts/compose-test.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api_service import openapi
 from api_service.context import token_owner
 from api_service.idempotency import IdempotencyMiddleware
 from api_service.limits import BodyLimits
@@ -52,8 +53,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         title="lbaas",
         summary="Asynchronous Load-Balancer-as-a-Service (OpenStack Load Balancer v2 compatible)",
         version="2.0",
+        description=openapi.DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served by api_service.openapi from a package's copy of Swagger UI (the
+        # defaults load it, and ReDoc, from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
+    openapi.install(app)
     install_problem_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,

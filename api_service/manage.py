@@ -1,9 +1,11 @@
-"""``lbaas-manage``: operator commands (migrations, broker topology, API tokens, devices)."""
+"""``lbaas-manage``: operator commands (migrations, broker topology, API tokens, devices, the
+OpenAPI document)."""
 
 import argparse
 import asyncio
 import json
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 import migrations
+from api_service import openapi
 from api_service.db.engine import create_engine, session_factory
 from api_service.db.models import Device
 from api_service.errors import DomainError
@@ -172,11 +175,29 @@ def _parser() -> argparse.ArgumentParser:
     ensure.add_argument("--vip-cidr", required=True, help="the range its VIPs come from")
     ensure.add_argument("--capacity", type=int, default=100)
     ensure.add_argument("--secret-file", type=Path, help="a file holding its management secret")
+
+    document = groups.add_parser(
+        "openapi", help="write the OpenAPI document (no database or broker needed)"
+    )
+    document.add_argument(
+        "file", nargs="?", type=Path, help="where to write it (default: standard output)"
+    )
     return parser
+
+
+def _write_openapi(file: Path | None) -> None:
+    text = openapi.published()
+    if file is None:
+        sys.stdout.write(text)
+    else:
+        file.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.group == "openapi":
+        _write_openapi(args.file)
+        return
     settings = ApiSettings()
     if args.group == "token":
         asyncio.run(_tokens(settings, args))

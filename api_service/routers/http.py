@@ -57,7 +57,11 @@ ACCEPTED_HEADERS = {
         "required": True,
         "schema": {"type": "string", "format": "uri"},
     },
-    "Retry-After": {"description": "Seconds before polling", "schema": {"type": "integer"}},
+    "Retry-After": {
+        "description": "Seconds before polling",
+        "required": True,
+        "schema": {"type": "integer"},
+    },
     "X-Operation-Id": {
         "description": "The operation that carries the change (/v2/lbaas/operations/{id})",
         "required": True,

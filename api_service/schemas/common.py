@@ -1,10 +1,12 @@
-"""Fields every Load Balancer v2 object has in responses, and id references."""
+"""Fields every Load Balancer v2 object has in responses, id references and page links."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.status import OperatingStatus, ProvisioningStatus
 
 
 class IdRef(BaseModel):
@@ -18,12 +20,22 @@ class ObjectOut(BaseModel):
     name: str
     description: str
     admin_state_up: bool
-    provisioning_status: str
-    operating_status: str
+    provisioning_status: ProvisioningStatus
+    operating_status: OperatingStatus
     status_reason: str | None
     tags: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+class PageLink(BaseModel):
+    """A link of a list's ``<collection>_links``: the page before or after this one."""
+
+    href: str = Field(
+        description="The same list, from the page before or after this one on.",
+        json_schema_extra={"format": "uri"},
+    )
+    rel: Literal["next", "previous"]
 
 
 def _fields_may_be_left_out(schema: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, Strict
 
+from api_service.schemas.common import PageLink
 from api_service.schemas.fields import (
     CIDR,
     INTEGRAL,
@@ -16,6 +17,7 @@ from api_service.schemas.fields import (
     documented,
     network,
 )
+from shared.status import OperatingStatus
 
 _DEVICE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
 _URL_CHARS = r"[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]"
@@ -108,7 +110,9 @@ class DeviceOut(BaseModel):
     vip_cidr: str
     capacity: int
     enabled: bool
-    operating_status: str | None
+    operating_status: OperatingStatus | None = Field(
+        description="ONLINE or OFFLINE as its agent last saw it; none before its first report."
+    )
     loadbalancer_count: int
     created_at: datetime
     updated_at: datetime
@@ -120,7 +124,7 @@ class DeviceBody(BaseModel):
 
 class DeviceList(BaseModel):
     devices: list[DeviceOut]
-    devices_links: list[dict[str, str]] = Field(default_factory=list)
+    devices_links: list[PageLink] = Field(default_factory=list)
 
 
 class ResyncOperation(BaseModel):

@@ -5,7 +5,18 @@ from collections.abc import Callable
 from ipaddress import ip_address, ip_network
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    Strict,
+    TypeAdapter,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from shared.allow_lists import COOKIE_NAME, EXPECTED_CODES, URL_PATH
 
@@ -101,12 +112,40 @@ def _ip(value: str) -> str:
     return str(address)
 
 
-IP_FORMATS: dict[str, Any] = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
-"""The JSON schema of an IPv4 or IPv6 address."""
+IP_FORMATS: dict[str, Any] = {
+    "anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]
+}
+"""The JSON schema of an IPv4 or IPv6 address: a string either way (each branch says so, so
+that client generators type it as a string rather than as anything)."""
 
 DriverName = Annotated[str, Strict(), documented(_IDENTIFIER), AfterValidator(_identifier)]
 ProjectId = Annotated[str, Strict(), documented(_PROJECT), AfterValidator(_project)]
 IpAddress = Annotated[str, Strict(), Field(json_schema_extra=IP_FORMATS), AfterValidator(_ip)]
+IpAddressOut = Annotated[str, Field(json_schema_extra=IP_FORMATS)]
+"""An address in an answer (as the service normalised it)."""
+
+
+class DocumentedAs:
+    """Field metadata: the JSON schema of ``shown`` (a named component) documents the field,
+    whose own type still validates it.
+
+    For a type whose JSON schema generators cannot use (a ``dict`` keyed by an enum) or
+    would name after each field using it (a ``Literal``): a ``TypedDict`` or an ``IntEnum``
+    says the same with a name of its own.
+    """
+
+    def __init__(self, shown: Any) -> None:
+        core = TypeAdapter(shown).core_schema
+        if "ref" in core:
+            # Referred to, not inlined: the schema of an enum is its component then.
+            reference = core_schema.definition_reference_schema(core["ref"])
+            core = core_schema.definitions_schema(reference, [core])
+        self._core = core
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self._core)
 
 
 def not_null(schema: dict[str, Any]) -> None:
@@ -125,27 +164,41 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def required_in_schema(*names: str, any_of: bool = False) -> Callable[[dict[str, Any]], None]:
+def required_in_schema(*names: str) -> Callable[[dict[str, Any]], None]:
     """A ``json_schema_extra`` for fields that the model leaves optional (a subclass used
     elsewhere has no use for them) but that this body requires, not null: every one of
-    ``names``, or with ``any_of`` at least one. The service refuses the same bodies."""
+    ``names``. The service refuses the same bodies.
+
+    (For "one of two fields", see ``needed_unless``.)"""
 
     def extra(schema: dict[str, Any]) -> None:
         properties: dict[str, Any] = schema["properties"]
-        present = {}
         for name in names:
             declared = properties[name]
             branches = [b for b in declared.get("anyOf", [declared]) if b.get("type") != "null"]
             assert len(branches) == 1, (name, declared)
             kept = {k: v for k, v in declared.items() if k in ("title", "description")}
-            present[name] = {**branches[0], **kept}
-        if any_of:
-            schema["anyOf"] = [
-                {"required": [name], "properties": {name: value}} for name, value in present.items()
-            ]
-            return
-        properties.update(present)
+            properties[name] = {**branches[0], **kept}
         schema["required"] = [*schema.get("required", []), *names]
+
+    return extra
+
+
+def needed_unless(name: str, other: str) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` for two optional fields one of which a body needs: ``name``,
+    not null, unless ``other`` is given (not null). The service refuses the same bodies.
+
+    Said with ``if``/``then``, which validators apply and client generators leave alone (a
+    top-level ``anyOf`` of partial schemas would make them a type for each branch holding
+    that field only). The model's description should say it too.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        declared = schema["properties"][name]
+        branches = [b for b in declared.get("anyOf", [declared]) if b.get("type") != "null"]
+        assert len(branches) == 1, (name, declared)
+        schema["if"] = {"properties": {other: {"type": "null"}}}
+        schema["then"] = {"required": [name], "properties": {name: branches[0]}}
 
     return extra
 

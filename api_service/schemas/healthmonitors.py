@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from api_service.schemas.common import LISTED, IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut, PageLink
 from api_service.schemas.fields import (
     INTEGRAL,
     ExpectedCodes,
@@ -82,12 +82,12 @@ class HealthMonitorUpdateBody(RequestBody):
 
 
 class HealthMonitorOut(ObjectOut):
-    type: str
+    type: MonitorType
     delay: int
     timeout: int
     max_retries: int
     max_retries_down: int
-    http_method: str | None
+    http_method: HttpMethod | None
     url_path: str | None
     expected_codes: str | None
     pools: list[IdRef]
@@ -105,4 +105,4 @@ class HealthMonitorListItem(HealthMonitorOut):
 
 class HealthMonitorList(BaseModel):
     healthmonitors: list[HealthMonitorListItem]
-    healthmonitors_links: list[dict[str, str]] = Field(default_factory=list)
+    healthmonitors_links: list[PageLink] = Field(default_factory=list)

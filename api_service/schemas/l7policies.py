@@ -1,15 +1,16 @@
 """L7 policy bodies (Octavia v2 names, enums and defaults)."""
 
-from enum import StrEnum
-from typing import Annotated, Literal
+from enum import IntEnum, StrEnum
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from api_service.schemas.common import LISTED, IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut, PageLink
 from api_service.schemas.fields import (
     INT32_MAX,
     INTEGRAL,
+    DocumentedAs,
     ProjectId,
     RequestBody,
     StrictBool,
@@ -29,7 +30,23 @@ class L7Action(StrEnum):
 
 
 Position = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX), INTEGRAL]
-RedirectCode = Literal[301, 302, 303, 307, 308]
+
+
+# How ``RedirectCode`` is documented: an enum with a name of its own (a ``Literal`` would be
+# an enum of each model that uses it, in a generated client).
+class RedirectHttpCode(IntEnum):
+    """The HTTP code of a redirect (302 by default)."""
+
+    MOVED_PERMANENTLY = 301
+    FOUND = 302
+    SEE_OTHER = 303
+    TEMPORARY_REDIRECT = 307
+    PERMANENT_REDIRECT = 308
+
+
+REDIRECT_HTTP_CODE = DocumentedAs(RedirectHttpCode)
+RedirectCode = Annotated[Literal[301, 302, 303, 307, 308], REDIRECT_HTTP_CODE]
+assert set(get_args(get_args(RedirectCode)[0])) == set(RedirectHttpCode)
 Url = Annotated[str, Strict(), Field(max_length=255)]
 """Checked whole by ``shared.allow_lists.l7_policy_problem`` when the policy is settled."""
 
@@ -73,13 +90,13 @@ class L7PolicyUpdateBody(RequestBody):
 
 
 class L7PolicyOut(ObjectOut):
-    action: str
+    action: L7Action
     listener_id: UUID
     position: int
     redirect_pool_id: UUID | None
     redirect_url: str | None
     redirect_prefix: str | None
-    redirect_http_code: int | None
+    redirect_http_code: Annotated[int, REDIRECT_HTTP_CODE] | None
     rules: list[IdRef]
 
 
@@ -95,4 +112,4 @@ class L7PolicyListItem(L7PolicyOut):
 
 class L7PolicyList(BaseModel):
     l7policies: list[L7PolicyListItem]
-    l7policies_links: list[dict[str, str]] = Field(default_factory=list)
+    l7policies_links: list[PageLink] = Field(default_factory=list)

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, Strict
 
-from api_service.schemas.common import LISTED
+from api_service.schemas.common import LISTED, PageLink
 from api_service.schemas.fields import ProjectId, RequestBody, StrictBool, Tags
+from shared.status import OperatingStatus, ProvisioningStatus
 
 
 class RuleType(StrEnum):
@@ -67,11 +68,11 @@ class L7RuleOut(BaseModel):
     project_id: str
     tenant_id: str
     admin_state_up: bool
-    provisioning_status: str
-    operating_status: str
+    provisioning_status: ProvisioningStatus
+    operating_status: OperatingStatus
     status_reason: str | None
-    type: str
-    compare_type: str
+    type: RuleType
+    compare_type: CompareType
     key: str | None
     value: str
     invert: bool
@@ -92,4 +93,4 @@ class L7RuleListItem(L7RuleOut):
 
 class L7RuleList(BaseModel):
     rules: list[L7RuleListItem]
-    rules_links: list[dict[str, str]] = Field(default_factory=list)
+    rules_links: list[PageLink] = Field(default_factory=list)

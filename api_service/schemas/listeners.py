@@ -4,13 +4,17 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, Strict, with_config
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from typing_extensions import TypedDict
 
-from api_service.schemas.common import LISTED, IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut, PageLink
 from api_service.schemas.fields import (
     INT32_MAX,
     INTEGRAL,
     CidrList,
+    DocumentedAs,
     Port,
     ProjectId,
     RequestBody,
@@ -45,8 +49,36 @@ class HeaderSwitch(StrEnum):
     TRUE_CAPITAL = "True"
     FALSE_CAPITAL = "False"
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A string with a pattern rather than an enum: client generators name enum members
+        after their values in upper case, and "true" and "True" would be the same member."""
+        values = "|".join(member.value for member in cls)
+        return {
+            "type": "string",
+            "pattern": f"^(?:{values})$",
+            "description": 'Insert the header: "true" or "false" (also "True" or "False").',
+        }
 
-InsertHeaders = dict[InsertHeader, HeaderSwitch]
+
+InsertHeaders = TypedDict(
+    "InsertHeaders",
+    {
+        "X-Forwarded-For": HeaderSwitch,
+        "X-Forwarded-Port": HeaderSwitch,
+        "X-Forwarded-Proto": HeaderSwitch,
+    },
+    total=False,
+)
+"""How ``insert_headers`` is documented: an object with a property for each header that may
+be inserted (``InsertHeader``) and no other."""
+with_config(ConfigDict(extra="forbid"))(InsertHeaders)
+assert set(InsertHeaders.__annotations__) == {header.value for header in InsertHeader}
+INSERT_HEADERS = DocumentedAs(InsertHeaders)
+
+HeaderSwitches = Annotated[dict[InsertHeader, HeaderSwitch], INSERT_HEADERS]
 
 
 class ListenerFields(RequestBody):
@@ -61,7 +93,7 @@ class ListenerFields(RequestBody):
     timeout_member_connect: Timeout | None = None
     timeout_member_data: Timeout | None = None
     timeout_tcp_inspect: Timeout | None = None
-    insert_headers: InsertHeaders | None = None
+    insert_headers: HeaderSwitches | None = None
     allowed_cidrs: CidrList | None = None
     tags: Tags | None = None
 
@@ -69,9 +101,8 @@ class ListenerFields(RequestBody):
 def headers_for_http_only(schema: dict[str, Any]) -> None:
     """``json_schema_extra``: only an HTTP listener inserts headers (the service checks it)."""
     schema["if"] = {"properties": {"protocol": {"const": "HTTP"}}, "required": ["protocol"]}
-    schema["else"] = {
-        "properties": {"insert_headers": {"anyOf": [{"type": "null"}, {"maxProperties": 0}]}}
-    }
+    nothing = {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]}
+    schema["else"] = {"properties": {"insert_headers": nothing}}
 
 
 def _new_listener(schema: dict[str, Any]) -> None:
@@ -101,7 +132,7 @@ class ListenerUpdateBody(RequestBody):
 
 
 class ListenerOut(ObjectOut):
-    protocol: str
+    protocol: ListenerProtocol
     protocol_port: int
     connection_limit: int
     default_pool_id: UUID | None
@@ -110,7 +141,7 @@ class ListenerOut(ObjectOut):
     timeout_member_connect: int
     timeout_member_data: int
     timeout_tcp_inspect: int
-    insert_headers: dict[str, str]
+    insert_headers: Annotated[dict[str, str], INSERT_HEADERS]
     allowed_cidrs: list[str] | None
     l7policies: list[IdRef] = Field(default_factory=list)
     sni_container_refs: list[str] = Field(default_factory=list)
@@ -129,4 +160,4 @@ class ListenerListItem(ListenerOut):
 
 class ListenerList(BaseModel):
     listeners: list[ListenerListItem]
-    listeners_links: list[dict[str, str]] = Field(default_factory=list)
+    listeners_links: list[PageLink] = Field(default_factory=list)

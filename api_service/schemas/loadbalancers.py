@@ -5,21 +5,24 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_service.schemas.common import LISTED, IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut, PageLink
 from api_service.schemas.fields import (
     DriverName,
     IpAddress,
+    IpAddressOut,
     ProjectId,
     RequestBody,
     StrictBool,
     Tags,
     Text255,
 )
-from api_service.schemas.healthmonitors import HealthMonitorCreate
-from api_service.schemas.l7policies import L7PolicyCreate
+from api_service.schemas.healthmonitors import HealthMonitorCreate, MonitorType
+from api_service.schemas.l7policies import L7Action, L7PolicyCreate
+from api_service.schemas.l7rules import RuleType
 from api_service.schemas.listeners import ListenerCreate, headers_for_http_only
 from api_service.schemas.members import MemberCreate
 from api_service.schemas.pools import PoolCreate
+from shared.status import OperatingStatus, ProvisioningStatus
 
 NeutronId = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 
@@ -98,7 +101,7 @@ class LoadBalancerUpdateBody(RequestBody):
 
 class LoadBalancerOut(ObjectOut):
     provider: str
-    vip_address: str
+    vip_address: IpAddressOut
     vip_port_id: str | None = None
     vip_subnet_id: str | None = None
     vip_network_id: str | None = None
@@ -123,7 +126,7 @@ class LoadBalancerListItem(LoadBalancerOut):
 
 class LoadBalancerList(BaseModel):
     loadbalancers: list[LoadBalancerListItem]
-    loadbalancers_links: list[dict[str, str]] = Field(default_factory=list)
+    loadbalancers_links: list[PageLink] = Field(default_factory=list)
 
 
 class StatsOut(BaseModel):
@@ -141,16 +144,16 @@ class StatsBody(BaseModel):
 class ObjectStatus(BaseModel):
     id: UUID
     name: str
-    provisioning_status: str
-    operating_status: str
+    provisioning_status: ProvisioningStatus
+    operating_status: OperatingStatus
 
 
 class MonitorStatus(ObjectStatus):
-    type: str
+    type: MonitorType
 
 
 class MemberStatus(ObjectStatus):
-    address: str
+    address: IpAddressOut
     protocol_port: int
 
 
@@ -163,13 +166,13 @@ class PoolStatus(ObjectStatus):
 
 class RuleStatus(BaseModel):
     id: UUID
-    provisioning_status: str
-    operating_status: str
-    type: str
+    provisioning_status: ProvisioningStatus
+    operating_status: OperatingStatus
+    type: RuleType
 
 
 class L7PolicyStatus(ObjectStatus):
-    action: str
+    action: L7Action
     rules: list[RuleStatus]
 
 

@@ -5,10 +5,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, Strict
 
-from api_service.schemas.common import LISTED, ObjectOut
+from api_service.schemas.common import LISTED, ObjectOut, PageLink
 from api_service.schemas.fields import (
     INTEGRAL,
     IpAddress,
+    IpAddressOut,
     Port,
     ProjectId,
     RequestBody,
@@ -57,11 +58,11 @@ class MembersBatchBody(RequestBody):
 
 class MemberOut(ObjectOut):
     pool_id: UUID
-    address: str
+    address: IpAddressOut
     protocol_port: int
     weight: int
     backup: bool
-    monitor_address: str | None
+    monitor_address: IpAddressOut | None
     monitor_port: int | None
     subnet_id: str | None
 
@@ -78,4 +79,4 @@ class MemberListItem(MemberOut):
 
 class MemberList(BaseModel):
     members: list[MemberListItem]
-    members_links: list[dict[str, str]] = Field(default_factory=list)
+    members_links: list[PageLink] = Field(default_factory=list)

@@ -5,6 +5,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from api_service.schemas.common import PageLink
+from shared.status import OperationStatus
+
 
 class OperationOut(BaseModel):
     id: UUID
@@ -15,7 +18,7 @@ class OperationOut(BaseModel):
     target_type: str
     target_id: UUID
     generation: int
-    status: str
+    status: OperationStatus
     error: str | None
     agent_id: str | None
     requested_by: str | None
@@ -32,4 +35,4 @@ class OperationBody(BaseModel):
 
 class OperationList(BaseModel):
     operations: list[OperationOut]
-    operations_links: list[dict[str, str]] = Field(default_factory=list)
+    operations_links: list[PageLink] = Field(default_factory=list)

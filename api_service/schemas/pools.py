@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from api_service.schemas.common import LISTED, IdRef, ObjectOut
+from api_service.schemas.common import LISTED, IdRef, ObjectOut, PageLink
 from api_service.schemas.fields import (
     INT32_MAX,
     INTEGRAL,
@@ -16,7 +16,7 @@ from api_service.schemas.fields import (
     StrictBool,
     Tags,
     Text255,
-    required_in_schema,
+    needed_unless,
 )
 
 
@@ -75,16 +75,24 @@ class PoolFields(RequestBody):
 
 class PoolCreate(PoolFields):
     """A new pool: of the load balancer ``loadbalancer_id``, or the default pool of the
-    listener ``listener_id`` (then on that listener's load balancer); one of them is needed."""
+    listener ``listener_id`` (then on that listener's load balancer); one of them is needed
+    (a body with neither is refused with 400)."""
 
-    model_config = ConfigDict(
-        json_schema_extra=required_in_schema("listener_id", "loadbalancer_id", any_of=True)
-    )
+    model_config = ConfigDict(json_schema_extra=needed_unless("loadbalancer_id", "listener_id"))
 
     lb_algorithm: LbAlgorithm
     protocol: PoolProtocol
-    listener_id: UUID | None = None
-    loadbalancer_id: UUID | None = None
+    listener_id: UUID | None = Field(
+        default=None,
+        description=(
+            "Make the pool this listener's default pool, on its load balancer "
+            "(this or loadbalancer_id is needed)."
+        ),
+    )
+    loadbalancer_id: UUID | None = Field(
+        default=None,
+        description="The pool's load balancer (this or listener_id is needed).",
+    )
     project_id: ProjectId | None = None
 
 
@@ -101,15 +109,15 @@ class PoolUpdateBody(RequestBody):
 
 
 class SessionPersistenceOut(BaseModel):
-    type: str
+    type: PersistenceType
     cookie_name: str | None = None
     persistence_timeout: int | None = None
     persistence_granularity: str | None = None
 
 
 class PoolOut(ObjectOut):
-    protocol: str
-    lb_algorithm: str
+    protocol: PoolProtocol
+    lb_algorithm: LbAlgorithm
     session_persistence: SessionPersistenceOut | None
     listeners: list[IdRef]
     loadbalancers: list[IdRef]
@@ -130,4 +138,4 @@ class PoolListItem(PoolOut):
 
 class PoolList(BaseModel):
     pools: list[PoolListItem]
-    pools_links: list[dict[str, str]] = Field(default_factory=list)
+    pools_links: list[PageLink] = Field(default_factory=list)
