@@ -2,15 +2,19 @@
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Self
+from urllib.parse import urlsplit
 
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agent_service.devices import Attempt, Devices
 from agent_service.drivers import DriverCall, DriverRegistry, Refused, run_driver
 from agent_service.metrics import AgentMetrics
-from shared.messages import Command, Result
+from shared.messages import Command, DeviceSpec, Result
+from shared.redaction import device_secrets, for_project, without_secrets
 from shared.status import CommandAction, Outcome
 from shared.tracing import context_of, current_context, tracer
 
@@ -27,6 +31,44 @@ def log_context(command: Command) -> dict[str, object]:
         "device_id": command.device_id,
         "generation": command.generation,
     }
+
+
+DEVICE_FAILED = (
+    "the device could not apply the change: an infrastructure failure, not a problem of the "
+    "configuration (operators see the detail in the operation)"
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a command failed: ``error`` for the project, ``detail`` for operators.
+
+    Neither holds the device's credentials. When the project's configuration was
+    refused, ``error`` is the driver's message without URLs, paths and
+    addresses; when the device failed, it says only that.
+    """
+
+    error: str
+    detail: str
+    attempt: Attempt
+
+    @classmethod
+    def of_configuration(cls, device: DeviceSpec, message: str) -> Self:
+        secrets = device_secrets(device)
+        host = urlsplit(device.management_url).hostname
+        return cls(
+            error=for_project(message, secrets, [host] if host else [])[:MAX_ERROR_LENGTH],
+            detail=without_secrets(message, secrets)[:MAX_ERROR_LENGTH],
+            attempt=Attempt.REJECTED,
+        )
+
+    @classmethod
+    def of_device(cls, device: DeviceSpec, message: str, attempt: Attempt) -> Self:
+        return cls(
+            error=DEVICE_FAILED,
+            detail=without_secrets(message, device_secrets(device))[:MAX_ERROR_LENGTH],
+            attempt=attempt,
+        )
 
 
 class CommandExecutor:
@@ -63,10 +105,11 @@ class CommandExecutor:
             kind=SpanKind.CONSUMER,
             attributes={"lbaas.loadbalancer_id": str(command.loadbalancer_id)},
         ) as span:
-            error, outcome = await self._run(command)
-            if error is not None:
-                span.set_status(StatusCode.ERROR, error[:200])
+            failure = await self._run(command)
+            if failure is not None:
+                span.set_status(StatusCode.ERROR, failure.error)
             trace_context = current_context()
+        outcome = Attempt.APPLIED if failure is None else failure.attempt
         self._devices.record(command, outcome)
         elapsed = (datetime.now(UTC) - started_at).total_seconds()
         self._metrics.driver_duration.labels(command.driver, command.action, outcome).observe(
@@ -77,16 +120,17 @@ class CommandExecutor:
             device_id=command.device_id,
             loadbalancer_id=command.loadbalancer_id,
             generation=command.generation,
-            outcome=Outcome.ERROR if error is not None else Outcome.ACTIVE,
-            error=error,
+            result_secret=command.result_secret,
+            outcome=Outcome.ACTIVE if failure is None else Outcome.ERROR,
+            error=None if failure is None else failure.error,
+            detail=None if failure is None else failure.detail,
             agent_id=self._agent_id,
             started_at=started_at,
             finished_at=datetime.now(UTC),
             trace_context=trace_context,
         )
 
-    async def _run(self, command: Command) -> tuple[str | None, Attempt]:
-        """``None`` on success, else why the command failed; and what kind of outcome it was."""
+    async def _run(self, command: Command) -> Failure | None:
         deadline = asyncio.timeout(self._driver_timeout)
         try:
             _check_consistent(command)
@@ -100,15 +144,17 @@ class CommandExecutor:
                 await run_driver(driver, command.device, call, self._poll_interval)
         except Exception as exc:
             if deadline.expired():
-                message = (
+                detail = (
                     f"driver {command.driver!r} did not finish within "
                     f"{self._driver_timeout:g} s (LBAAS_DRIVER_TIMEOUT)"
                 )
-                return message, Attempt.FAILED
+                return Failure.of_device(command.device, detail, Attempt.FAILED)
             log.debug("driver call failed", exc_info=True, extra=log_context(command))
-            outcome = Attempt.REJECTED if isinstance(exc, Refused) else Attempt.FAILED
-            return (str(exc) or type(exc).__name__)[:MAX_ERROR_LENGTH], outcome
-        return None, Attempt.APPLIED
+            detail = str(exc) or type(exc).__name__
+            if isinstance(exc, Refused):
+                return Failure.of_configuration(command.device, detail)
+            return Failure.of_device(command.device, detail, Attempt.FAILED)
+        return None
 
 
 class InconsistentCommand(Refused, ValueError):

@@ -137,6 +137,7 @@ class DeviceWatch:
     async def _publish(self, known: KnownDevice, state: DeviceState | None) -> None:
         report = StatusReport(
             device_id=known.spec.id,
+            report_secret=known.spec.report_secret,
             agent_id=self._agent_id,
             reported_at=datetime.now(UTC),
             reachable=state is not None,

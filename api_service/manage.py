@@ -1,5 +1,5 @@
 """``lbaas-manage``: operator commands (migrations, broker topology, API tokens, devices, the
-OpenAPI document)."""
+keys that seal secrets, the OpenAPI document)."""
 
 import argparse
 import asyncio
@@ -24,9 +24,12 @@ from api_service.db.engine import create_engine, session_factory
 from api_service.db.models import Device
 from api_service.errors import DomainError
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
+from api_service.secret_keys import SecretKeys, Unsealable, new_key
 from api_service.services.devices import DeviceService
+from api_service.services.sealed import reseal
 from api_service.services.tokens import Role, TokenService
 from api_service.settings import ApiSettings
+from shared.settings import invalid_settings
 from shared.topology import Names, declare_topology
 
 _DURATION = re.compile(r"\A(\d+)([smhd])\Z")
@@ -82,7 +85,7 @@ async def _tokens(settings: ApiSettings, args: argparse.Namespace) -> None:
                 project_id=args.project,
                 role=Role(args.role),
                 expires_in=args.expires,
-                value=args.value,
+                value=sys.stdin.readline().strip() if args.stdin else None,
             )
             print(json.dumps({**_shown(issued.token), "token": issued.value}))
         elif args.action == "list":
@@ -107,7 +110,7 @@ async def _ensure_device(settings: ApiSettings, args: argparse.Namespace) -> Non
         fields["management_secret"] = args.secret_file.read_text().strip()
     engine = create_engine(settings)
     sessions = session_factory(engine)
-    service = DeviceService(sessions)
+    service = DeviceService(sessions, SecretKeys(settings.secret_keys))
     try:
         async with sessions() as session:
             existing = await session.scalar(select(Device.id).where(Device.name == args.name))
@@ -126,6 +129,17 @@ async def _ensure_device(settings: ApiSettings, args: argparse.Namespace) -> Non
         raise SystemExit(f"lbaas-manage device ensure: {exc}") from None
     finally:
         await engine.dispose()
+
+
+async def _reseal(settings: ApiSettings) -> None:
+    engine = create_engine(settings)
+    try:
+        done = await reseal(session_factory(engine), SecretKeys(settings.secret_keys))
+    except Unsealable as exc:
+        raise SystemExit(f"lbaas-manage secrets reseal: nothing changed: {exc}") from None
+    finally:
+        await engine.dispose()
+    print(json.dumps({"devices": done.devices, "commands": done.commands}))
 
 
 def _shown(token: object) -> dict[str, str | None]:
@@ -161,7 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=[role.value for role in Role])
     create.add_argument("--name", default="cli")
     create.add_argument("--expires", type=duration, help="e.g. 30d, 12h (default: never)")
-    create.add_argument("--value", help="import this secret (a bootstrap token) instead")
+    create.add_argument(
+        "--stdin",
+        action="store_true",
+        help="import the secret read from standard input (a bootstrap token) instead of "
+        "making one (never on the command line, where ps shows it)",
+    )
     token.add_parser("list", help="list tokens (never their secrets)")
     token.add_parser("revoke", help="revoke a token at once").add_argument("token_id", type=UUID)
 
@@ -175,6 +194,12 @@ def _parser() -> argparse.ArgumentParser:
     ensure.add_argument("--vip-cidr", required=True, help="the range its VIPs come from")
     ensure.add_argument("--capacity", type=int, default=100)
     ensure.add_argument("--secret-file", type=Path, help="a file holding its management secret")
+
+    keys = groups.add_parser("secrets", help="the keys that seal secrets").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("new-key", help="print a new key for LBAAS_SECRET_KEYS (nothing else needed)")
+    keys.add_parser("reseal", help="seal every stored secret under the first of LBAAS_SECRET_KEYS")
 
     document = groups.add_parser(
         "openapi", help="write the OpenAPI document (no database or broker needed)"
@@ -198,7 +223,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.group == "openapi":
         _write_openapi(args.file)
         return
-    settings = ApiSettings()
+    if args.group == "secrets" and args.action == "new-key":
+        print(new_key())
+        return
+    try:
+        settings = ApiSettings()
+    except ValidationError as exc:
+        sys.exit(invalid_settings("lbaas-manage", exc))
+    if args.group == "secrets":
+        asyncio.run(_reseal(settings))
+        return
     if args.group == "token":
         asyncio.run(_tokens(settings, args))
         return

@@ -21,6 +21,7 @@ from api_service.messaging.status import StatusConsumer
 from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
 from api_service.resources.catalog import RESOURCES
+from api_service.secret_keys import SecretKeys
 from api_service.services.census import take_census
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService, claim_syncs
@@ -64,6 +65,7 @@ class Runtime:
         engine = create_engine(settings)
         sessions = session_factory(engine)
         names = Names(settings.queue_prefix, settings.command_shards)
+        keys = SecretKeys(settings.secret_keys)
 
         async def on_connected(connection: AbstractRobustConnection) -> None:
             await commands.on_connected(connection)
@@ -75,10 +77,11 @@ class Runtime:
             broker,
             names,
             sessions,
+            keys,
             publish_timeout=settings.publish_timeout,
             backlog=metrics.outbox_backlog,
         )
-        status = StatusConsumer(names, sessions)
+        status = StatusConsumer(names, sessions, keys)
         results = ResultConsumer(
             names,
             sessions,
@@ -86,7 +89,7 @@ class Runtime:
             metrics=metrics,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
-        changes = Changes(sessions, commands.publish_new, quotas, settings.command_shards)
+        changes = Changes(sessions, commands.publish_new, quotas, keys, settings.command_shards)
         return cls(
             settings=settings,
             engine=engine,
@@ -96,7 +99,7 @@ class Runtime:
             results=results,
             loadbalancers=LoadBalancerService(sessions, changes, settings.default_provider),
             resources={r.key: ResourceService(r, sessions, changes) for r in RESOURCES},
-            devices=DeviceService(sessions),
+            devices=DeviceService(sessions, keys),
             operations=OperationService(sessions),
             feed=SettledFeed(plain_dsn(settings.database_url)),
             metrics=metrics,
@@ -117,6 +120,7 @@ class Runtime:
                     partial(
                         claim_syncs,
                         self.sessions,
+                        self.devices.keys,
                         self.settings.command_shards,
                         self.settings.device_sync_interval,
                     ),

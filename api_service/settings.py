@@ -1,9 +1,14 @@
 """Settings of the API service, from ``LBAAS_*`` environment variables."""
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated
 
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from api_service.secret_keys import valid_key
 from shared.settings import CommonSettings
+
+MIN_TOKEN_LENGTH = 32
 
 
 class ApiSettings(CommonSettings):
@@ -27,7 +32,14 @@ class ApiSettings(CommonSettings):
     default_provider: str = "haproxy"
     db_pool_size: int = Field(default=10, ge=1)
     bootstrap_admin_token: SecretStr | None = Field(
-        default=None, description="An admin token (project 'admin') ensured at start-up."
+        default=None,
+        min_length=MIN_TOKEN_LENGTH,
+        description="An admin token (project 'admin') ensured at start-up.",
+    )
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        min_length=1,
+        description="Comma-separated Fernet keys (lbaas-manage secrets new-key) sealing the "
+        "secrets the database holds; the first seals, all open.",
     )
     rate_limit: float = Field(default=100.0, gt=0, description="Requests/s per token.")
     rate_burst: float = Field(default=500.0, ge=1, description="Burst size per token.")
@@ -50,6 +62,24 @@ class ApiSettings(CommonSettings):
             "l7policy": self.quota_l7policy,
             "l7rule": self.quota_l7rule,
         }
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, keys: object) -> object:
+        if isinstance(keys, str):
+            return [key.strip() for key in keys.split(",") if key.strip()]
+        return keys
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for position, key in enumerate(keys, 1):
+            if not valid_key(key.get_secret_value()):
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 bytes, url-safe base64); "
+                    "make one with 'lbaas-manage secrets new-key'"
+                )
+        return keys
 
     @field_validator("database_url")
     @classmethod

@@ -67,6 +67,7 @@ async def measure_apply(device: Device, members: int, samples: int, vip: str) ->
         driver="haproxy",
         management_url=device.url,
         secret=device.secret,
+        report_secret="unused-" + "r" * 32,
     )
     first = _spec(vip, members, 1)
     start = time.perf_counter()

@@ -18,6 +18,7 @@ secret() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
     cat >"$file" <<ENV
 # Made by scripts/compose-env.sh; every variable is described in .env.example.
 LBAAS_BOOTSTRAP_ADMIN_TOKEN=$(secret 32)
+LBAAS_SECRET_KEYS=$(head -c32 /dev/urandom | base64 -w0 | tr '+/' '-_')
 LBAAS_DEVICE_SECRET=$(secret 24)
 LBAAS_POSTGRES_PASSWORD=$(secret 24)
 LBAAS_RABBITMQ_ADMIN_PASSWORD=$(secret 24)

@@ -10,7 +10,8 @@
 # passwords kept in .run/rabbitmq.env. LBAAS_AMQP_URL (one URL for both) or
 # LBAAS_BROKER_USERS=0 (guest) skips that. The topology is declared as the admin user
 # (guest), like a migration. The bootstrap admin token is LBAAS_BOOTSTRAP_ADMIN_TOKEN, or
-# one made on the first run and kept in .run/admin-token.
+# one made on the first run and kept in .run/admin-token; the keys sealing the secrets the
+# database holds are LBAAS_SECRET_KEYS, or one made on the first run in .run/secret-keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -72,6 +73,13 @@ if [[ -z "${LBAAS_BOOTSTRAP_ADMIN_TOKEN:-}" ]]; then
     LBAAS_BOOTSTRAP_ADMIN_TOKEN="$(cat .run/admin-token)"
 fi
 export LBAAS_BOOTSTRAP_ADMIN_TOKEN
+if [[ -z "${LBAAS_SECRET_KEYS:-}" ]]; then
+    if [[ ! -s .run/secret-keys ]]; then
+        (umask 077 && "$BIN/lbaas-manage" secrets new-key >.run/secret-keys)
+    fi
+    LBAAS_SECRET_KEYS="$(cat .run/secret-keys)"
+fi
+export LBAAS_SECRET_KEYS
 
 "$BIN/lbaas-manage" db create
 "$BIN/lbaas-manage" db upgrade

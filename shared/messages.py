@@ -18,20 +18,24 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-DeviceSecret = Annotated[
+WireSecret = Annotated[
     SecretStr, PlainSerializer(lambda secret: secret.get_secret_value(), when_used="json")
 ]
-"""A credential that travels in JSON messages but never shows in a ``repr`` or a log line."""
+"""A secret that travels in JSON messages but never shows in a ``repr`` or a log line."""
 
 
 class DeviceSpec(_Message):
-    """What a driver needs to reach a device; never a database row."""
+    """What a driver needs to reach a device, and what the agent signs its reports of the
+    device with; never a database row."""
 
     id: UUID
     name: str
     driver: str
     management_url: str
-    secret: DeviceSecret | None = None
+    secret: WireSecret | None = None
+    report_secret: WireSecret = Field(min_length=32, max_length=128)
+    """Echoed by every :class:`StatusReport` of the device: only an agent told of the device
+    by the API can report on it."""
 
 
 class SessionPersistenceSpec(_Message):
@@ -124,13 +128,13 @@ class ListenerSpec(_Message):
 class LoadBalancerSpec(_Message):
     """The whole desired state of one load balancer, at one generation.
 
-    Objects being deleted are not in it: applying it removes them from the device.
+    Objects being deleted are not in it: applying it removes them from the device. No free
+    text of the user's (names, descriptions, tags) is in it: nothing a driver renders can
+    carry it.
     """
 
     id: UUID
     project_id: str
-    name: str
-    description: str
     admin_state_up: bool
     vip_address: str
     generation: int = Field(ge=1)
@@ -139,9 +143,9 @@ class LoadBalancerSpec(_Message):
 
 
 class Command(_Message):
-    """Version 2: listeners carry ``l7policies``."""
+    """Version 3: the spec carries no names or descriptions; ``result_secret``."""
 
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
     op_id: UUID
     device_id: UUID
     loadbalancer_id: UUID
@@ -156,16 +160,24 @@ class Command(_Message):
     trace_context: dict[str, str] = Field(
         default_factory=dict, max_length=8, description="W3C trace context (shared.tracing)."
     )
+    result_secret: WireSecret = Field(min_length=32, max_length=128)
+    """Known only to the API and the agent that receives the command: its result echoes it."""
 
 
 class Result(_Message):
-    schema_version: Literal[1] = 1
+    """Version 2: ``result_secret``; ``error`` is for the project, ``detail`` for operators."""
+
+    schema_version: Literal[2] = 2
     op_id: UUID
     device_id: UUID
     loadbalancer_id: UUID
     generation: int = Field(ge=1)
+    result_secret: WireSecret = Field(min_length=32, max_length=128)
     outcome: Outcome
     error: str | None = Field(default=None, max_length=4096)
+    """Why it failed, in words fit for the project that owns the load balancer."""
+    detail: str | None = Field(default=None, max_length=4096)
+    """What the driver said, for operators only (it may name hosts and paths of the device)."""
     agent_id: str = Field(max_length=255)
     started_at: datetime
     finished_at: datetime
@@ -212,12 +224,17 @@ class LoadBalancerStatus(_Message):
 
 
 class StatusReport(_Message):
-    """What an agent last read from one device; ``reachable=False`` after repeated failures."""
+    """What an agent last read from one device; ``reachable=False`` after repeated failures.
 
-    schema_version: Literal[2] = 2
+    Version 3: ``report_secret``."""
+
+    schema_version: Literal[3] = 3
     device_id: UUID
+    report_secret: WireSecret = Field(min_length=32, max_length=128)
     agent_id: str = Field(max_length=255)
     reported_at: datetime
+    """When the agent read the device; the API orders reports by when it receives them and
+    refuses one from the future."""
     reachable: bool = True
     loadbalancers: dict[UUID, LoadBalancerStatus] = Field(default_factory=dict, max_length=100_000)
 

@@ -44,6 +44,7 @@ class Device(Base):
     """Load balancers placed here; kept in the transactions that add and remove them."""
     operating_status: Mapped[str | None] = mapped_column(String(16))
     management_secret: Mapped[str | None] = mapped_column(Text)
+    """Sealed (``api_service.secret_keys``), never in clear."""
     """What the agent authenticates to the device with; never shown back."""
     status_reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the status report last applied was read: older or future reports change nothing."""
@@ -254,7 +255,11 @@ class Operation(Base):
     """One asynchronous change: the audit trail and what clients poll besides the object."""
 
     __tablename__ = "operations"
-    __table_args__ = (Index("ix_operations_loadbalancer", "loadbalancer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_operations_loadbalancer", "loadbalancer_id", "created_at"),
+        Index("ix_operations_created", "created_at", "id"),
+        Index("ix_operations_project", "project_id", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[str] = mapped_column(String(255))
@@ -267,6 +272,11 @@ class Operation(Base):
     generation: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    """Why it failed, fit for the project."""
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    """What the device said, for admins only."""
+    result_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the secret the command carries and only its result can echo."""
     agent_id: Mapped[str | None] = mapped_column(String(255))
     requested_by: Mapped[str | None] = mapped_column(String(255))
     """The name of the token that asked for the change."""
@@ -295,6 +305,7 @@ class OutboxRow(Base):
     loadbalancer_id: Mapped[uuid.UUID]
     routing_key: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
+    """The command's JSON, sealed: it holds the device's secret and the result secret."""
     created_at: Mapped[datetime] = _now_column()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -305,6 +316,7 @@ class IdempotencyKey(Base):
     """The first answer to a POST that carried an ``Idempotency-Key``, replayed for 24 h."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
 
     owner: Mapped[str] = mapped_column(String(255), primary_key=True)
     """Whose key it is: a digest of the caller's token."""

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import OutboxRow
+from api_service.secret_keys import SecretKeys, Unsealable
 from shared.broker import Broker
 from shared.messages import DEVICE_SYNC_TYPE, DeviceSync
 from shared.topology import Names, passive_topology
@@ -42,6 +43,7 @@ class CommandPublisher:
         broker: Broker,
         names: Names,
         sessions: SessionFactory,
+        keys: SecretKeys,
         *,
         publish_timeout: float,
         backlog: Gauge,
@@ -49,6 +51,7 @@ class CommandPublisher:
         self._broker = broker
         self._names = names
         self._sessions = sessions
+        self._keys = keys
         self._timeout = publish_timeout
         self._backlog = backlog
         self._exchange: AbstractExchange | None = None
@@ -149,10 +152,15 @@ class CommandPublisher:
         async with self._sessions.begin() as session:
             for row in await session.scalars(query):
                 try:
+                    payload = self._keys.open(row.payload)
+                except Unsealable as exc:
+                    _drop_unsealable(row, exc)
+                    continue
+                try:
                     await asyncio.wait_for(
                         exchange.publish(
                             aio_pika.Message(
-                                row.payload.encode(),
+                                payload.encode(),
                                 content_type="application/json",
                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                 message_id=str(row.op_id),
@@ -201,3 +209,14 @@ class CommandPublisher:
                 select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
             )
         return count or 0
+
+
+def _drop_unsealable(row: OutboxRow, exc: Unsealable) -> None:
+    """A key was dropped from LBAAS_SECRET_KEYS too early: the command cannot be sent. Leaving
+    it would hold up every later command of its load balancer; its operation times out."""
+    row.published_at = func.now()
+    row.last_error = f"not published: {exc}"
+    log.error(
+        "dropping a command sealed under none of LBAAS_SECRET_KEYS",
+        extra={"op_id": row.op_id, "loadbalancer_id": row.loadbalancer_id},
+    )

@@ -1,14 +1,17 @@
 """Status reports in: each is applied by ``services.health`` in one transaction, then acked.
 
-A report that does not parse is dead-lettered with a log line.
+A report that does not parse, or is not signed with its device's report secret,
+is dead-lettered with a log line.
 """
 
 import logging
+from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from api_service.db.engine import SessionFactory
+from api_service.secret_keys import SecretKeys
 from api_service.services.health import StaleReport, record_report
 from shared.messages import StatusReport
 from shared.topology import Names, passive_topology
@@ -17,9 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class StatusConsumer:
-    def __init__(self, names: Names, sessions: SessionFactory) -> None:
+    def __init__(self, names: Names, sessions: SessionFactory, keys: SecretKeys) -> None:
         self._names = names
         self._sessions = sessions
+        self._keys = keys
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         channel = await connection.channel()
@@ -28,6 +32,7 @@ class StatusConsumer:
         await topology.status_queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        received_at = datetime.now(UTC)
         try:
             report = StatusReport.model_validate_json(message.body)
         except ValidationError as exc:
@@ -38,9 +43,16 @@ class StatusConsumer:
             )
             await message.reject(requeue=False)
             return
+        if not self._keys.signs_reports(report.device_id, report.report_secret.get_secret_value()):
+            log.error(
+                "dead-lettering a status report without its device's report secret",
+                extra={"device_id": report.device_id, "agent_id": report.agent_id},
+            )
+            await message.reject(requeue=False)
+            return
         try:
             async with self._sessions.begin() as session:
-                await record_report(session, report)
+                await record_report(session, report, received_at)
         except StaleReport:
             pass
         except Exception:

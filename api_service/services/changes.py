@@ -5,12 +5,14 @@ row holding the whole spec of the tree (level-triggered, docs/contract.md). Afte
 commit the command is published (or left to the outbox relay).
 """
 
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +26,10 @@ from api_service.db.models import (
     TreeObject,
 )
 from api_service.errors import Conflict, NotFound, StaleVersion
+from api_service.secret_keys import SecretKeys
 from api_service.services.devices import device_spec
 from api_service.services.quotas import QuotaService, kind_of
+from api_service.services.tokens import digest
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
 from shared.logging import REQUEST_ID
 from shared.messages import Command
@@ -53,6 +57,7 @@ class Changes:
     publish: Publish
     """Called with a load balancer's id after each commit that wrote a command for it."""
     quotas: QuotaService
+    keys: SecretKeys
     shards: int
 
     async def change(
@@ -76,7 +81,7 @@ class Changes:
             lb.generation = generation
             mark_parents(tree, target)
             await self.quotas.enforce(session, lb.project_id, created(tree, generation))
-            operation = await record_change(
+            operation = await self.record(
                 session,
                 ctx,
                 tree,
@@ -84,10 +89,69 @@ class Changes:
                 target_type=target_type,
                 target_id=target.id,
                 command_action=command_action,
-                shards=self.shards,
             )
         await self.publish(lb.id)
         return Accepted(target=target, loadbalancer=lb, operation=operation)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        ctx: RequestContext,
+        tree: Tree,
+        *,
+        action: str,
+        target_type: str,
+        target_id: UUID,
+        command_action: CommandAction,
+    ) -> Operation:
+        """Write the operation and the command for the tree at its (already bumped) generation."""
+        lb = tree.lb
+        device = await session.get(Device, lb.device_id)
+        assert device is not None, "loadbalancers.device_id is a foreign key"
+        await session.flush()
+        result_secret = secrets.token_urlsafe(32)
+        operation = Operation(
+            id=uuid4(),
+            project_id=lb.project_id,
+            loadbalancer_id=lb.id,
+            device_id=device.id,
+            action=action,
+            command_action=command_action.value,
+            target_type=target_type,
+            target_id=target_id,
+            generation=lb.generation,
+            status=OperationStatus.PENDING.value,
+            requested_by=ctx.token_name,
+            requested_by_token_id=ctx.token_id,
+            result_secret_hash=digest(result_secret),
+        )
+        command = Command(
+            op_id=operation.id,
+            device_id=device.id,
+            loadbalancer_id=lb.id,
+            generation=lb.generation,
+            action=command_action,
+            driver=device.driver,
+            device=device_spec(device, self.keys),
+            spec=build_spec(tree),
+            issued_at=datetime.now(UTC),
+            request_id=REQUEST_ID.get(),
+            trace_context=current_context(),
+            result_secret=SecretStr(result_secret),
+        )
+        session.add_all(
+            [
+                operation,
+                OutboxRow(
+                    op_id=operation.id,
+                    loadbalancer_id=lb.id,
+                    routing_key=str(shard_for(device.id, self.shards)),
+                    payload=self.keys.seal(command.model_dump_json()),
+                ),
+            ]
+        )
+        await session.flush()
+        return operation
 
 
 async def lock_mutable(
@@ -137,61 +201,3 @@ def created(tree: Tree, generation: int) -> Counter[str]:
         if obj.provisioning_status == ProvisioningStatus.PENDING_CREATE
         and obj.changed_generation == generation
     )
-
-
-async def record_change(
-    session: AsyncSession,
-    ctx: RequestContext,
-    tree: Tree,
-    *,
-    action: str,
-    target_type: str,
-    target_id: UUID,
-    command_action: CommandAction,
-    shards: int,
-) -> Operation:
-    """Write the operation and the command for the tree at its (already bumped) generation."""
-    lb = tree.lb
-    device = await session.get(Device, lb.device_id)
-    assert device is not None, "loadbalancers.device_id is a foreign key"
-    await session.flush()
-    operation = Operation(
-        id=uuid4(),
-        project_id=lb.project_id,
-        loadbalancer_id=lb.id,
-        device_id=device.id,
-        action=action,
-        command_action=command_action.value,
-        target_type=target_type,
-        target_id=target_id,
-        generation=lb.generation,
-        status=OperationStatus.PENDING.value,
-        requested_by=ctx.token_name,
-        requested_by_token_id=ctx.token_id,
-    )
-    command = Command(
-        op_id=operation.id,
-        device_id=device.id,
-        loadbalancer_id=lb.id,
-        generation=lb.generation,
-        action=command_action,
-        driver=device.driver,
-        device=device_spec(device),
-        spec=build_spec(tree),
-        issued_at=datetime.now(UTC),
-        request_id=REQUEST_ID.get(),
-        trace_context=current_context(),
-    )
-    session.add_all(
-        [
-            operation,
-            OutboxRow(
-                op_id=operation.id,
-                loadbalancer_id=lb.id,
-                routing_key=str(shard_for(device.id, shards)),
-                payload=command.model_dump_json(),
-            ),
-        ]
-    )
-    await session.flush()
-    return operation

@@ -20,6 +20,7 @@ from api_service.db.engine import SessionFactory
 from api_service.db.models import Device, LoadBalancer
 from api_service.errors import Conflict, NotFound
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
+from api_service.secret_keys import SecretKeys
 from shared.messages import DeviceSpec, DeviceSync
 from shared.topology import shard_for
 
@@ -27,6 +28,7 @@ from shared.topology import shard_for
 @dataclass(frozen=True)
 class DeviceService:
     sessions: SessionFactory
+    keys: SecretKeys
 
     async def list(self) -> list[Device]:
         async with self.sessions() as session:
@@ -39,7 +41,7 @@ class DeviceService:
             return await get_device(session, device_id)
 
     async def create(self, body: DeviceCreate) -> Device:
-        device = Device(id=uuid4(), loadbalancer_count=0, **_columns(body))
+        device = Device(id=uuid4(), loadbalancer_count=0, **_columns(body, self.keys))
         try:
             async with self.sessions.begin() as session:
                 session.add(device)
@@ -48,7 +50,7 @@ class DeviceService:
         return device
 
     async def update(self, device_id: UUID, body: DeviceUpdate) -> Device:
-        changes = _columns(body, given_only=True)
+        changes = _columns(body, self.keys, given_only=True)
         try:
             async with self.sessions.begin() as session:
                 device = await get_device(session, device_id, lock=True)
@@ -70,27 +72,32 @@ class DeviceService:
             await session.delete(device)
 
 
-def _columns(body: DeviceCreate | DeviceUpdate, *, given_only: bool = False) -> dict[str, object]:
-    """The body as column values, the secret revealed (for the database only)."""
+def _columns(
+    body: DeviceCreate | DeviceUpdate, keys: SecretKeys, *, given_only: bool = False
+) -> dict[str, object]:
+    """The body as column values, the secret sealed."""
     columns = body.model_dump(exclude_unset=given_only, exclude_none=given_only)
     if body.management_secret is not None:
-        columns["management_secret"] = body.management_secret.get_secret_value()
+        columns["management_secret"] = keys.seal(body.management_secret.get_secret_value())
     return columns
 
 
-def device_spec(device: Device) -> DeviceSpec:
-    """What the agent is told of a device: how to reach it and with which secret."""
+def device_spec(device: Device, keys: SecretKeys) -> DeviceSpec:
+    """What the agent is told of a device: how to reach it, with which secret, and how to
+    sign its reports."""
+    sealed = device.management_secret
     return DeviceSpec(
         id=device.id,
         name=device.name,
         driver=device.driver,
         management_url=device.management_url,
-        secret=None if device.management_secret is None else SecretStr(device.management_secret),
+        secret=None if sealed is None else SecretStr(keys.open(sealed)),
+        report_secret=SecretStr(keys.report_secret(device.id)),
     )
 
 
 async def claim_syncs(
-    sessions: SessionFactory, shards: int, interval: float
+    sessions: SessionFactory, keys: SecretKeys, shards: int, interval: float
 ) -> list[tuple[int, DeviceSync]]:
     """A sync, with its shard, for every device no replica synced within the interval."""
     async with sessions.begin() as session:
@@ -111,7 +118,7 @@ async def claim_syncs(
     return [
         (
             shard_for(device.id, shards),
-            DeviceSync(device=device_spec(device), interval=interval, issued_at=now),
+            DeviceSync(device=device_spec(device, keys), interval=interval, issued_at=now),
         )
         for device in devices
     ]

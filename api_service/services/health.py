@@ -6,9 +6,10 @@ balancers first, in id order, which only waits for a change being written
 (milliseconds, never a ``PENDING`` apply) and keeps the order every writer
 locks in: load balancers, then their objects, then the device row. It updates
 only the operating statuses that changed, leaving ``updated_at`` and so the
-ETag alone. Only a report newer than the last one applied for its device, and
-not from the future, changes anything; the device row, updated last, is the
-fence.
+ETag alone. Reports are ordered by when the API received them, not by the
+agent's clock: only a report received after the last one applied for its
+device changes anything (one from the future is refused); the device row,
+updated last, is the fence.
 
 Members take the status the device shows; pools, listeners and load balancers
 are rolled up from them: ONLINE, DEGRADED when some members are down, ERROR
@@ -18,7 +19,7 @@ every load balancer of a device that stopped answering.
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -85,13 +86,14 @@ class StaleReport(Exception):
     """A newer report of the device was applied meanwhile: roll this one back."""
 
 
-async def record_report(session: AsyncSession, report: StatusReport) -> bool:
-    """Apply ``report``; False when it is stale, from the future, or of an unknown device.
+async def record_report(session: AsyncSession, report: StatusReport, received_at: datetime) -> bool:
+    """Apply ``report``, received at ``received_at``; False when it is stale, from the future,
+    or of an unknown device.
 
     The device row is updated last, as the fence: every writer that locks
     both takes the load balancer first.
     """
-    if report.reported_at > datetime.now(UTC) + MAX_CLOCK_SKEW:
+    if report.reported_at > received_at + MAX_CLOCK_SKEW:
         log.warning(
             "ignoring a status report from the future", extra={"device_id": report.device_id}
         )
@@ -100,7 +102,7 @@ async def record_report(session: AsyncSession, report: StatusReport) -> bool:
         select(Device.status_reported_at).where(Device.id == report.device_id)
     )
     row = last.one_or_none()
-    if row is None or (row.status_reported_at and row.status_reported_at >= report.reported_at):
+    if row is None or (row.status_reported_at and row.status_reported_at >= received_at):
         return False
     hosted = await _rows(
         session, LoadBalancer, LoadBalancer.device_id == report.device_id, key_share=True
@@ -108,7 +110,7 @@ async def record_report(session: AsyncSession, report: StatusReport) -> bool:
     if report.reachable:
         reported = {lb: status for lb, status in report.loadbalancers.items() if lb in hosted}
         await _record_statuses(session, hosted, reported)
-        await _record_stats(session, reported, report.reported_at)
+        await _record_stats(session, reported, received_at)
     else:
         await _set_statuses(session, LoadBalancer, hosted, dict.fromkeys(hosted, OFFLINE))
     fenced = await session.scalar(
@@ -117,11 +119,11 @@ async def record_report(session: AsyncSession, report: StatusReport) -> bool:
             Device.id == report.device_id,
             or_(
                 Device.status_reported_at.is_(None),
-                Device.status_reported_at < report.reported_at,
+                Device.status_reported_at < received_at,
             ),
         )
         .values(
-            status_reported_at=report.reported_at,
+            status_reported_at=received_at,
             operating_status=(ONLINE if report.reachable else OFFLINE).value,
             updated_at=Device.updated_at,
         )

@@ -33,7 +33,6 @@ from api_service.services.changes import (
     Changes,
     add_new,
     created,
-    record_change,
     require_etag,
 )
 from api_service.services.devices import get_device
@@ -124,7 +123,7 @@ class LoadBalancerService:
             _create_children(ctx, tree, body)
             add_new(session, tree)
             await self.changes.quotas.enforce(session, lb.project_id, created(tree, 1))
-            operation = await record_change(
+            operation = await self.changes.record(
                 session,
                 ctx,
                 tree,
@@ -132,7 +131,6 @@ class LoadBalancerService:
                 target_type="loadbalancer",
                 target_id=lb.id,
                 command_action=CommandAction.APPLY,
-                shards=self.changes.shards,
             )
         return Accepted(target=lb, loadbalancer=lb, operation=operation)
 

@@ -1,5 +1,6 @@
 """Applying an agent's result: the status transitions of docs/status-rules.md, by generation."""
 
+import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -9,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api_service.db.models import LoadBalancer, Operation
 from api_service.db.notifications import notify_settled
 from api_service.services.scheduling import release_place
+from api_service.services.tokens import digest
 from api_service.services.tree import apply_failure, apply_success, load_tree
 from shared.messages import Result
+from shared.redaction import for_project
 from shared.status import CommandAction, OperationStatus, Outcome
 
 
@@ -19,7 +22,8 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"
     STALE = "stale"
     UNKNOWN = "unknown"
-    """No such operation, or the result does not match it: the message is not trusted."""
+    """No such operation, or the result does not match it (nor echoes its command's secret):
+    the message is not trusted."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
     operation.started_at = result.started_at
     operation.finished_at = result.finished_at
     operation.completed_at = func.now()
-    operation.error = result.error
+    operation.error = None if result.error is None else for_project(result.error)
+    operation.error_detail = result.detail
     if lb is None or lb.generation != result.generation:
         operation.status = OperationStatus.SUPERSEDED.value
         return Applied(Verdict.STALE, operation)
@@ -59,7 +64,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
     if result.outcome is Outcome.ERROR:
         operation.status = OperationStatus.FAILED.value
         apply_failure(
-            tree, result.generation, f"{operation.action} failed on the device: {result.error}"
+            tree, result.generation, f"{operation.action} failed on the device: {operation.error}"
         )
     elif operation.command_action == CommandAction.DELETE:
         operation.status = OperationStatus.SUCCEEDED.value
@@ -67,7 +72,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
         await release_place(session, lb.device_id)
     else:
         operation.status = OperationStatus.SUCCEEDED.value
-        operation.error = None
+        operation.error = operation.error_detail = None
         for removed in apply_success(tree):
             await session.delete(removed)
     return Applied(Verdict.APPLIED, operation)
@@ -87,8 +92,11 @@ def _heals(operation: Operation, result: Result, lb: LoadBalancer | None) -> boo
 
 
 def _matches(operation: Operation, result: Result) -> bool:
+    expected = operation.result_secret_hash
     return (
         operation.loadbalancer_id == result.loadbalancer_id
         and operation.device_id == result.device_id
         and operation.generation == result.generation
+        and expected is not None
+        and hmac.compare_digest(expected, digest(result.result_secret.get_secret_value()))
     )

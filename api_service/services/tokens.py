@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Token
 from api_service.errors import Invalid, NotFound, Unauthenticated
+from api_service.settings import MIN_TOKEN_LENGTH
 
 TOKEN_BYTES = 32
 """256 bits of randomness."""
@@ -56,8 +57,8 @@ class TokenService:
     ) -> IssuedToken:
         """A new token; ``value`` imports a given secret (the bootstrap admin token)."""
         secret = value or secrets.token_urlsafe(TOKEN_BYTES)
-        if len(secret) < 32:
-            raise Invalid("token", "A token must be at least 32 characters.")
+        if len(secret) < MIN_TOKEN_LENGTH:
+            raise Invalid("token", f"A token must be at least {MIN_TOKEN_LENGTH} characters.")
         async with self.sessions.begin() as session:
             existing = await session.scalar(select(Token).where(Token.token_hash == digest(secret)))
             if existing is not None:

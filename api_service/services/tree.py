@@ -188,8 +188,6 @@ def build_spec(tree: Tree) -> LoadBalancerSpec:
     return LoadBalancerSpec(
         id=lb.id,
         project_id=lb.project_id,
-        name=lb.name,
-        description=lb.description,
         admin_state_up=lb.admin_state_up,
         vip_address=str(lb.vip_address),
         generation=lb.generation,

@@ -6,12 +6,14 @@ from uuid import UUID, uuid4
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import SecretStr
 
-from shared.messages import Result
+from api_service.secret_keys import SecretKeys
+from shared.messages import Command, Result
 from shared.status import Outcome
 from shared.topology import RESULTS_ROUTING_KEY
 from tests.support.client import LbaasClient
-from tests.support.stack import Agent, Isolation, eventually
+from tests.support.stack import SECRET_KEY, Agent, Isolation, eventually
 
 
 async def _dead_letters(isolation: Isolation, marker: bytes) -> AbstractIncomingMessage:
@@ -66,13 +68,24 @@ async def _active_lb(client: LbaasClient) -> tuple[dict[str, Any], dict[str, Any
     return lb, operation
 
 
-def _result(lb: dict[str, Any], operation: dict[str, Any], **changes: Any) -> bytes:
+async def _command(isolation: Isolation, op_id: str) -> Command:
+    """The command of an operation as the outbox holds it, opened with the run's key (as only
+    the API, or an operator holding LBAAS_SECRET_KEYS, can)."""
+    [row] = await isolation.fetch("SELECT payload FROM outbox WHERE op_id = $1", UUID(op_id))
+    sealed = row["payload"]
+    return Command.model_validate_json(SecretKeys([SecretStr(SECRET_KEY)]).open(sealed))
+
+
+def _result(
+    lb: dict[str, Any], operation: dict[str, Any], secret: SecretStr, **changes: Any
+) -> bytes:
     now = datetime.now(UTC)
     result = Result(
         op_id=operation["id"],
         device_id=operation["device_id"],
         loadbalancer_id=lb["id"],
         generation=operation["generation"],
+        result_secret=secret,
         outcome=Outcome.ERROR,
         error="replayed",
         agent_id="intruder",
@@ -82,12 +95,35 @@ def _result(lb: dict[str, Any], operation: dict[str, Any], **changes: Any) -> by
     return result.model_copy(update=changes).model_dump_json().encode()
 
 
+FORGED_SECRET = SecretStr("forged-" + "x" * 40)
+
+
+async def test_a_result_without_its_commands_secret_is_dead_lettered_and_the_real_one_counts(
+    client: LbaasClient, isolation: Isolation
+) -> None:
+    device = await client.create_device("sim", url=f"sim://slow-{uuid4().hex[:8]}?latency=2")
+    lb = (await client.create_lb(device)).json()["loadbalancer"]
+    operation = (await client.operations(lb["id"]))[0]
+    assert operation["status"] == "PENDING"
+    forged = _result(lb, operation, FORGED_SECRET, agent_id="forger-secret", error="forged")
+    await _publish(isolation, isolation.names.results_exchange, RESULTS_ROUTING_KEY, forged)
+    await _dead_letters(isolation, b"forger-secret")
+    assert (await client.get_lb(lb["id"])).json()["loadbalancer"]["provisioning_status"] == (
+        "PENDING_CREATE"
+    )
+    assert (await client.wait_lb(lb["id"]))["provisioning_status"] == "ACTIVE"
+    [done] = await client.operations(lb["id"])
+    assert (done["status"], done["agent_id"]) == ("SUCCEEDED", "agent-main")
+
+
 async def test_duplicate_and_stale_results_change_nothing(
     client: LbaasClient, isolation: Isolation
 ) -> None:
     lb, operation = await _active_lb(client)
+    secret = (await _command(isolation, operation["id"])).result_secret
     names = isolation.names
-    await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, _result(lb, operation))
+    replayed = _result(lb, operation, secret)
+    await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, replayed)
 
     response = await client.http.put(
         f"/v2/lbaas/loadbalancers/{lb['id']}", json={"loadbalancer": {"name": "v2"}}
@@ -95,7 +131,7 @@ async def test_duplicate_and_stale_results_change_nothing(
     assert response.status_code == 202
     await client.wait_lb(lb["id"])
     # generation 1's result arriving after generation 2 is ACTIVE must not undo it
-    await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, _result(lb, operation))
+    await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, replayed)
     forgeries: dict[str, dict[str, Any]] = {
         "unknown operation": {"op_id": UUID("00000000-0000-4000-8000-00000000dead")},
         "wrong generation": {"generation": 99, "agent_id": "forger-generation"},
@@ -103,7 +139,7 @@ async def test_duplicate_and_stale_results_change_nothing(
         "wrong load balancer": {"loadbalancer_id": uuid4(), "agent_id": "forger-lb"},
     }
     for changes in forgeries.values():
-        forged = _result(lb, operation, outcome=Outcome.ACTIVE, **changes)
+        forged = _result(lb, operation, secret, outcome=Outcome.ACTIVE, **changes)
         await _publish(isolation, names.results_exchange, RESULTS_ROUTING_KEY, forged)
     await _dead_letters(isolation, b"00000000-0000-4000-8000-00000000dead")
     for marker in (b"forger-generation", b"forger-device", b"forger-lb"):

@@ -52,21 +52,25 @@ async def test_update_then_delete_reach_the_device(client: LbaasClient, sim_dir:
     lb = (await client.create_lb(device)).json()["loadbalancer"]
     await client.wait_lb(lb["id"])
 
+    free_text = "renamed #'\"${HOME}%[src]\\"
     response = await client.http.put(
-        f"/v2/lbaas/loadbalancers/{lb['id']}", json={"loadbalancer": {"name": "renamed"}}
+        f"/v2/lbaas/loadbalancers/{lb['id']}",
+        json={
+            "loadbalancer": {"name": free_text, "description": free_text, "admin_state_up": False}
+        },
     )
     assert response.status_code == 202, response.text
     assert response.json()["loadbalancer"]["provisioning_status"] == "PENDING_UPDATE"
     updated = await client.wait_lb(lb["id"])
     assert (updated["name"], updated["provisioning_status"], updated["generation"]) == (
-        "renamed",
+        free_text,
         "ACTIVE",
         2,
     )
-    stored = json.loads(
-        (sim_dir / "lifecycle-1" / "loadbalancers" / f"{lb['id']}.json").read_text()
-    )
-    assert stored["name"] == "renamed"
+    state = (sim_dir / "lifecycle-1" / "loadbalancers" / f"{lb['id']}.json").read_text()
+    stored = json.loads(state)
+    assert (stored["generation"], stored["admin_state_up"]) == (2, False)
+    assert "renamed" not in state  # names and descriptions never reach a device
 
     response = await client.http.delete(f"/v2/lbaas/loadbalancers/{lb['id']}")
     assert response.status_code == 202

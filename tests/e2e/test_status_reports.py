@@ -1,15 +1,19 @@
-"""Status reports as the API applies them: fenced by time, counters totalled across epochs."""
+"""Status reports as the API applies them: signed by the device's report secret, ordered by
+when they arrive, counters totalled across epochs."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import aio_pika
+from pydantic import SecretStr
 
+from api_service.secret_keys import SecretKeys
 from shared.messages import Counters, LoadBalancerStatus, StatusReport
 from shared.status import OperatingStatus
 from shared.topology import STATUS_ROUTING_KEY
 from tests.support.client import LbaasClient
-from tests.support.stack import Isolation, eventually
+from tests.support.stack import SECRET_KEY, Api, Isolation, eventually
 
 API = "/v2/lbaas"
 
@@ -23,15 +27,18 @@ async def _publish(isolation: Isolation, report: StatusReport) -> None:
         await exchange.publish(message, routing_key=STATUS_ROUTING_KEY, mandatory=True)
 
 
-async def test_stale_and_future_reports_change_nothing_and_counters_add_up(
-    client: LbaasClient, isolation: Isolation
+async def test_reports_count_in_the_order_received_and_forged_or_future_ones_change_nothing(
+    client: LbaasClient, isolation: Isolation, api: Api
 ) -> None:
     # No agent runs this driver: only the reports below reach the API for this device.
     device = await client.create_device("unwatched")
     lb = await client.wait_lb((await client.create_lb(device)).json()["loadbalancer"]["id"])
     now = datetime.now(UTC)
+    signed = SecretStr(SecretKeys([SecretStr(SECRET_KEY)]).report_secret(UUID(device["id"])))
 
-    def report(at: datetime, epoch: str, total: int, status: OperatingStatus) -> StatusReport:
+    def report(
+        at: datetime, epoch: str, total: int, status: OperatingStatus, secret: SecretStr = signed
+    ) -> StatusReport:
         shown = LoadBalancerStatus(
             epoch=epoch,
             operating_status=status,
@@ -39,7 +46,8 @@ async def test_stale_and_future_reports_change_nothing_and_counters_add_up(
         )
         return StatusReport(
             device_id=device["id"],
-            agent_id="forger",
+            report_secret=secret,
+            agent_id="reporter",
             reported_at=at,
             loadbalancers={lb["id"]: shown},
         )
@@ -52,20 +60,28 @@ async def test_stale_and_future_reports_change_nothing_and_counters_add_up(
             return True
         return None
 
-    await _publish(
-        isolation, report(now - timedelta(seconds=10), "e1", 10, OperatingStatus.OFFLINE)
-    )
+    await _publish(isolation, report(now, "e1", 10, OperatingStatus.OFFLINE))
     await eventually(lambda: shows(10, "OFFLINE"), what="the first report applied")
-    await _publish(isolation, report(now - timedelta(seconds=20), "e1", 50, OperatingStatus.ERROR))
-    await _publish(isolation, report(now + timedelta(hours=1), "e1", 99, OperatingStatus.ERROR))
-    await _publish(isolation, report(now - timedelta(seconds=9), "e1", 15, OperatingStatus.OFFLINE))
-    await eventually(lambda: shows(15, "OFFLINE"), what="only the newer report applied")
-    await _publish(isolation, report(now - timedelta(seconds=8), "e2", 3, OperatingStatus.OFFLINE))
+    forged = report(now, "e1", 666, OperatingStatus.ERROR, SecretStr("f" * 64))
+    await _publish(isolation, forged)
+    await _publish(
+        isolation, report(datetime(9999, 12, 31, tzinfo=UTC), "e1", 99, OperatingStatus.ERROR)
+    )
+    # an agent's clock running late does not hold its reports back: received later, newer
+    await _publish(isolation, report(now - timedelta(hours=1), "e1", 15, OperatingStatus.OFFLINE))
+    await eventually(lambda: shows(15, "OFFLINE"), what="the report received next applied")
+
+    async def dead_lettered() -> bool | None:
+        return "without its device's report secret" in api.log() or None
+
+    await eventually(dead_lettered, what="the forged report dead-lettered")
+    await _publish(isolation, report(now, "e2", 3, OperatingStatus.OFFLINE))
     await eventually(lambda: shows(18, "OFFLINE"), what="a new epoch counted from zero")
     unreachable = StatusReport(
         device_id=device["id"],
-        agent_id="forger",
-        reported_at=now - timedelta(seconds=7),
+        report_secret=signed,
+        agent_id="reporter",
+        reported_at=now,
         reachable=False,
     )
     await _publish(isolation, unreachable)

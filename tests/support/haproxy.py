@@ -304,8 +304,6 @@ def http_spec(
     return LoadBalancerSpec(
         id=id_of("loadbalancer"),
         project_id="p",
-        name="never rendered",
-        description="",
         admin_state_up=True,
         vip_address=vip,
         generation=generation,

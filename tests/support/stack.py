@@ -33,6 +33,7 @@ import aio_pika
 import asyncpg
 import httpx
 
+from api_service.secret_keys import new_key
 from shared.topology import Names
 
 BIN = Path(sys.executable).parent
@@ -41,6 +42,8 @@ AMQP_URL = os.environ.get("LBAAS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5
 BROKER_USERS = os.environ.get("LBAAS_TEST_BROKER_USERS", "1") != "0"
 USERS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq-users.sh"
 SHARDS = 4
+SECRET_KEY = os.environ.setdefault("LBAAS_SECRET_KEYS", new_key())
+"""What every API process (and ``ApiSettings`` in a test) seals secrets with, for the run."""
 
 T = TypeVar("T")
 

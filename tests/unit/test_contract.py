@@ -46,12 +46,13 @@ def _command() -> Command:
         generation=3,
         action=CommandAction.APPLY,
         driver="noop",
-        device=DeviceSpec(id=device, name="d", driver="noop", management_url="noop://d"),
+        device=DeviceSpec(
+            id=device, name="d", driver="noop", management_url="noop://d", report_secret="r" * 32
+        ),
+        result_secret="s" * 43,
         spec=LoadBalancerSpec(
             id=lb,
             project_id="p",
-            name="web",
-            description="",
             admin_state_up=True,
             vip_address="10.0.0.1",
             generation=3,
@@ -63,7 +64,7 @@ def _command() -> Command:
 def test_command_round_trips_and_carries_its_schema_version() -> None:
     command = _command()
     wire = command.model_dump_json()
-    assert '"schema_version":2' in wire
+    assert '"schema_version":3' in wire
     assert Command.model_validate_json(wire) == command
 
 
@@ -92,6 +93,7 @@ def test_result_error_text_is_bounded() -> None:
             device_id=uuid.uuid4(),
             loadbalancer_id=uuid.uuid4(),
             generation=1,
+            result_secret="s" * 43,
             outcome=Outcome.ERROR,
             error="x" * 5000,
             agent_id="a",

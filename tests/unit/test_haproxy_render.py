@@ -21,7 +21,6 @@ from shared.messages import (
 )
 from shared.status import OperatingStatus
 
-MARKER = "user-chosen-text-3f9a"
 INJECTIONS = [
     "/ok\nlisten pwned\n bind 127.0.0.3:18099",
     "/ok\r\nx",
@@ -82,8 +81,6 @@ def _spec(**pool_changes: Any) -> LoadBalancerSpec:
     return LoadBalancerSpec(
         id=uuid.UUID(int=1),
         project_id="p",
-        name=MARKER,
-        description=MARKER,
         admin_state_up=True,
         vip_address="127.0.0.5",
         generation=7,
@@ -110,7 +107,6 @@ def _spec(**pool_changes: Any) -> LoadBalancerSpec:
 def test_the_same_spec_gives_the_same_bytes_named_from_ids_only() -> None:
     first, second = render(_spec()), render(_spec())
     assert first == second
-    assert MARKER not in first
     assert "frontend listener-00000000-0000-0000-0000-000000000003" in first
     assert "backend pool-00000000-0000-0000-0000-000000000002" in first
     assert "server member-00000000-0000-0000-0000-00000000000a 10.0.0.1:80 weight 0" in first

@@ -114,8 +114,6 @@ def _spec(
     return LoadBalancerSpec(
         id=uuid.UUID(int=1),
         project_id="p",
-        name="n",
-        description="d",
         admin_state_up=True,
         vip_address="127.0.0.1",
         generation=1,

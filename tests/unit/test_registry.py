@@ -33,7 +33,9 @@ from agent_service.drivers.noop import NoopDriver
 from agent_service.settings import AgentSettings
 from shared.messages import DeviceSpec, LoadBalancerSpec, LoadBalancerStatus, PoolSpec
 
-DEVICE = DeviceSpec(id=uuid4(), name="dev-1", driver="fake", management_url="fake://dev-1")
+DEVICE = DeviceSpec(
+    id=uuid4(), name="dev-1", driver="fake", management_url="fake://dev-1", report_secret="r" * 64
+)
 POLL_INTERVAL = 0.001
 
 
@@ -41,8 +43,6 @@ def make_spec(**changes: object) -> LoadBalancerSpec:
     fields: dict[str, object] = {
         "id": UUID("00000000-0000-4000-8000-000000000001"),
         "project_id": "project-1",
-        "name": "lb",
-        "description": "",
         "admin_state_up": True,
         "vip_address": "192.0.2.10",
         "generation": 3,
@@ -334,7 +334,6 @@ def test_equal_specs_have_equal_digests() -> None:
         {"generation": 4},
         {"vip_address": "192.0.2.11"},
         {"admin_state_up": False},
-        {"name": "renamed"},
         {
             "pools": [
                 PoolSpec(
