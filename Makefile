@@ -41,6 +41,7 @@ lint: install
 bench: install services
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.haproxy
+	$(BIN)/python -m bench.unauthenticated
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, FilePath
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -57,13 +57,13 @@ class AgentSettings(CommonSettings):
     status_interval: float = Field(
         default=5.0, gt=0, description="Seconds between status reads of each device."
     )
-    device_ca_file: Path | None = Field(
+    device_ca_file: FilePath | None = Field(
         default=None, description="CA bundle that https:// device management URLs are checked with."
     )
-    device_client_cert: Path | None = Field(
+    device_client_cert: FilePath | None = Field(
         default=None, description="Client certificate for devices that require mutual TLS."
     )
-    device_client_key: Path | None = None
+    device_client_key: FilePath | None = None
     metrics_host: str = Field(
         default="127.0.0.1", description="Where the Prometheus metrics are served."
     )

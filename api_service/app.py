@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from api_service import openapi
-from api_service.context import token_owner
+from api_service.context import Authentication
 from api_service.idempotency import IdempotencyMiddleware
-from api_service.limits import BodyLimits
+from api_service.limits import BodyLimits, PathLimits
 from api_service.metrics import Metrics, RequestMetrics
 from api_service.problems import install_problem_handlers
+from api_service.ratelimit import FailedAuthentications
 from api_service.request_ids import RequestIds
 from api_service.resources.catalog import RESOURCES
 from api_service.routers import (
@@ -62,12 +63,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     openapi.install(app)
     install_problem_handlers(app)
+    # Outermost last: request ids, metrics, the path, the token, the body, Idempotency-Key.
     app.add_middleware(
         IdempotencyMiddleware,
         sessions=lambda scope: scope["app"].state.runtime.sessions,
-        owner_of=token_owner,
+        secret_answers={tokens.create},
     )
     app.add_middleware(BodyLimits)
+    app.add_middleware(
+        Authentication,
+        failures=FailedAuthentications(settings.auth_failure_rate, settings.auth_failure_burst),
+    )
+    app.add_middleware(PathLimits)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
     app.include_router(root.router)

@@ -1,24 +1,30 @@
 """``Idempotency-Key`` on POST: the same key and body within 24 h get the first answer again.
 
-A key is reserved (a row without a status) before the request runs, so two
-concurrent requests with one key cannot both create; the answer is stored when
-it is a success, and the reservation dropped otherwise so that the client may
-retry. The same key with another body (or path) is refused with 422.
+Keys belong to the token that sent them, checked before (by
+:class:`~api_service.context.Authentication`): only that token gets the answer
+again, and a request without a valid token gets none. A key is reserved (a row
+without a status) before the request runs, so two concurrent requests with one
+key cannot both create; the answer is stored when it is a success, and the
+reservation dropped otherwise so that the client may retry. The same key with
+another body (or path) is refused with 422.
 
-Issuing a token ignores the header: its answer holds the token's secret, which
-is never stored.
+The answer of a route that holds a secret (issuing a token) is never stored,
+whatever the spelling of its path: which route served the request decides, once it
+has. Keys older than 24 h are purged by :func:`purge_expired_keys`.
 """
 
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api_service.context import caller_of
 from api_service.db.engine import SessionFactory
 from api_service.db.models import IdempotencyKey
 from api_service.problems import PROBLEM_JSON, Problem
@@ -29,28 +35,26 @@ _IN_PROGRESS_TTL = timedelta(minutes=5)
 KEY_PATTERN = r"[\x21-\x7e]{1,255}"
 """An Idempotency-Key: 1-255 visible ASCII characters."""
 _KEY = re.compile(rf"\A{KEY_PATTERN}\Z")
-_SECRET_ANSWERS = re.compile(r"\A/v2(?:\.0)?/lbaas/tokens/?\Z")
-"""POSTs whose answer holds a secret (an issued token): never stored, so the key is ignored."""
 _REPLAYED_HEADERS = frozenset({"content-type", "location", "retry-after", "x-operation-id", "etag"})
+PURGE_BATCH = 1000
+"""Expired keys deleted in one transaction."""
 
-OwnerOf = Callable[[Scope], str]
 Sessions = Callable[[Scope], SessionFactory]
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, sessions: Sessions, owner_of: OwnerOf) -> None:
+    def __init__(
+        self, app: ASGIApp, sessions: Sessions, secret_answers: Collection[Callable[..., Any]]
+    ) -> None:
+        """``secret_answers``: the endpoints whose answers hold a secret, never stored."""
         self.app = app
         self.sessions = sessions
-        self.owner_of = owner_of
+        self.secret_answers = secret_answers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _key_header(scope)
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or key is None
-            or _SECRET_ANSWERS.fullmatch(scope["path"])
-        ):
+        caller = caller_of(scope)
+        if scope["type"] != "http" or scope["method"] != "POST" or key is None or caller is None:
             await self.app(scope, receive, send)
             return
         if not _KEY.fullmatch(key):
@@ -60,7 +64,7 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         request_hash = hashlib.sha256(scope["path"].encode() + b"\n" + body).hexdigest()
-        owner = self.owner_of(scope)
+        owner = caller.token_digest
         sessions = self.sessions(scope)
 
         stored = await _reserve(sessions, owner, key, request_hash)
@@ -71,7 +75,10 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, _replay(body), captured.send)
         finally:
-            await _finish(sessions, owner, key, captured)
+            # Routing has put the route that served the request in the scope.
+            served_by = getattr(scope.get("route"), "endpoint", None)
+            keep = served_by not in self.secret_answers and 200 <= captured.status < 300
+            await _finish(sessions, owner, key, captured if keep else None)
         await captured.release(send)
 
 
@@ -169,17 +176,43 @@ async def _answer_from(stored: IdempotencyKey, request_hash: str, send: Send) ->
         await _send(send, stored.status_code, headers, stored.body.encode())
 
 
-async def _finish(sessions: SessionFactory, owner: str, key: str, captured: _Captured) -> None:
+async def _finish(sessions: SessionFactory, owner: str, key: str, answer: _Captured | None) -> None:
+    """Store the answer of the key's request; with none, drop the reservation."""
     where = (IdempotencyKey.owner == owner, IdempotencyKey.key == key)
     async with sessions.begin() as session:
-        if 200 <= captured.status < 300:
+        if answer is not None:
             row = await session.scalar(select(IdempotencyKey).where(*where))
             if row is not None:
-                row.status_code = captured.status
-                row.headers = {k: v for k, v in captured.headers.items() if k in _REPLAYED_HEADERS}
-                row.body = captured.body.decode()
+                row.status_code = answer.status
+                row.headers = {k: v for k, v in answer.headers.items() if k in _REPLAYED_HEADERS}
+                row.body = answer.body.decode()
         else:
             await session.execute(delete(IdempotencyKey).where(*where))
+
+
+async def purge_expired_keys(sessions: SessionFactory, batch: int = PURGE_BATCH) -> int:
+    """Delete every key older than 24 h, ``batch`` a transaction; return how many.
+
+    Rows another replica's purge holds are skipped (it deletes them).
+    """
+    expired = (
+        select(IdempotencyKey.owner, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at < func.now() - TTL)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    purged = 0
+    while True:
+        async with sessions.begin() as session:
+            result = await session.execute(
+                delete(IdempotencyKey)
+                .where(tuple_(IdempotencyKey.owner, IdempotencyKey.key).in_(expired))
+                .returning(IdempotencyKey.key)
+            )
+            deleted = len(result.all())
+        purged += deleted
+        if deleted < batch:
+            return purged
 
 
 async def _send_problem(send: Send, status: int, detail: str) -> None:

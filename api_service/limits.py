@@ -1,17 +1,48 @@
-"""Request bodies: at most 1 MiB (413) and JSON nested at most 32 deep (400), checked early.
+"""What a request may be, checked early: a path without control characters (404), and a
+body of at most 1 MiB (413) nested at most 32 deep (400).
 
-The body is read once here, within the limit, and handed on; nothing larger is
-ever held in memory, and no parser recurses on hostile nesting.
+Starlette's path patterns end in ``$``, which also matches before a trailing newline,
+so without the path check ``/v2/lbaas/tokens%0A`` would be served as
+``/v2/lbaas/tokens``: no path of the API holds a control character.
+
+A body is read once, within the limit, and handed on; nothing larger is ever held
+in memory, and no parser recurses on hostile nesting. Only requests to the
+authenticated paths are read, after their token was checked
+(:class:`~api_service.context.Authentication` runs first): the open paths take no
+body, so the body of a request without a valid token is never read.
 """
 
-import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api_service.problems import PROBLEM_JSON, Problem
+from api_service.context import AUTHENTICATED_PATHS
+from api_service.problems import Problem, problem_response
 
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 32
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc): C0, DEL and C1."""
+
+
+class PathLimits:
+    """Refuses (404) a path that holds a control character once percent-decoded."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        control = _CONTROL_CHARACTER.search(scope["path"]) if scope["type"] == "http" else None
+        if control is None:
+            await self.app(scope, receive, send)
+            return
+        detail = (
+            f"No path holds a control character, and this one has U+{ord(control[0]):04X} "
+            f"at position {control.start()}."
+        )
+        await problem_response(Problem(title="Not Found", status=404, detail=detail))(
+            scope, receive, send
+        )
 
 
 class BodyLimits:
@@ -21,7 +52,11 @@ class BodyLimits:
         self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not scope["path"].startswith(AUTHENTICATED_PATHS)
+        ):
             await self.app(scope, receive, send)
             return
         body = bytearray()
@@ -31,12 +66,14 @@ class BodyLimits:
                 return
             body.extend(message.get("body", b""))
             if len(body) > self.max_body:
-                await _refuse(send, 413, f"The body is larger than {self.max_body} bytes.")
+                detail = f"The body is larger than {self.max_body} bytes."
+                await _refuse(scope, receive, send, 413, "Content Too Large", detail)
                 return
             if not message.get("more_body"):
                 break
         if nesting_depth(bytes(body)) > self.max_depth:
-            await _refuse(send, 400, f"The JSON body is nested deeper than {self.max_depth}.")
+            detail = f"The JSON body is nested deeper than {self.max_depth}."
+            await _refuse(scope, receive, send, 400, "Invalid Request", detail)
             return
         await self.app(scope, _replay(bytes(body)), send)
 
@@ -76,19 +113,8 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
-    title = "Content Too Large" if status == 413 else "Invalid Request"
-    body = json.dumps(
-        Problem(title=title, status=status, detail=detail).model_dump(exclude_none=True)
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, title: str, detail: str
+) -> None:
+    refusal = problem_response(Problem(title=title, status=status, detail=detail))
+    await refusal(scope, receive, send)

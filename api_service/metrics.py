@@ -1,4 +1,5 @@
-"""Prometheus metrics of one API process, served open at ``/metrics`` (prefix ``lbaas_``).
+"""Prometheus metrics of one API process (prefix ``lbaas_``), served at ``/metrics`` on an
+address of their own, ``LBAAS_METRICS_HOST:LBAAS_METRICS_PORT``, not on the API's.
 
 Counters and histograms are this process's; the gauges of the census
 (objects by status, devices, outbox) are read from the database by every
@@ -7,7 +8,7 @@ replica, so any one of them answers for the whole service.
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_service.services.census import Census
@@ -33,6 +34,11 @@ class Metrics:
         self.outbox_backlog = Gauge(
             "lbaas_outbox_backlog",
             "Commands committed but not yet published",
+            registry=self.registry,
+        )
+        self.long_polls = Gauge(
+            "lbaas_long_polls",
+            "Long polls (GET with wait_for) waiting in this process",
             registry=self.registry,
         )
         self.pending = Gauge(
@@ -85,6 +91,17 @@ class Metrics:
         for status, count in census.devices.items():
             self.devices.labels(status).set(count)
         self.outbox_age.set(census.outbox_age)
+
+    def serve(self, host: str, port: int) -> None:
+        """Serve them (in a thread of their own) for as long as the process runs."""
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot serve the metrics on {host}:{port} (LBAAS_METRICS_HOST, "
+                f"LBAAS_METRICS_PORT): {exc.strerror}",
+            ) from None
 
 
 class RequestMetrics:

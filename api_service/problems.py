@@ -176,17 +176,22 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 """What a request meets when PostgreSQL (or another dependency) cannot be reached."""
 
 
+def unavailable_response() -> JSONResponse:
+    """The answer of a request that met an unreachable dependency: 503, with Retry-After."""
+    return problem_response(
+        Problem(
+            title="Service Unavailable",
+            status=503,
+            detail="A dependency of the service (the database) cannot be reached; retry later.",
+        ),
+        {"Retry-After": "5"},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, UNAVAILABLE):
         log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
-        return problem_response(
-            Problem(
-                title="Service Unavailable",
-                status=503,
-                detail="A dependency of the service (the database) cannot be reached; retry later.",
-            ),
-            {"Retry-After": "5"},
-        )
+        return unavailable_response()
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         Problem(title="Internal Server Error", status=500, detail="An unexpected error occurred.")
@@ -212,6 +217,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 _FASTAPI_VALIDATION = "#/components/schemas/HTTPValidationError"
+_NO_SUCH_PATH = {
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    "description": "No such path: a path parameter holds a control character",
+}
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -220,7 +229,9 @@ def _document_problems(app: FastAPI) -> None:
     FastAPI files a response ``model`` under ``application/json``: the problem bodies are
     ``application/problem+json``. It also adds a 422 with its own validation error body to
     every operation with parameters: invalid input is a 400 problem here, and a 422 only
-    answers a reused Idempotency-Key.
+    answers a reused Idempotency-Key. And an operation with path parameters may answer 404
+    even when none of its objects can be missing: a value holding a control character
+    makes a path that names nothing (``limits.PathLimits``).
     """
     build = app.openapi
 
@@ -228,9 +239,13 @@ def _document_problems(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = build()
-        for path in document.get("paths", {}).values():
-            for operation in path.values():
+        for path, item in document.get("paths", {}).items():
+            for operation in item.values():
                 responses = operation.get("responses", {})
+                if "{" in path and "404" not in responses:
+                    responses = operation["responses"] = dict(
+                        sorted({**responses, "404": _NO_SUCH_PATH}.items())
+                    )
                 fastapi_422 = responses.get("422", {}).get("content", {}).get("application/json")
                 if fastapi_422 and fastapi_422.get("schema", {}).get("$ref") == _FASTAPI_VALIDATION:
                     del responses["422"]

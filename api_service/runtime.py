@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_service.db.engine import SessionFactory, create_engine, plain_dsn, session_factory
 from api_service.db.notifications import SettledFeed
+from api_service.idempotency import purge_expired_keys
 from api_service.messaging.commands import CommandPublisher
 from api_service.messaging.results import ResultConsumer
 from api_service.messaging.status import StatusConsumer
@@ -22,6 +23,7 @@ from api_service.metrics import Metrics
 from api_service.ratelimit import RateLimits
 from api_service.resources.catalog import RESOURCES
 from api_service.secret_keys import SecretKeys
+from api_service.services.addresses import MemberAddresses
 from api_service.services.census import take_census
 from api_service.services.changes import Changes
 from api_service.services.devices import DeviceService, claim_syncs
@@ -31,6 +33,7 @@ from api_service.services.quotas import QuotaService
 from api_service.services.reaper import run_reaper
 from api_service.services.resource import ResourceService
 from api_service.services.tokens import Role, TokenService
+from api_service.services.waiting import WaitSlots
 from api_service.settings import ApiSettings
 from shared.broker import Broker
 from shared.topology import Names
@@ -56,6 +59,7 @@ class Runtime:
     tokens: TokenService
     quotas: QuotaService
     rate_limits: RateLimits
+    waits: WaitSlots
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bootstrapped: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the bootstrap admin token (if configured) is stored."""
@@ -89,7 +93,12 @@ class Runtime:
             metrics=metrics,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
-        changes = Changes(sessions, commands.publish_new, quotas, keys, settings.command_shards)
+        member_addresses = MemberAddresses(
+            tuple(settings.reserved_member_networks), settings.allow_loopback_members
+        )
+        changes = Changes(
+            sessions, commands.publish_new, quotas, keys, settings.command_shards, member_addresses
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -106,9 +115,12 @@ class Runtime:
             tokens=TokenService(sessions),
             quotas=quotas,
             rate_limits=RateLimits(settings.rate_limit, settings.rate_burst),
+            waits=WaitSlots(settings.max_waits_per_token, metrics.long_polls),
         )
 
     async def start(self) -> None:
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         self.broker.start()
         self.feed.start()
         self.tasks = [
@@ -138,6 +150,10 @@ class Runtime:
                 name="reaper",
             ),
             asyncio.create_task(self._census(self.settings.reaper_interval), name="census"),
+            asyncio.create_task(
+                self._purge_idempotency_keys(self.settings.idempotency_purge_interval),
+                name="idempotency-purge",
+            ),
         ]
         if self.settings.bootstrap_admin_token is None:
             self.bootstrapped.set()
@@ -156,6 +172,17 @@ class Runtime:
                 self.metrics.record(census)
             except Exception:
                 log.warning("census pass failed", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def _purge_idempotency_keys(self, interval: float) -> None:
+        """Forever: delete the Idempotency-Keys older than 24 h (every replica may)."""
+        while True:
+            try:
+                purged = await purge_expired_keys(self.sessions)
+                if purged:
+                    log.info("purged %d expired Idempotency-Keys", purged)
+            except Exception:
+                log.warning("Idempotency-Key purge failed", exc_info=True)
             await asyncio.sleep(interval)
 
     async def _bootstrap_admin(self, secret: str) -> None:

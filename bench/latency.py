@@ -31,7 +31,7 @@ DRAIN_POLL_INTERVAL = 0.05
 """Busy clients poll like real ones, not in a tight loop that would measure only the GETs."""
 
 
-def _ms(samples: list[float]) -> dict[str, float]:
+def percentiles_ms(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
         "n": len(ordered),
@@ -68,7 +68,11 @@ async def measure_sequential(
         assert response.status_code == 202, response.text
         await _until_active(client, response.json()["loadbalancer"]["id"], time.monotonic() + 30)
         to_active.append(time.perf_counter() - start)
-    return {"healthz": _ms(healthz), "post": _ms(post), "post_to_active": _ms(to_active)}
+    return {
+        "healthz": percentiles_ms(healthz),
+        "post": percentiles_ms(post),
+        "post_to_active": percentiles_ms(to_active),
+    }
 
 
 async def measure_drain(

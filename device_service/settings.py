@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logging import LogLevel
@@ -36,9 +36,9 @@ class DeviceSettings(BaseSettings):
     maxconn: int | None = Field(
         default=None, ge=1, description="Connections one instance accepts (HAProxy's default)."
     )
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = Field(
+    tls_cert: FilePath | None = None
+    tls_key: FilePath | None = None
+    tls_client_ca: FilePath | None = Field(
         default=None, description="Require client certificates signed by this CA (mutual TLS)."
     )
     metrics_listen: str | None = Field(

@@ -80,6 +80,8 @@ if [[ -z "${LBAAS_SECRET_KEYS:-}" ]]; then
     LBAAS_SECRET_KEYS="$(cat .run/secret-keys)"
 fi
 export LBAAS_SECRET_KEYS
+# The servers a laptop balances are on its own loopback.
+export LBAAS_ALLOW_LOOPBACK_MEMBERS="${LBAAS_ALLOW_LOOPBACK_MEMBERS:-true}"
 
 "$BIN/lbaas-manage" db create
 "$BIN/lbaas-manage" db upgrade
@@ -109,7 +111,8 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-LBAAS_AMQP_URL="$api_amqp_url" "$BIN/lbaas-api" --host "$host" --port "$port" &
+LBAAS_AMQP_URL="$api_amqp_url" LBAAS_METRICS_PORT="${LBAAS_METRICS_PORT:-9879}" \
+    "$BIN/lbaas-api" --host "$host" --port "$port" &
 pids+=($!)
 LBAAS_AMQP_URL="$agent_amqp_url" \
     LBAAS_AGENT_METRICS_PORT="${LBAAS_AGENT_METRICS_PORT:-9877}" "$BIN/lbaas-agent" &
@@ -130,5 +133,8 @@ echo "lbaas API: http://$host:$port  (agent and HAProxy device local-haproxy run
 echo "  logs above; Ctrl-C stops them)"
 echo "admin token (project admin): $LBAAS_BOOTSTRAP_ADMIN_TOKEN"
 echo "  e.g. curl -H \"X-Auth-Token: \$TOKEN\" http://$host:$port/v2/lbaas/loadbalancers"
+echo "Prometheus metrics: API http://${LBAAS_METRICS_HOST:-127.0.0.1}:${LBAAS_METRICS_PORT:-9879}/metrics,"
+echo "  agent ${LBAAS_AGENT_METRICS_HOST:-127.0.0.1}:${LBAAS_AGENT_METRICS_PORT:-9877},"
+echo "  device ${LBAAS_DEVICE_METRICS_LISTEN:-127.0.0.1:9878}"
 echo
 wait -n "${pids[@]}"

@@ -4,7 +4,9 @@ Each service extends :class:`CommonSettings` with its own fields in one class
 (``api_service.settings.ApiSettings``, ``agent_service.settings.AgentSettings``).
 """
 
-from pydantic import Field, ValidationError
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logging import LogLevel
@@ -25,13 +27,25 @@ class CommonSettings(BaseSettings):
     )
     log_level: LogLevel = "INFO"
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"is not a URL: {exc}") from None
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError("must be an amqp:// or amqps:// URL with a host")
+        return url
+
 
 def invalid_settings(program: str, error: ValidationError, prefix: str = "LBAAS_") -> str:
     """What ``program`` prints when a setting is invalid: each variable named, no value shown
     (values may be secrets)."""
     lines = [f"{program}: invalid settings:"]
     for item in error.errors(include_input=False, include_url=False):
-        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
         variable = name if name.startswith("LBAAS_") else prefix + name
         lines.append(f"  {variable}: {item['msg']}")
     return "\n".join(lines)

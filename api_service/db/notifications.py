@@ -28,6 +28,16 @@ async def notify_settled(session: AsyncSession, loadbalancer_id: UUID) -> None:
 
 
 class SettledFeed:
+    """Wake-ups by load balancer: a notification wakes the waiters of its load balancer only.
+
+    A change puts part of a load balancer's tree in PENDING_* (the load balancer and the
+    objects on the way to what changed), and the one transaction that applies its result or
+    its timeout settles all of them: the waiters of that load balancer (of itself and of its
+    children; a long poll of an object not PENDING_* answers at once) are exactly those
+    whose object changed. Waiters of other load balancers are not woken. Only a
+    (re)connection wakes every waiter, since notifications may have been missed meanwhile.
+    """
+
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)

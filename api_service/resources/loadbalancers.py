@@ -69,6 +69,7 @@ LOADBALANCER: Resource[Any] = Resource(
         "vip_network_id": str,
         "device_id": UUID,
     },
+    admin_filters=frozenset({"device_id"}),
     sorts=frozenset({"vip_address", "provider"}),
     related={
         "listeners": Relation(Listener.loadbalancer_id, Listener.id),

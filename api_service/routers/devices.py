@@ -8,7 +8,7 @@ from api_service.access import RequestContext
 from api_service.context import admin_context, global_reader_context
 from api_service.db.models import Device
 from api_service.problems import problems
-from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY
+from api_service.routers.http import CHECKED, IDEMPOTENCY_KEY, absolute_url
 from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.devices import (
     DeviceBody,
@@ -76,7 +76,7 @@ async def create(
     runtime: Runtime = Depends(get_runtime),
 ) -> DeviceBody:
     device = await runtime.devices.create(body.device)
-    response.headers["Location"] = f"{request.base_url}v2/lbaas/devices/{device.id}"
+    response.headers["Location"] = absolute_url(request, f"/v2/lbaas/devices/{device.id}")
     return DeviceBody(device=device_out(device))
 
 

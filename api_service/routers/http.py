@@ -1,5 +1,6 @@
-"""What every resource router does the same way: 202 headers, ETags, list bodies, and how
-the OpenAPI document describes them (responses, headers, list parameters)."""
+"""What every resource router does the same way: 202 headers, ETags, list bodies, long polls,
+absolute links, and how the OpenAPI document describes them (responses, headers, list
+parameters)."""
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -7,23 +8,32 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from fastapi import Header, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api_service.access import RequestContext
-from api_service.db.listing import INT32, ListQuery, Page, parse_address, parse_bool, parse_int
+from api_service.context import request_context
+from api_service.db.listing import (
+    DEFAULT_SORT,
+    INT32,
+    ListQuery,
+    Page,
+    parse_address,
+    parse_bool,
+    parse_int,
+)
 from api_service.db.models import StatsRow, TreeObject
 from api_service.idempotency import KEY_PATTERN
-from api_service.problems import problems
+from api_service.problems import PROBLEM_RESPONSES, ProblemError, problems
 from api_service.routers.listing import page_links, select_fields
-from api_service.runtime import Runtime
+from api_service.runtime import Runtime, get_runtime
 from api_service.schemas.fields import IP_FORMATS, not_null
 from api_service.schemas.links import Links, link
 from api_service.schemas.loadbalancers import StatsBody, StatsOut
 from api_service.services.changes import Accepted, etag
 from api_service.services.resource import COMMON_FILTERS, COMMON_SORTS, Filters, Related
-from api_service.services.waiting import wait_settled
+from api_service.services.waiting import TooManyWaits, is_done, wait_settled
 from shared.status import ProvisioningStatus
 
 T = TypeVar("T", bound=TreeObject)
@@ -35,6 +45,15 @@ Out = Callable[[Any, Related, RequestContext], BaseModel]
 CHECKED = (401, 429, 503)
 READ_PROBLEMS = problems(*CHECKED, 400, 404)
 """GET of one object: a malformed id or parameter (400), an unknown or invisible one (404)."""
+LONG_POLL_PROBLEMS = {
+    **READ_PROBLEMS,
+    429: {
+        **PROBLEM_RESPONSES[429],
+        "description": "Rate limit of the token exceeded, or the token already holds as "
+        "many long polls (wait_for) as it may at once",
+    },
+}
+"""GET of one object that may wait for it to settle: as a read, and the cap of long polls."""
 LIST_PROBLEMS = problems(*CHECKED, 400, 404)
 """A list: a malformed parameter (400), a ``marker`` that names no listed object (404)."""
 CREATE_PROBLEMS = problems(*CHECKED, 400, 403, 404, 409, 413, 422)
@@ -81,8 +100,12 @@ OPERATION_LINK = {
 
 
 def read_responses(links: Links | None = None) -> dict[int | str, dict[str, Any]]:
-    """A GET of one object: with its ETag, and what to do with the object next."""
-    return {200: {"headers": ETAG_HEADER, **({"links": links} if links else {})}, **READ_PROBLEMS}
+    """A GET of one object (a long poll with ``wait_for``): with its ETag, and what to do with
+    the object next."""
+    return {
+        200: {"headers": ETAG_HEADER, **({"links": links} if links else {})},
+        **LONG_POLL_PROBLEMS,
+    }
 
 
 def accepted_responses(
@@ -133,6 +156,12 @@ _FILTER_SCHEMAS: dict[Callable[[str], object], dict[str, Any]] = {
     parse_address: {"type": "string", **IP_FORMATS},
 }
 _DIRECTION = "(?::(?:[Aa][Ss][Cc]|[Dd][Ee][Ss][Cc]))?"
+_TAG_FILTERS = (
+    ("tags", "Objects with all of these tags (comma-separated)."),
+    ("tags-any", "Objects with any of these tags (comma-separated)."),
+    ("not-tags", "Objects without all of these tags (comma-separated)."),
+    ("not-tags-any", "Objects with none of these tags (comma-separated)."),
+)
 
 
 def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
@@ -147,9 +176,24 @@ def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) ->
 
 
 def list_openapi(filters: Filters, sorts: frozenset[str]) -> dict[str, Any]:
-    """``openapi_extra`` of a list: Octavia's query parameters, which a dependency reads raw."""
-    sortable = sorted(COMMON_SORTS | sorts)
+    """``openapi_extra`` of a tree resource's list: the filters and sort keys every resource
+    has, its own, and the tag filters."""
+    return list_parameters({**COMMON_FILTERS, **filters}, COMMON_SORTS | sorts, tag_filters=True)
+
+
+def list_parameters(
+    filters: Filters,
+    sorts: frozenset[str],
+    *,
+    tag_filters: bool,
+    default_sort: Sequence[tuple[str, bool]] = DEFAULT_SORT,
+) -> dict[str, Any]:
+    """``openapi_extra`` of a list: Octavia's query parameters, which a dependency reads raw;
+    ``filters`` and ``sorts`` are all the list has, ``default_sort`` its order without one."""
+    sortable = sorted(sorts)
     key = "(?:" + "|".join(re.escape(name) for name in sortable) + ")"
+    example = "name:asc,created_at:desc" if "name" in sorts else "created_at:asc"
+    default = ",".join(f"{name}:{'asc' if up else 'desc'}" for name, up in default_sort)
     parameters = [
         _query(
             "limit",
@@ -165,8 +209,8 @@ def list_openapi(filters: Filters, sorts: frozenset[str]) -> dict[str, Any]:
         _query(
             "sort",
             {"type": "string", "pattern": f"^{key}{_DIRECTION}(?:,{key}{_DIRECTION})*$"},
-            "Sort keys with directions, such as name:asc,created_at:desc (the legacy "
-            "sort_key/sort_dir pair is also read). Ties are broken by created_at and id.",
+            f"Sort keys with directions, such as {example} (the legacy sort_key/sort_dir pair "
+            f"is also read); {default} without one. Ties are broken by created_at and id.",
         ),
         _query(
             "fields",
@@ -175,26 +219,24 @@ def list_openapi(filters: Filters, sorts: frozenset[str]) -> dict[str, Any]:
             style="form",
             explode=True,
         ),
-        *(
-            _query(name, _NO_NUL, description)
-            for name, description in (
-                ("tags", "Objects with all of these tags (comma-separated)."),
-                ("tags-any", "Objects with any of these tags (comma-separated)."),
-                ("not-tags", "Objects without all of these tags (comma-separated)."),
-                ("not-tags-any", "Objects with none of these tags (comma-separated)."),
-            )
-        ),
+        *(_query(name, _NO_NUL, description) for name, description in _TAG_FILTERS if tag_filters),
         *(
             _query(name, _FILTER_SCHEMAS[parse], f"Only objects whose {name} is this.")
-            for name, parse in {**COMMON_FILTERS, **filters}.items()
+            for name, parse in filters.items()
         ),
     ]
     return {"parameters": parameters}
 
 
+def absolute_url(request: Request, path: str) -> str:
+    """``path`` (from the root: ``/v2/...``) under the API's public URL (``LBAAS_PUBLIC_URL``);
+    never from the request's ``Host`` or ``X-Forwarded-*`` headers, which the client writes."""
+    return get_runtime(request).settings.links_base_url + path
+
+
 def accepted(request: Request, response: Response, path: str, change: Accepted) -> None:
     """Headers of a 202: where to poll, how soon, and the operation to follow."""
-    response.headers["Location"] = f"{request.base_url}v2/lbaas/{path}"
+    response.headers["Location"] = absolute_url(request, f"/v2/lbaas/{path}")
     response.headers["Retry-After"] = "1"
     response.headers["X-Operation-Id"] = str(change.operation.id)
     response.headers["ETag"] = etag(change.target)
@@ -213,11 +255,22 @@ def list_response(
     ctx: RequestContext,
     out: Out,
 ) -> JSONResponse:
-    items = [
-        select_fields(out(obj, rel, ctx).model_dump(mode="json"), query.fields)
-        for obj, rel in zip(page.items, related, strict=True)
-    ]
-    links = page_links(request, page, lambda obj: obj.id)
+    """A list of tree objects: each shown with ``out``, given its related ids."""
+    bodies = [out(obj, rel, ctx) for obj, rel in zip(page.items, related, strict=True)]
+    return page_response(request, query, collection, page, bodies)
+
+
+def page_response(
+    request: Request,
+    query: ListQuery,
+    collection: str,
+    page: Page[Any],
+    bodies: Sequence[BaseModel],
+) -> JSONResponse:
+    """A list body: the ``bodies`` of the page's objects, with the fields asked for only, and
+    ``<collection>_links``."""
+    items = [select_fields(body.model_dump(mode="json"), query.fields) for body in bodies]
+    links = page_links(request, absolute_url(request, ""), page, lambda obj: obj.id)
     return JSONResponse({collection: items, f"{collection}_links": links})
 
 
@@ -225,6 +278,8 @@ def list_response(
 class LongPoll:
     wait_for: str | None
     timeout: float
+    waiter: UUID | None
+    """The token that waits (long polls are counted per token)."""
 
 
 def if_match_header(
@@ -245,8 +300,9 @@ def long_poll(
         json_schema_extra=not_null,
     ),
     timeout: float = Query(default=30, gt=0, le=300, description="Seconds to wait at most."),
+    ctx: RequestContext = Depends(request_context),
 ) -> LongPoll:
-    return LongPoll(wait_for.value if wait_for else None, timeout)
+    return LongPoll(wait_for.value if wait_for else None, timeout, ctx.token_id)
 
 
 async def read_settled(
@@ -255,13 +311,31 @@ async def read_settled(
     read: Callable[[], Awaitable[T]],
     loadbalancer_of: Callable[[T], UUID],
 ) -> T:
-    """``read()``, or with ``wait_for`` the first read after the object's tree settles."""
+    """``read()``, or with ``wait_for`` the first read after the object's tree settles.
+
+    A poll that has to wait takes one of its token's slots (429 when it holds them all).
+    """
     obj = await read()
-    if poll.wait_for is None:
+    if poll.wait_for is None or is_done(obj, poll.wait_for):
         return obj
-    return await wait_settled(
-        runtime.feed, loadbalancer_of(obj), read, wait_for=poll.wait_for, timeout=poll.timeout
-    )
+    try:
+        with runtime.waits.hold(poll.waiter):
+            return await wait_settled(
+                runtime.feed,
+                loadbalancer_of(obj),
+                read,
+                wait_for=poll.wait_for,
+                timeout=poll.timeout,
+            )
+    except TooManyWaits as exc:
+        raise ProblemError(
+            429,
+            "Too Many Requests",
+            f"This token already holds {exc.limit} long polls (wait_for) at once, the most it "
+            "may (LBAAS_MAX_WAITS_PER_TOKEN); retry once one has answered, or read the object "
+            "without wait_for.",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 def stats_body(row: StatsRow | None) -> StatsBody:

@@ -2,13 +2,14 @@
 and the ``<collection>_links`` of a page.
 
 Links keep every query parameter of the request (filters, sort, fields), not
-only ``limit``, ``sort`` and ``sort_key``.
+only ``limit``, ``sort`` and ``sort_key``, and start with the API's public URL, never with
+the request's ``Host``.
 """
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
 from fastapi import Request
@@ -26,14 +27,19 @@ _TAG_PARAMS = frozenset({"tags", "tags-any", "not-tags", "not-tags-any"})
 _LINK_PARAMS = frozenset({"limit", "marker", "page_reverse"})
 
 
-def parse_list_query(params: QueryParams, reserved: frozenset[str] = frozenset()) -> ListQuery:
-    """Parse Octavia's list parameters; ``reserved`` names belong to the caller, not to filters."""
+def parse_list_query(
+    params: QueryParams,
+    reserved: frozenset[str] = frozenset(),
+    default_sort: Sequence[tuple[str, bool]] = DEFAULT_SORT,
+) -> ListQuery:
+    """Parse Octavia's list parameters; ``reserved`` names belong to the caller, not to filters;
+    ``default_sort`` is the order when the request asks for none."""
     for name, value in params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise Invalid(name.replace("\x00", "\\x00"), "must not contain NUL characters.")
     return ListQuery(
         filters=_filters(params, _PAGING_PARAMS | _TAG_PARAMS | reserved),
-        sort=_sort(params),
+        sort=_sort(params, default_sort),
         limit=_limit(params.get("limit")),
         marker=_marker(params.get("marker")),
         page_reverse=_page_reverse(params.get("page_reverse")),
@@ -47,11 +53,12 @@ def parse_list_query(params: QueryParams, reserved: frozenset[str] = frozenset()
 
 def list_query_dependency(
     reserved: frozenset[str] = frozenset(),
+    default_sort: Sequence[tuple[str, bool]] = DEFAULT_SORT,
 ) -> Callable[[Request], ListQuery]:
     """A FastAPI dependency parsing the request's list parameters, leaving ``reserved`` alone."""
 
     def dependency(request: Request) -> ListQuery:
-        return parse_list_query(request.query_params, reserved)
+        return parse_list_query(request.query_params, reserved, default_sort)
 
     return dependency
 
@@ -103,7 +110,7 @@ def _page_reverse(raw: str | None) -> bool:
         raise Invalid("page_reverse", f"must be true or false, not {raw!r}.") from None
 
 
-def _sort(params: QueryParams) -> list[tuple[str, bool]]:
+def _sort(params: QueryParams, default: Sequence[tuple[str, bool]]) -> list[tuple[str, bool]]:
     """``sort=a:asc,b:desc`` wins over the legacy ``sort_key=a,b&sort_dir=asc,desc``.
 
     ``sort`` is exactly ``KEY[:DIR](,KEY[:DIR])*``: no blanks, no empty items (its OpenAPI
@@ -113,7 +120,7 @@ def _sort(params: QueryParams) -> list[tuple[str, bool]]:
         keys = [_sort_item(item) for item in ",".join(params.getlist("sort")).split(",")]
     else:
         keys = _legacy_sort(_names(params.getlist("sort_key")), _names(params.getlist("sort_dir")))
-    return keys or list(DEFAULT_SORT)
+    return keys or list(default)
 
 
 def _sort_item(item: str) -> tuple[str, bool]:
@@ -135,12 +142,15 @@ def _ascending(parameter: str, direction: str) -> bool:
     return lowered == "asc"
 
 
-def page_links(request: Request, page: Page[T], ids: Callable[[T], UUID]) -> list[dict[str, str]]:
+def page_links(
+    request: Request, base_url: str, page: Page[T], ids: Callable[[T], UUID]
+) -> list[dict[str, str]]:
     """The ``<collection>_links`` list of a page: ``previous`` first, then ``next``.
 
-    Each href is the request URL with ``limit`` (the effective page size, even
-    when the client gave none, as Octavia does) first, the request's other
-    parameters kept, then ``marker`` and, for ``previous``, ``page_reverse=True``.
+    Each href is ``base_url`` (the API's public URL) with the request's path, then ``limit``
+    (the effective page size, even when the client gave none, as Octavia does) first, the
+    request's other parameters kept, then ``marker`` and, for ``previous``,
+    ``page_reverse=True``.
     """
     if not page.items:
         return []
@@ -151,15 +161,15 @@ def page_links(request: Request, page: Page[T], ids: Callable[[T], UUID]) -> lis
     if page.has_previous:
         marker = str(ids(page.items[0]))
         pairs = [*head, ("marker", marker), ("page_reverse", "True")]
-        links.append({"href": _href(request, pairs), "rel": "previous"})
+        links.append({"href": _href(request, base_url, pairs), "rel": "previous"})
     if page.has_next:
         pairs = [*head, ("marker", str(ids(page.items[-1])))]
-        links.append({"href": _href(request, pairs), "rel": "next"})
+        links.append({"href": _href(request, base_url, pairs), "rel": "next"})
     return links
 
 
-def _href(request: Request, pairs: list[tuple[str, str]]) -> str:
-    return str(request.url.replace(query=urlencode(pairs, safe=",:")))
+def _href(request: Request, base_url: str, pairs: list[tuple[str, str]]) -> str:
+    return f"{base_url}{quote(request.url.path)}?{urlencode(pairs, safe=',:')}"
 
 
 def select_fields(body: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:

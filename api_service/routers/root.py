@@ -1,13 +1,14 @@
-"""Version discovery and health (no token needed)."""
+"""Version discovery and health (no token needed). The Prometheus metrics are not served
+here but on an address of their own (``api_service.metrics``)."""
 
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api_service.problems import Problem, problem_response, problems
+from api_service.routers.http import absolute_url
 from api_service.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["service"])
@@ -47,7 +48,7 @@ async def versions(request: Request) -> Versions:
 
 def _version(request: Request) -> Version:
     return Version(
-        id="v2.0", status="CURRENT", links=[Link(href=f"{request.base_url}v2", rel="self")]
+        id="v2.0", status="CURRENT", links=[Link(href=absolute_url(request, "/v2"), rel="self")]
     )
 
 
@@ -55,18 +56,6 @@ def _version(request: Request) -> Version:
 @router.get("/v2.0", include_in_schema=False)
 async def version(request: Request) -> VersionBody:
     return VersionBody(version=_version(request))
-
-
-@router.get(
-    "/metrics",
-    operation_id="metrics",
-    summary="Prometheus metrics of this API process",
-    response_class=PlainTextResponse,
-)
-async def metrics(runtime: Runtime = Depends(get_runtime)) -> PlainTextResponse:
-    return PlainTextResponse(
-        generate_latest(runtime.metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST
-    )
 
 
 @router.get("/healthz", operation_id="healthz", summary="The process is alive")

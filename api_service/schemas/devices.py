@@ -22,9 +22,11 @@ from shared.status import OperatingStatus
 _DEVICE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
 _URL_CHARS = r"[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]"
 _MANAGEMENT_URL = re.compile(
-    rf"\A[A-Za-z][A-Za-z0-9+.\-]*://[A-Za-z0-9\-._~!&'()*+,;=%:@]+(?:[/?#]{_URL_CHARS}*)?\Z"
+    rf"\A[A-Za-z][A-Za-z0-9+.\-]*://[A-Za-z0-9\-._~!&'()*+,;=%:]+(?:[/?#]{_URL_CHARS}*)?\Z"
 )
-"""``scheme://authority[/path][?query][#fragment]``; IPv6 hosts in brackets are not supported."""
+"""``scheme://host[:port][/path][?query][#fragment]``, without ``user:password@`` (credentials
+go in the write-only ``management_secret``); IPv6 hosts in brackets are not supported."""
+_USERINFO = re.compile(r"\A[^/]*://[^/?#]*@")
 
 
 def _device_name(value: str) -> str:
@@ -36,6 +38,11 @@ def _device_name(value: str) -> str:
 
 
 def _management_url(value: str) -> str:
+    if _USERINFO.match(value):
+        raise ValueError(
+            "must not hold credentials (user:password@): give them as management_secret, "
+            "which is never shown"
+        )
     if len(value) > 2048 or not _MANAGEMENT_URL.fullmatch(value):
         raise ValueError(
             "must be an absolute URL of at most 2048 URL characters, with a host, such as "

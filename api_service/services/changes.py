@@ -27,6 +27,7 @@ from api_service.db.models import (
 )
 from api_service.errors import Conflict, NotFound, StaleVersion
 from api_service.secret_keys import SecretKeys
+from api_service.services.addresses import MemberAddresses
 from api_service.services.devices import device_spec
 from api_service.services.quotas import QuotaService, kind_of
 from api_service.services.tokens import digest
@@ -59,6 +60,7 @@ class Changes:
     quotas: QuotaService
     keys: SecretKeys
     shards: int
+    member_addresses: MemberAddresses
 
     async def change(
         self,
@@ -104,7 +106,9 @@ class Changes:
         target_id: UUID,
         command_action: CommandAction,
     ) -> Operation:
-        """Write the operation and the command for the tree at its (already bumped) generation."""
+        """Write the operation and the command for the tree at its (already bumped) generation,
+        once its new and changed members are found to have addresses they may have."""
+        await self.member_addresses.check(session, tree)
         lb = tree.lb
         device = await session.get(Device, lb.device_id)
         assert device is not None, "loadbalancers.device_id is a foreign key"

@@ -82,8 +82,10 @@ class LoadBalancerService:
     async def create(self, ctx: RequestContext, body: LoadBalancerCreate) -> Accepted:
         if body.project_id is not None and not ctx.is_admin:
             raise Forbidden("Only an admin may set project_id.")
-        if body.device_id is not None and not ctx.is_admin:
-            raise Forbidden("Only an admin may set device_id.")
+        if not ctx.is_admin and (body.device_id is not None or body.vip_address is not None):
+            raise Forbidden(
+                "Only an admin may set device_id or vip_address: they choose the device."
+            )
         requested_vip = ip_address(body.vip_address) if body.vip_address else None
         for attempt in range(_VIP_RACE_ATTEMPTS):
             try:

@@ -1,14 +1,29 @@
-"""Operations (extension): read-only views of every asynchronous change."""
+"""Operations (extension): read-only views of every asynchronous change, the audit trail."""
 
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import select
-
 from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
+from api_service.db.listing import ListQuery, Page, fetch_page
 from api_service.db.models import Operation
 from api_service.errors import NotFound
+from api_service.services.resource import Filters
+
+OPERATION_FILTERS: Filters = {
+    "id": UUID,
+    "project_id": str,
+    "loadbalancer_id": UUID,
+    "target_type": str,
+    "target_id": UUID,
+    "action": str,
+    "status": str,
+}
+"""What a list of operations may be filtered by (equality, as every list)."""
+OPERATION_SORTS = frozenset({"created_at", "id"})
+"""What it may be sorted by: the order of its indexes (ix_operations_created, _project)."""
+NEWEST_FIRST: tuple[tuple[str, bool], ...] = (("created_at", False), ("id", False))
+"""The order of a list that asks for none: the audit trail's newest entries first."""
 
 
 @dataclass(frozen=True)
@@ -22,13 +37,15 @@ class OperationService:
             raise NotFound("Operation", op_id)
         return operation
 
-    async def list(
-        self, ctx: RequestContext, loadbalancer_id: UUID | None, limit: int
-    ) -> list[Operation]:
-        query = select(Operation).order_by(Operation.created_at, Operation.id).limit(limit)
-        if loadbalancer_id is not None:
-            query = query.where(Operation.loadbalancer_id == loadbalancer_id)
-        if not ctx.reads_all:
-            query = query.where(Operation.project_id == ctx.project_id)
+    async def page(self, ctx: RequestContext, query: ListQuery) -> Page[Operation]:
+        """One page of the operations the caller may see (its project's, or every one)."""
+        scope = None if ctx.reads_all else Operation.project_id == ctx.project_id
         async with self.sessions() as session:
-            return list(await session.scalars(query))
+            return await fetch_page(
+                session,
+                Operation,
+                query,
+                scope=scope,
+                filterable=OPERATION_FILTERS,
+                sortable=OPERATION_SORTS,
+            )

@@ -131,6 +131,8 @@ class Resource(Generic[M]):
     parent: "Parent | None" = None
     """For a collection nested under its parent's path (``/pools/{pool_id}/members``)."""
     filters: Filters = field(default_factory=dict)
+    admin_filters: frozenset[str] = frozenset()
+    """Filters only an admin may use (they name infrastructure: ``device_id``)."""
     sorts: frozenset[str] = frozenset()
     related: Mapping[str, Relation] = field(default_factory=dict)
     links: Mapping[str, dict[str, Any]] = field(default_factory=dict)
@@ -183,7 +185,11 @@ class ResourceService(Generic[M]):
                 r.model,
                 query,
                 scope=_all(conditions),
-                filterable={**COMMON_FILTERS, **r.filters},
+                filterable={
+                    name: parse
+                    for name, parse in {**COMMON_FILTERS, **r.filters}.items()
+                    if ctx.is_admin or name not in r.admin_filters
+                },
                 sortable=COMMON_SORTS | r.sorts,
             )
             return page, await related(session, r.related, page.items)

@@ -3,7 +3,8 @@
 Device secrets and queued commands are sealed with ``LBAAS_SECRET_KEYS``; a
 ``user:password@`` in a management URL becomes the device's secret (when it has
 none) and leaves the URL. Commands already published are dropped from the
-outbox (it keeps them an hour only for the record).
+outbox (it keeps them an hour only for the record). Device errors recorded before
+become admin-only details, and what projects read of them is cleaned as new ones are.
 
 Revision ID: 0006
 Revises: 0005
@@ -18,6 +19,7 @@ from alembic import op
 
 from api_service.secret_keys import SecretKeys
 from api_service.settings import ApiSettings
+from shared.redaction import for_project
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -61,6 +63,36 @@ def _convert(transform: Callable[[str], str], *, move_userinfo: bool) -> None:
         )
 
 
+_TREE_TABLES = (
+    "loadbalancers",
+    "listeners",
+    "pools",
+    "members",
+    "healthmonitors",
+    "l7policies",
+    "l7rules",
+)
+
+
+def _clean_errors() -> None:
+    connection = op.get_bind()
+    failed = connection.execute(sa.text("SELECT id, error FROM operations WHERE error IS NOT NULL"))
+    for op_id, error in failed.all():
+        connection.execute(
+            sa.text("UPDATE operations SET error = :error, error_detail = :detail WHERE id = :id"),
+            {"id": op_id, "error": for_project(error), "detail": error},
+        )
+    for table in _TREE_TABLES:
+        reasons = connection.execute(
+            sa.text(f"SELECT id, status_reason FROM {table} WHERE status_reason IS NOT NULL")
+        )
+        for object_id, reason in reasons.all():
+            connection.execute(
+                sa.text(f"UPDATE {table} SET status_reason = :reason WHERE id = :id"),
+                {"id": object_id, "reason": for_project(reason)},
+            )
+
+
 def upgrade() -> None:
     op.add_column("operations", sa.Column("error_detail", sa.Text(), nullable=True))
     op.add_column("operations", sa.Column("result_secret_hash", sa.String(64), nullable=True))
@@ -70,6 +102,7 @@ def upgrade() -> None:
     op.execute("DELETE FROM outbox WHERE published_at IS NOT NULL")
     keys = _keys()
     _convert(keys.seal, move_userinfo=True)
+    _clean_errors()
 
 
 def downgrade() -> None:

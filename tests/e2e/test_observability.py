@@ -40,8 +40,8 @@ async def test_the_api_counts_operations_and_takes_a_census(client: LbaasClient,
     assert lb["provisioning_status"] == "ACTIVE"
 
     async def metrics() -> str | None:
-        async with httpx.AsyncClient(base_url=api.url) as http:
-            text = (await http.get("/metrics")).text
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(api.metrics_url)).text
         return text if "lbaas_objects{" in text else None
 
     text = await eventually(metrics, timeout=20, what="the census in /metrics")

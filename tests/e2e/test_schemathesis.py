@@ -95,7 +95,11 @@ expected-statuses = ["2xx", "401", "403", "404", "409", "412", "429"]
 #   forward to (and on update, insert_headers is for a listener stored as HTTP);
 # - createPool: its protocol must suit the listener it is the default pool of;
 # - createHealthMonitor, updateHealthMonitor: timeout must not exceed delay, and HTTP
-#   fields are for HTTP(S) monitors (on update: the stored delay and type count).
+#   fields are for HTTP(S) monitors (on update: the stored delay and type count);
+# - createL7Policy, updateL7Policy: L7 policies are for HTTP listeners, and a redirect pool
+#   must be one the listener can forward to;
+# - createMember, updateMember, replaceMembers: a member (or monitor) address must not be in
+#   a reserved network or a range load balancer VIPs are given from.
 [[operations]]
 include-operation-id = [
     "createLoadBalancer",
@@ -104,6 +108,11 @@ include-operation-id = [
     "createPool",
     "createHealthMonitor",
     "updateHealthMonitor",
+    "createL7Policy",
+    "updateL7Policy",
+    "createMember",
+    "updateMember",
+    "replaceMembers",
 ]
 checks.positive_data_acceptance.enabled = false
 

@@ -107,8 +107,11 @@ async def test_a_device_away_is_offline_and_its_drift_is_repaired_when_it_is_bac
             return got["member"] if got["member"]["provisioning_status"] == status else None
 
         failed = await eventually(lambda: member("ERROR"), what="the member in ERROR")
-        assert "unreachable" in failed["status_reason"]
+        assert "infrastructure failure" in failed["status_reason"]
         assert device.secret not in failed["status_reason"]
+        failed_operation = (await client.operations(lb["id"]))[-1]
+        assert "unreachable" in failed_operation["error_detail"], "operators see the cause"
+        assert device.secret not in failed_operation["error_detail"]
 
         device.start()
         await device.wait_ready()

@@ -24,7 +24,8 @@ from api_service.routers.listing import list_query, list_query_dependency, page_
 from api_service.settings import ApiSettings
 from tests.support.stack import isolated
 
-BASE = "http://lbaas.test/v2/lbaas/devices"
+ORIGIN = "http://lbaas.test"
+BASE = f"{ORIGIN}/v2/lbaas/devices"
 WALK = Device.operating_status == "walk"
 BULK = Device.operating_status == "bulk"
 FILTERS: dict[str, Callable[[str], object]] = {
@@ -109,7 +110,7 @@ async def _page(db: Db, url: str, scope: Any = WALK) -> tuple[Page[Device], dict
         page = await fetch_page(
             session, Device, list_query(request), scope=scope, filterable=FILTERS, sortable=SORTS
         )
-    links = page_links(request, page, lambda device: device.id)
+    links = page_links(request, ORIGIN, page, lambda device: device.id)
     flags = (("previous", page.has_previous), ("next", page.has_next))
     expected = [rel for rel, present in flags if present and page.items]
     assert [link["rel"] for link in links] == expected

@@ -74,7 +74,10 @@ class LbaasClient:
         await eventually(gone, timeout=timeout, what=f"load balancer {lb_id} deleted")
 
     async def operations(self, lb_id: str) -> list[dict[str, Any]]:
-        response = await self.http.get("/v2/lbaas/operations", params={"loadbalancer_id": lb_id})
+        """The load balancer's operations, oldest first (the API lists the newest first)."""
+        response = await self.http.get(
+            "/v2/lbaas/operations", params={"loadbalancer_id": lb_id, "sort": "created_at:asc"}
+        )
         assert response.status_code == 200, response.text
         operations: list[dict[str, Any]] = response.json()["operations"]
         return operations

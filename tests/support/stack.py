@@ -163,6 +163,7 @@ class Isolation:
             "LBAAS_AMQP_URL": amqp_url,
             "LBAAS_QUEUE_PREFIX": self.queue_prefix,
             "LBAAS_COMMAND_SHARDS": str(SHARDS),
+            "LBAAS_ALLOW_LOOPBACK_MEMBERS": "true",  # the tests' backends are on 127.0.0.1
         }
         env.update({f"LBAAS_{key.upper()}": str(value) for key, value in extra.items()})
         return env
@@ -308,17 +309,25 @@ class Process:
 
 
 class Api(Process):
+    """``lbaas-api`` on a free port, its metrics on another (or ``LBAAS_METRICS_PORT`` of
+    ``env``: 0 serves none)."""
+
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
+        self.metrics_port = int(env.get("LBAAS_METRICS_PORT") or free_port())
         super().__init__(
             [str(BIN / "lbaas-api"), "--host", "127.0.0.1", "--port", str(self.port)],
-            env,
+            {**env, "LBAAS_METRICS_PORT": str(self.metrics_port)},
             log_dir / f"api-{self.port}.log",
         )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     async def wait_ready(self, path: str = "/healthz", timeout: float = 30) -> None:
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
