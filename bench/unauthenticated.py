@@ -64,16 +64,14 @@ async def main(samples: int, senders: int) -> dict[str, Any]:
             finally:
                 done.set()
                 await asyncio.gather(*tasks)
-    report = {
+    under, baseline = percentiles_ms(loaded), percentiles_ms(alone)
+    return {
         "senders": senders,
-        "healthz_alone": percentiles_ms(alone),
-        "healthz_under_senders": percentiles_ms(loaded),
+        "healthz_alone": baseline,
+        "healthz_under_senders": under,
+        "p50_ratio": under["p50_ms"] / baseline["p50_ms"],
         "sender_answers": {str(code): count for code, count in sorted(answers.items())},
     }
-    report["p50_ratio"] = (
-        report["healthz_under_senders"]["p50_ms"] / report["healthz_alone"]["p50_ms"]
-    )
-    return report
 
 
 def print_table(report: dict[str, Any]) -> None:
