@@ -30,6 +30,7 @@ settings (environment):
   LBAAS_RESULT_PUBLISH_TIMEOUT seconds to wait for the broker to confirm a result (10)
   LBAAS_SHUTDOWN_GRACE         seconds in-flight commands get at shutdown (10)
   LBAAS_STATUS_INTERVAL        seconds between reads of each device (5)
+  LBAAS_ANNOUNCE_INTERVAL      seconds between announcements of the providers (60)
   LBAAS_AGENT_METRICS_HOST     where Prometheus metrics are served (127.0.0.1)
   LBAAS_AGENT_METRICS_PORT     serve Prometheus metrics on this port (unset: none)
   LBAAS_DEVICE_CA_FILE         CA bundle for https:// devices

@@ -1,4 +1,5 @@
-"""Messages out of the agent: results and status reports, persistent and confirmed by the broker.
+"""Messages out of the agent: results, status reports and provider announcements, persistent
+and confirmed by the broker.
 
 A publish that nothing would route is refused (``mandatory``), never lost silently.
 """
@@ -10,8 +11,8 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from pydantic import BaseModel
 
 from shared.broker import Broker, BrokerUnavailable, json_message
-from shared.messages import Result, StatusReport
-from shared.topology import RESULTS_ROUTING_KEY, STATUS_ROUTING_KEY, Names
+from shared.messages import ProviderAnnouncement, Result, StatusReport
+from shared.topology import PROVIDERS_ROUTING_KEY, RESULTS_ROUTING_KEY, STATUS_ROUTING_KEY, Names
 
 
 class NotPublished(Exception):
@@ -38,6 +39,14 @@ class Publisher:
     async def publish_status(self, report: StatusReport) -> None:
         await self._publish(
             report, self._names.status_exchange, STATUS_ROUTING_KEY, str(report.device_id)
+        )
+
+    async def publish_announcement(self, announcement: ProviderAnnouncement) -> None:
+        await self._publish(
+            announcement,
+            self._names.providers_exchange,
+            PROVIDERS_ROUTING_KEY,
+            announcement.agent_id,
         )
 
     async def _publish(

@@ -5,6 +5,7 @@ import logging
 
 from aio_pika.abc import AbstractRobustConnection
 
+from agent_service.announcer import Announcer
 from agent_service.consumer import CommandConsumer
 from agent_service.devices import Devices
 from agent_service.drivers import DriverRegistry
@@ -55,7 +56,16 @@ class Agent:
             agent_id=settings.agent_id,
             interval=settings.status_interval,
         )
+        self._announcer = Announcer(
+            self.registry,
+            self._publisher,
+            self.names,
+            agent_id=settings.agent_id,
+            interval=settings.announce_interval,
+            timeout=settings.result_publish_timeout,
+        )
         self._watching: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
         self.consumer = CommandConsumer(
             self.names,
             executor,
@@ -79,12 +89,14 @@ class Agent:
             self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         self.broker.start()
         self._watching = asyncio.create_task(self._watch.run(), name="device-watch")
+        self._announcing = asyncio.create_task(self._announcer.run(), name="announcements")
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight commands finish within the grace period, disconnect."""
-        if self._watching is not None:
-            self._watching.cancel()
-            await asyncio.gather(self._watching, return_exceptions=True)
+        for task in (self._watching, self._announcing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.consumer.stop_consuming()
         await self.consumer.drain(self.settings.shutdown_grace)
         try:
@@ -96,4 +108,6 @@ class Agent:
         log.info("agent stopped", extra={"agent_id": self.settings.agent_id})
 
     async def _on_connected(self, connection: AbstractRobustConnection) -> None:
+        """Announce the providers first: the API knows what they can do before any command."""
+        await self._announcer.announce_on(connection)
         await self.consumer.start(connection)

@@ -57,6 +57,11 @@ class AgentSettings(CommonSettings):
     status_interval: float = Field(
         default=5.0, gt=0, description="Seconds between status reads of each device."
     )
+    announce_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between announcements of this agent's providers to the API.",
+    )
     device_ca_file: FilePath | None = Field(
         default=None, description="CA bundle that https:// device management URLs are checked with."
     )

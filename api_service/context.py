@@ -1,6 +1,9 @@
-"""The HTTP side of who is asking: the token of every ``/v2/lbaas`` request, checked by
-:class:`Authentication` before anything reads the request, as a
-:class:`~api_service.access.RequestContext`, and the role each route needs."""
+"""The HTTP side of who is asking: the token of every ``/v2/lbaas`` request (and of the
+Neutron and Keystone paths), checked by :class:`Authentication` before anything reads the
+request, as a :class:`~api_service.access.RequestContext`, and the role each route needs.
+
+A token is one of this service's own, or a Keystone token that
+``POST /identity/v3/auth/tokens`` gave for one (``services/identity.py``)."""
 
 import logging
 from collections.abc import Iterable
@@ -20,7 +23,6 @@ from api_service.problems import (
     problem_response,
     unavailable_response,
 )
-from api_service.ratelimit import FailedAuthentications
 from api_service.services.tokens import Role, unauthorized
 
 if TYPE_CHECKING:  # the runtime's background loops need idempotency, which needs this module
@@ -28,9 +30,22 @@ if TYPE_CHECKING:  # the runtime's background loops need idempotency, which need
 
 log = logging.getLogger(__name__)
 
-AUTHENTICATED_PATHS = ("/v2/lbaas/", "/v2.0/lbaas/")
-"""Where every request needs a token; the rest (``/``, ``/v2``, ``/healthz``, ``/readyz``,
-the OpenAPI document and its pages) is open, and takes no body."""
+NEUTRON_COLLECTIONS = ("networks", "subnets", "ports", "extensions")
+
+AUTHENTICATED_PATHS = (
+    "/v2/lbaas/",
+    "/v2.0/lbaas/",
+    *(f"{version}/{kind}" for version in ("/v2.0", "/v2") for kind in NEUTRON_COLLECTIONS),
+    "/identity/v3/auth/",
+    "/identity/v3/projects",
+    "/identity/v3/users",
+)
+"""Where every request needs a token (but :data:`CREDENTIAL_EXCHANGES`) and may have a body;
+the rest (``/``, ``/v2``, ``/healthz``, ``/readyz``, Keystone's version discovery, the
+OpenAPI document and its pages) is open, and takes no body."""
+CREDENTIAL_EXCHANGES = frozenset({("POST", "/identity/v3/auth/tokens")})
+"""Requests to an authenticated path that carry their credential in the body instead: they
+need no token (their body is read within the limits all the same)."""
 _CREDENTIAL_HEADERS = {b"x-auth-token": "X-Auth-Token", b"authorization": "Authorization"}
 _CALLER = "lbaas.caller"
 """Where :class:`Authentication` leaves the :class:`Caller` in the request's scope."""
@@ -43,6 +58,15 @@ class Caller:
     context: RequestContext
     token_digest: str
     """The stored digest of its token: whose Idempotency-Keys the request uses."""
+
+
+def needs_token(scope: Scope) -> bool:
+    """Whether a request must carry a token, which :class:`Authentication` checks."""
+    return (
+        scope["type"] == "http"
+        and scope["path"].startswith(AUTHENTICATED_PATHS)
+        and (scope["method"], scope["path"]) not in CREDENTIAL_EXCHANGES
+    )
 
 
 def caller_of(scope: Scope) -> Caller | None:
@@ -89,7 +113,8 @@ def _carries_nothing(name: bytes, value: bytes) -> bool:
 
 
 class Authentication:
-    """Checks the token of every request to :data:`AUTHENTICATED_PATHS` first.
+    """Checks the token of every request to :data:`AUTHENTICATED_PATHS` first (but
+    :data:`CREDENTIAL_EXCHANGES`).
 
     Nothing has read the request yet, its body included: a request without a valid
     token costs one token lookup at most. A client address that failed to authenticate
@@ -97,12 +122,11 @@ class Authentication:
     rate limit is charged. The caller is left in the scope for :func:`request_context`.
     """
 
-    def __init__(self, app: ASGIApp, failures: FailedAuthentications) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(AUTHENTICATED_PATHS):
+        if not needs_token(scope):
             await self.app(scope, receive, send)
             return
         try:
@@ -124,12 +148,12 @@ class Authentication:
         secret = credential_of(scope["headers"])
         client = scope.get("client")
         address = client[0] if client else None
-        self.failures.check(address)
         runtime: Runtime = scope["app"].state.runtime
+        runtime.failed_authentications.check(address)
         try:
-            token = await runtime.tokens.verify(secret)
+            token = await runtime.identity.verify(secret)
         except Unauthenticated:
-            self.failures.record(address)
+            runtime.failed_authentications.record(address)
             raise
         runtime.rate_limits.charge(token.id)
         context = RequestContext(

@@ -36,6 +36,20 @@ class Invalid(DomainError):
         self.message = message
 
 
+class UnsupportedOption(Invalid):
+    """The load balancer's provider does not support an option the request asks for."""
+
+    title = "Unsupported Option"
+
+    def __init__(self, provider: str, field: str, option: str) -> None:
+        DomainError.__init__(
+            self,
+            f"Provider '{provider}' does not support a requested option: {option}.",
+            field=field,
+        )
+        self.message = f"provider '{provider}' does not support {option}"
+
+
 class Conflict(DomainError):
     """The request contradicts the current state (a change in flight, a duplicate)."""
 

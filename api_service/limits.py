@@ -9,7 +9,8 @@ A body is read once, within the limit, and handed on; nothing larger is ever hel
 in memory, and no parser recurses on hostile nesting. Only requests to the
 authenticated paths are read, after their token was checked
 (:class:`~api_service.context.Authentication` runs first): the open paths take no
-body, so the body of a request without a valid token is never read.
+body, so the body of a request without a valid token is never read, but for a
+credential exchange (``POST /identity/v3/auth/tokens``), whose body is the credential.
 """
 
 import re

@@ -29,12 +29,17 @@ ASSETS = {
 }
 """What the page loads, from the package's copy of Swagger UI (and nothing else is served)."""
 
-DESCRIPTION = (
-    "Every change is asynchronous: 202 Accepted with the object PENDING_*, a Location to poll "
-    "(or `wait_for=ACTIVE` on it, a long poll) and an X-Operation-Id to follow. Errors are "
-    "application/problem+json. Authenticate with X-Auth-Token (or Authorization: Bearer)."
-)
-"""The document's description: what every operation has in common."""
+
+def description(change_answers: str) -> str:
+    """The document's description: what every operation has in common; changes answer as
+    ``change_answers`` says (``LBAAS_STATUS_CODES``)."""
+    return (
+        f"Every change is asynchronous: answered {change_answers}, with the object PENDING_*, "
+        "a Location to poll (or `wait_for=ACTIVE` on it, a long poll) and an X-Operation-Id to "
+        "follow. Errors are application/problem+json (application/json to a client whose "
+        "Accept prefers it). Authenticate with X-Auth-Token (or Authorization: Bearer)."
+    )
+
 
 REGENERATE = "lbaas-manage openapi docs/openapi.json"
 """How to write docs/openapi.json again after a change of the document."""
@@ -43,6 +48,8 @@ REGENERATE = "lbaas-manage openapi docs/openapi.json"
 _LB = "5f0b1c3e-2a4d-4e8f-9b6a-7c1d2e3f4a5b"
 _LISTENER = "8e2d4c6a-1b3f-4a5e-8c7d-9f0e1a2b3c4d"
 _POOL = "3a9c7e5b-4d2f-4b1a-9e8c-6d5f4e3a2b1c"
+_NETWORK = "c4b3a2f1-6e5d-4c8b-a7f6-1e2d3c4b5a69"
+_SUBNET = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b"
 
 REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "createLoadBalancer": {
@@ -153,9 +160,71 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         }
     },
     "updateDevice": {"device": {"capacity": 200, "enabled": True}},
+    "createNetwork": {"network": {"name": "web-vips-net"}},
+    "createSubnet": {
+        "subnet": {
+            "network_id": _NETWORK,
+            "name": "web-vips",
+            "cidr": "198.51.100.0/24",
+            "gateway_ip": "198.51.100.1",
+            "allocation_pools": [{"start": "198.51.100.10", "end": "198.51.100.200"}],
+        }
+    },
+    "createPort": {
+        "port": {
+            "network_id": _NETWORK,
+            "fixed_ips": [{"subnet_id": _SUBNET, "ip_address": "198.51.100.50"}],
+            "project_id": "web",
+            "name": "web-vip",
+        }
+    },
+    "createFlavorProfile": {
+        "flavorprofile": {
+            "name": "gold-devices",
+            "provider_name": "haproxy",
+            "flavor_data": '{"device_group": "gold"}',
+        }
+    },
+    "updateFlavorProfile": {"flavorprofile": {"name": "gold-devices-2"}},
+    "createFlavor": {
+        "flavor": {
+            "name": "gold",
+            "description": "On the gold devices",
+            "enabled": True,
+            "flavor_profile_id": "4a7e9c2d-1b3f-4e5a-8c6d-2f1e0d9c8b7a",
+        }
+    },
+    "updateFlavor": {"flavor": {"enabled": False}},
+    "createAvailabilityZoneProfile": {
+        "availability_zone_profile": {
+            "name": "rack-1-devices",
+            "provider_name": "haproxy",
+            "availability_zone_data": '{"device_group": "rack-1"}',
+        }
+    },
+    "updateAvailabilityZoneProfile": {"availability_zone_profile": {"name": "rack-1"}},
+    "createAvailabilityZone": {
+        "availability_zone": {
+            "name": "rack-1",
+            "description": "The devices of rack 1",
+            "availability_zone_profile_id": "6b1d3f5e-7a9c-4b2d-8e0f-1a3c5e7b9d2f",
+        }
+    },
+    "updateAvailabilityZone": {"availability_zone": {"description": "Rack 1"}},
     "updateQuota": {"quota": {"loadbalancer": 10, "listener": 50, "member": 500}},
     "createToken": {
         "token": {"name": "ci", "project_id": "web", "role": "member", "expires_in": 2592000}
+    },
+    "createIdentityToken": {
+        "auth": {
+            "identity": {
+                "methods": ["application_credential"],
+                "application_credential": {
+                    "id": "0f8e2b6c-5d4a-4c3b-9a1e-7d6c5b4a3f2e",
+                    "secret": "the-token-value-shown-once-by-createToken",
+                },
+            }
+        }
     },
 }
 """A request body for every operation that takes one, by operation id."""

@@ -1,4 +1,9 @@
-"""RFC 9457 problem details: every error the API returns has this one shape."""
+"""RFC 9457 problem details: every error the API returns has this one shape.
+
+Problems are ``application/problem+json``, but to a client whose ``Accept`` prefers
+``application/json`` (openstacksdk, keystoneauth, the ``openstack`` CLI: they read an error's
+body only when it is ``application/json``), which get the same body as that.
+"""
 
 import json
 import logging
@@ -12,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_service.errors import (
     Conflict,
@@ -25,6 +31,7 @@ from api_service.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,20 @@ class FieldError(BaseModel):
     message: str
 
 
+class KeystoneError(BaseModel):
+    """An error as Keystone answers it, which keystoneauth (every OpenStack client's
+    transport) shows instead of "Unrecognized schema in response body"."""
+
+    code: int
+    title: str
+    message: str
+
+
 class Problem(BaseModel):
     """The body of every 4xx and 5xx answer.
 
-    ``faultstring`` repeats ``detail`` for OpenStack clients, which read that name.
+    ``faultstring`` (read by python-octaviaclient) and ``error`` (read by keystoneauth) repeat
+    ``detail`` for OpenStack clients.
     """
 
     type: str = "about:blank"
@@ -46,10 +63,13 @@ class Problem(BaseModel):
     detail: str
     errors: list[FieldError] | None = None
     faultstring: str | None = None
+    error: KeystoneError | None = None
 
     def model_post_init(self, context: object, /) -> None:
         if self.faultstring is None:
             self.faultstring = self.detail
+        if self.error is None:
+            self.error = KeystoneError(code=self.status, title=self.title, message=self.detail)
 
 
 class ProblemError(Exception):
@@ -198,11 +218,85 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_OPENSTACK = "keystoneauth1/"
+"""What every OpenStack client's ``User-Agent`` names (openstacksdk, the CLI, Ansible)."""
+
+
 def _title(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def prefers_json(accept: str, user_agent: str = "") -> bool:
+    """Whether an ``Accept`` header ranks ``application/json`` above
+    ``application/problem+json`` (each by the most specific range that names it), or as
+    high for an OpenStack client (keystoneauth1 in its ``User-Agent``): openstacksdk sends
+    no ``Accept`` and reads an error's body only when it is ``application/json``."""
+    as_json, as_problem = _quality(accept or "*/*", JSON), _quality(accept or "*/*", PROBLEM_JSON)
+    return as_json > as_problem or (as_json == as_problem > 0 and _OPENSTACK in user_agent)
+
+
+def _quality(accept: str, media_type: str) -> float:
+    kind = media_type.split("/")[0]
+    ranked: dict[str, float] = {}
+    for item in accept.split(","):
+        media_range, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.setdefault(media_range.lower(), quality)
+    for candidate in (media_type, f"{kind}/*", "*/*"):
+        if candidate in ranked:
+            return ranked[candidate]
+    return 0.0
+
+
+class ProblemEdge:
+    """The outer edge of the problem answers (inside ``RequestIds``, so that they carry the
+    request's id): an unexpected error becomes the 500 problem here, and a problem answer is
+    ``application/json`` to a client that prefers it (``prefers_json``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Request(scope).headers
+        as_json = prefers_json(headers.get("accept", ""), headers.get("user-agent", ""))
+        started = False
+
+        async def answer(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if as_json:
+                    message = {**message, "headers": _problem_as_json(message["headers"])}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, answer)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _on_unexpected(Request(scope), exc)
+            await response(scope, receive, answer)
+
+
+def _problem_as_json(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    problem = PROBLEM_JSON.encode()
+    return [
+        (name, JSON.encode() if name.lower() == b"content-type" and value == problem else value)
+        for name, value in headers
+    ]
 
 
 def install_problem_handlers(app: FastAPI) -> None:

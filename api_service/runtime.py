@@ -3,7 +3,9 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -17,18 +19,23 @@ from api_service.db.engine import SessionFactory, create_engine, plain_dsn, sess
 from api_service.db.notifications import SettledFeed
 from api_service.idempotency import purge_expired_keys
 from api_service.messaging.commands import CommandPublisher
+from api_service.messaging.providers import ProviderConsumer
 from api_service.messaging.results import ResultConsumer
 from api_service.messaging.status import StatusConsumer
 from api_service.metrics import Metrics
-from api_service.ratelimit import RateLimits
+from api_service.ratelimit import FailedAuthentications, RateLimits
 from api_service.resources.catalog import RESOURCES
 from api_service.secret_keys import SecretKeys
 from api_service.services.addresses import MemberAddresses
 from api_service.services.census import take_census
 from api_service.services.changes import Changes
+from api_service.services.definitions import DEFINITIONS, DefinitionService
 from api_service.services.devices import DeviceService, claim_syncs
+from api_service.services.identity import SEALING_PURPOSE, IdentityService
 from api_service.services.loadbalancers import LoadBalancerService
+from api_service.services.networks import NetworkService
 from api_service.services.operations import OperationService
+from api_service.services.providers import ProviderService
 from api_service.services.quotas import QuotaService
 from api_service.services.reaper import run_reaper
 from api_service.services.resource import ResourceService
@@ -39,6 +46,9 @@ from shared.broker import Broker
 from shared.topology import Names
 
 log = logging.getLogger(__name__)
+
+STOP_STEP_TIMEOUT = 5.0
+"""Seconds each step of a shutdown may take before it is given up on."""
 
 
 @dataclass
@@ -51,14 +61,20 @@ class Runtime:
     results: ResultConsumer
     loadbalancers: LoadBalancerService
     resources: dict[str, ResourceService[Any]]
+    definitions: dict[str, DefinitionService[Any]]
+    """By kind (``Definition.kind``)."""
     """The generic service of each tree resource, by its key."""
     devices: DeviceService
     operations: OperationService
+    networks: NetworkService
+    providers: ProviderService
     feed: SettledFeed
     metrics: Metrics
     tokens: TokenService
     quotas: QuotaService
     rate_limits: RateLimits
+    failed_authentications: FailedAuthentications
+    identity: IdentityService
     waits: WaitSlots
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     bootstrapped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,6 +91,7 @@ class Runtime:
             await commands.on_connected(connection)
             await results.on_connected(connection)
             await status.on_connected(connection)
+            await providers.on_connected(connection)
 
         broker = Broker(settings.amqp_url, on_connected)
         commands = CommandPublisher(
@@ -86,6 +103,7 @@ class Runtime:
             backlog=metrics.outbox_backlog,
         )
         status = StatusConsumer(names, sessions, keys)
+        providers = ProviderConsumer(names, sessions)
         results = ResultConsumer(
             names,
             sessions,
@@ -93,6 +111,7 @@ class Runtime:
             metrics=metrics,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
+        tokens = TokenService(sessions)
         member_addresses = MemberAddresses(
             tuple(settings.reserved_member_networks), settings.allow_loopback_members
         )
@@ -108,13 +127,25 @@ class Runtime:
             results=results,
             loadbalancers=LoadBalancerService(sessions, changes, settings.default_provider),
             resources={r.key: ResourceService(r, sessions, changes) for r in RESOURCES},
+            definitions={d.kind: DefinitionService(sessions, d) for d in DEFINITIONS},
             devices=DeviceService(sessions, keys),
             operations=OperationService(sessions),
+            networks=NetworkService(sessions),
+            providers=ProviderService(sessions),
             feed=SettledFeed(plain_dsn(settings.database_url)),
             metrics=metrics,
-            tokens=TokenService(sessions),
+            tokens=tokens,
             quotas=quotas,
             rate_limits=RateLimits(settings.rate_limit, settings.rate_burst),
+            failed_authentications=FailedAuthentications(
+                settings.auth_failure_rate, settings.auth_failure_burst
+            ),
+            identity=IdentityService(
+                tokens,
+                sessions,
+                keys.derived(SEALING_PURPOSE),
+                timedelta(seconds=settings.identity_token_ttl),
+            ),
             waits=WaitSlots(settings.max_waits_per_token, metrics.long_polls),
         )
 
@@ -199,12 +230,24 @@ class Runtime:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
+        """Stop the loops, the feed, the broker connection and the pool, in that order; a step
+        that hangs is logged and left behind after ``STOP_STEP_TIMEOUT``, so that a SIGTERM
+        always ends the process."""
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.feed.stop()
-        await self.broker.close()
-        await self.engine.dispose()
+        steps: list[tuple[str, Awaitable[object]]] = [
+            ("background loops", asyncio.gather(*self.tasks, return_exceptions=True)),
+            ("settled feed", self.feed.stop()),
+            ("broker connection", self.broker.close()),
+            ("database pool", self.engine.dispose()),
+        ]
+        for name, step in steps:
+            try:
+                async with asyncio.timeout(STOP_STEP_TIMEOUT):
+                    await step
+            except TimeoutError:
+                hung = [task.get_name() for task in self.tasks if not task.done()]
+                log.error("shutdown: the %s did not stop in %s s %s", name, STOP_STEP_TIMEOUT, hung)
 
     async def database_ok(self) -> bool:
         with contextlib.suppress(Exception):

@@ -6,6 +6,7 @@ key seals, every key opens, so a key is rotated by putting a new one first,
 running ``lbaas-manage secrets reseal`` and then dropping the old one.
 """
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -22,10 +23,16 @@ class Unsealable(ValueError):
 class SecretKeys:
     def __init__(self, keys: Sequence[SecretStr]) -> None:
         values = [key.get_secret_value() for key in keys]
+        self._values = values
         self._fernet = MultiFernet([Fernet(value) for value in values])
         self._report_keys = [
             hashlib.sha256(b"lbaas report\0" + v.encode()).digest() for v in values
         ]
+
+    def derived(self, purpose: str) -> "SecretKeys":
+        """Keys of ``purpose`` alone, made from these (rotated with them): what they seal,
+        the keys of another purpose do not open, and the other way round."""
+        return SecretKeys([SecretStr(_derived_key(value, purpose)) for value in self._values])
 
     def seal(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
@@ -51,6 +58,11 @@ class SecretKeys:
         return any(
             hmac.compare_digest(_report_secret(key, device_id), secret) for key in self._report_keys
         )
+
+
+def _derived_key(key: str, purpose: str) -> str:
+    digest = hmac.new(key.encode(), b"lbaas purpose\0" + purpose.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode()
 
 
 def _report_secret(key: bytes, device_id: UUID) -> str:

@@ -1,7 +1,7 @@
 """Settings of the API service, from ``LBAAS_*`` environment variables."""
 
 from ipaddress import ip_address
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
@@ -13,6 +13,8 @@ from api_service.secret_keys import valid_key
 from shared.settings import CommonSettings
 
 MIN_TOKEN_LENGTH = 32
+MAX_IDENTITY_TOKEN_TTL = 7 * 24 * 3600
+_REGION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # Rust regex: $ is the very end
 
 
 class ApiSettings(CommonSettings):
@@ -66,6 +68,18 @@ class ApiSettings(CommonSettings):
     auth_failure_burst: float = Field(
         default=200.0, ge=1, description="Failed authentications in a burst per client address."
     )
+    identity_token_ttl: int = Field(
+        default=3600,
+        ge=1,
+        le=MAX_IDENTITY_TOKEN_TTL,
+        description="Seconds a Keystone token (POST /identity/v3/auth/tokens) is valid at "
+        "most; never beyond its application credential's expiry.",
+    )
+    identity_region: str = Field(
+        default="RegionOne",
+        pattern=_REGION_PATTERN,
+        description="The region of this service's endpoints in the Keystone catalog.",
+    )
     idempotency_purge_interval: float = Field(
         default=300.0, gt=0, description="Seconds between purges of Idempotency-Keys past 24 h."
     )
@@ -77,6 +91,11 @@ class ApiSettings(CommonSettings):
         default_factory=list,
         description="Comma-separated networks no member address may be in (Octavia's "
         "reserved_ips), besides the ones always refused.",
+    )
+    status_codes: Literal["async", "octavia"] = Field(
+        default="async",
+        description="What changes answer: async, 202 Accepted for each; octavia, as Octavia "
+        "does (201 on create, 200 on update, 204 without a body on delete).",
     )
     quota_loadbalancer: int = Field(default=-1, ge=-1, description="-1 is unlimited.")
     quota_listener: int = Field(default=-1, ge=-1)

@@ -85,6 +85,8 @@ _FOREIGN_WORDS = frozenset(
 )
 _EXPRESSIONS = frozenset({"%[dst_port]"})
 """The only log-format expression the renderer writes."""
+_BALANCES = frozenset({"roundrobin", "leastconn", "source", "hash src,concat(:,txn.src_port)"})
+"""The algorithms the renderer writes: ``balance hash`` takes any sample expression."""
 
 
 def _foreign(word: str) -> bool:
@@ -123,6 +125,8 @@ def refuse_foreign(body: str) -> str | None:
                 return f"line {number}: {word!r} is not accepted on this device"
         if words[:1] == ["load-server-state-from-file"] and words[1:] != ["global"]:
             return f"line {number}: only load-server-state-from-file global is accepted"
+        if words[:1] == ["balance"] and " ".join(words[1:]) not in _BALANCES:
+            return f"line {number}: only balance {', '.join(sorted(_BALANCES))} are accepted"
     return None
 
 

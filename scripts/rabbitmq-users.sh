@@ -70,12 +70,13 @@ create() {
     p="$(regex_of "$prefix")"
     # The topology is declared by the operator (lbaas-manage broker declare, as the admin
     # user), like a database migration; both services only look it up. So the API may
-    # publish commands and consume results and status reports, and nothing else.
+    # publish commands and consume results, status reports and provider announcements, and
+    # nothing else.
     local api_write="^${p}\\.commands\$"
-    local api_read="^${p}\\.(results|status)\$"
+    local api_read="^${p}\\.(results|status|providers)\$"
     # The agent only looks the topology up (passive declarations need no permission),
-    # consumes the command queues and publishes results and status reports.
-    local agent_write="^${p}\\.(results|status)\$"
+    # consumes the command queues and publishes results, status reports and announcements.
+    local agent_write="^${p}\\.(results|status|providers)\$"
     local agent_read="^${p}\\.commands\\.[0-9]+\$"
 
     local permissions

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
 
+from shared.capabilities import ProviderDeclaration
 from shared.status import CommandAction, OperatingStatus, Outcome
 
 
@@ -253,3 +254,16 @@ class DeviceSync(_Message):
 
 
 DEVICE_SYNC_TYPE = "device-sync"
+
+
+class ProviderAnnouncement(_Message):
+    """An agent's word to the API: these are my drivers, and what each can do.
+
+    Published when the agent starts, before it consumes commands, and again every
+    ``LBAAS_ANNOUNCE_INTERVAL``; the API keeps the last announcement of each driver.
+    """
+
+    schema_version: Literal[1] = 1
+    agent_id: str = Field(min_length=1, max_length=255)
+    announced_at: datetime
+    providers: list[ProviderDeclaration] = Field(min_length=1, max_length=64)

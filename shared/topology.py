@@ -5,6 +5,7 @@
     <prefix>.commands (direct) --"<shard>"--> <prefix>.commands.<shard>  (quorum, SAC)
     <prefix>.results  (direct) --"results"--> <prefix>.results           (quorum)
     <prefix>.status   (direct) --"status"---> <prefix>.status            (quorum, stats reports)
+    <prefix>.providers (direct) --"providers"--> <prefix>.providers      (quorum, announcements)
     <prefix>.dead     (fanout) -------------> <prefix>.dead              (quorum)
 
 Command queues have a single active consumer, so operations on one device stay
@@ -27,6 +28,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Field
 
 RESULTS_ROUTING_KEY = "results"
 STATUS_ROUTING_KEY = "status"
+PROVIDERS_ROUTING_KEY = "providers"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,14 @@ class Names:
         return f"{self.prefix}.status"
 
     @property
+    def providers_exchange(self) -> str:
+        return f"{self.prefix}.providers"
+
+    @property
+    def providers_queue(self) -> str:
+        return f"{self.prefix}.providers"
+
+    @property
     def dead_exchange(self) -> str:
         return f"{self.prefix}.dead"
 
@@ -86,6 +96,8 @@ class Topology:
     status: AbstractExchange
     status_queue: AbstractQueue
     dead_queue: AbstractQueue
+    providers: AbstractExchange
+    providers_queue: AbstractQueue
 
 
 async def declare_topology(
@@ -135,8 +147,24 @@ async def declare_topology(
         names.status_queue, durable=True, arguments=dead_lettered
     )
     await status_queue.bind(status, routing_key=STATUS_ROUTING_KEY)
+
+    providers = await channel.declare_exchange(
+        names.providers_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    providers_queue = await channel.declare_queue(
+        names.providers_queue, durable=True, arguments=dead_lettered
+    )
+    await providers_queue.bind(providers, routing_key=PROVIDERS_ROUTING_KEY)
     return Topology(
-        commands, results, command_queues, results_queue, status, status_queue, dead_queue
+        commands,
+        results,
+        command_queues,
+        results_queue,
+        status,
+        status_queue,
+        dead_queue,
+        providers,
+        providers_queue,
     )
 
 
@@ -168,6 +196,16 @@ async def _look_up(channel: AbstractChannel, names: Names) -> Topology:
     status = await channel.get_exchange(names.status_exchange)
     status_queue = await channel.get_queue(names.status_queue)
     dead_queue = await channel.get_queue(names.dead_queue)
+    providers = await channel.get_exchange(names.providers_exchange)
+    providers_queue = await channel.get_queue(names.providers_queue)
     return Topology(
-        commands, results, command_queues, results_queue, status, status_queue, dead_queue
+        commands,
+        results,
+        command_queues,
+        results_queue,
+        status,
+        status_queue,
+        dead_queue,
+        providers,
+        providers_queue,
     )

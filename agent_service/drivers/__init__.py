@@ -12,22 +12,30 @@ no-op.
 ``status`` tells what the device holds of each load balancer (a digest of its
 configuration, health, counters) and ``digest`` what it would hold for a
 spec, so that the agent can find and repair drift.
+
+A driver that is a provider (:class:`DeclaresProvider`) says what it can do in its
+``provider`` declaration, which the agent announces to the API; a driver without one is
+never announced, and the API holds it to ``shared.capabilities.BASELINE``.
 """
 
 import asyncio
 import hashlib
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import entry_points
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 from uuid import UUID
 
 from agent_service.settings import AgentSettings
+from shared.capabilities import ProviderDeclaration
 from shared.messages import DeviceSpec, LoadBalancerSpec, LoadBalancerStatus
 
 ENTRY_POINT_GROUP = "lbaas.drivers"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,12 @@ class Driver(Protocol):
         ...
 
 
+@runtime_checkable
+class DeclaresProvider(Protocol):
+    provider: ProviderDeclaration
+    """Its name (the entry point's), description and capabilities."""
+
+
 def spec_digest(spec: LoadBalancerSpec) -> str:
     """The digest of a spec itself, for drivers that store specs as they are."""
     return "sha256:" + hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
@@ -119,6 +133,31 @@ class DriverRegistry:
         if driver is None:
             driver = self._drivers[name] = self._factory(name)(self._settings)
         return driver
+
+    def declarations(self) -> list[ProviderDeclaration]:
+        """The declarations of the installed drivers that declare one under their own name.
+
+        Loads every driver; one that cannot be loaded is left out (its commands fail as
+        they would have).
+        """
+        declared = []
+        for name in self.names:
+            try:
+                driver = self.get(name)
+            except Exception:
+                log.exception("driver %r cannot be loaded; it is not announced", name)
+                continue
+            if not isinstance(driver, DeclaresProvider):
+                continue
+            if driver.provider.name != name:
+                log.error(
+                    "driver %r declares the name %r; it is not announced",
+                    name,
+                    driver.provider.name,
+                )
+                continue
+            declared.append(driver.provider)
+        return declared
 
     def _factory(self, name: str) -> DriverFactory:
         if self._factories is not None:

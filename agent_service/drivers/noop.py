@@ -6,6 +6,7 @@ from uuid import UUID
 
 from agent_service.drivers import DeviceState, Observed, spec_digest
 from agent_service.settings import AgentSettings
+from shared.capabilities import EVERY_OPTION, ProviderDeclaration
 from shared.messages import DeviceSpec, LoadBalancerSpec, LoadBalancerStatus
 
 EPOCH = "noop"
@@ -16,6 +17,12 @@ class NoopDriver:
 
     The agent runs its calls in worker threads, hence the lock.
     """
+
+    provider = ProviderDeclaration(
+        name="noop",
+        description="Configures nothing and accepts every option: for tests and benchmarks.",
+        capabilities=EVERY_OPTION,
+    )
 
     def __init__(self, settings: AgentSettings | None = None) -> None:
         self._specs: dict[tuple[UUID, UUID], LoadBalancerSpec] = {}

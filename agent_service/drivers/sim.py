@@ -29,6 +29,7 @@ from agent_service.drivers.sim_state import (
     MemoryApplianceState,
 )
 from agent_service.settings import AgentSettings
+from shared.capabilities import EVERY_OPTION, ProviderDeclaration
 from shared.messages import Counters, DeviceSpec, LoadBalancerSpec, LoadBalancerStatus
 
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")
@@ -123,6 +124,12 @@ class _Pending:
 
 class SimDriver:
     """Simulated appliances, driven by coroutines; state on disk when ``sim_state_dir`` is set."""
+
+    provider = ProviderDeclaration(
+        name="sim",
+        description="A simulated appliance with latency and failures; accepts every option.",
+        capabilities=EVERY_OPTION,
+    )
 
     def __init__(self, settings: AgentSettings) -> None:
         self.state: ApplianceState = (

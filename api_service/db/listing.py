@@ -20,11 +20,12 @@ The query string is parsed, and links are made, by ``routers.listing``.
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import ip_address
+from datetime import UTC, datetime
+from ipaddress import ip_address, ip_network
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Column, ColumnElement, and_, inspect, literal, or_, select, tuple_
+from sqlalchemy import Column, ColumnElement, and_, func, inspect, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -43,6 +44,22 @@ T = TypeVar("T")
 
 Columns = Mapping[str, Column[Any]]
 SortKey = tuple[Column[Any], bool]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A filter other than "the column of its name equals the value": its values' parser, and
+    the condition rows meet given the (parsed) values asked for."""
+
+    parse: Callable[[str], object]
+    where: Callable[[Columns, list[Any]], ColumnElement[bool]]
+    description: str
+    """What it selects, for the OpenAPI document."""
+
+
+Filters = Mapping[str, Callable[[str], object] | Filter]
+"""The filters of a list: by name, the parser of a value for an equality on the column of that
+name, or a ``Filter``."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,55 @@ def parse_address(raw: str) -> object:
     return address
 
 
+def parse_network(raw: str) -> object:
+    """A filter value parser for network columns: CIDR notation, host bits zero, no scope id."""
+    if "%" in raw:
+        raise ValueError("a network here has no scope (zone) id")
+    return str(ip_network(raw, strict=True))
+
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+"""Octavia's timestamps, as the API writes them and filters read them: UTC, to the second, no
+offset (gophercloud parses them with the layout ``2006-01-02T15:04:05``, which takes nothing
+else)."""
+TIMESTAMP = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
+
+
+def parse_timestamp(raw: str) -> datetime | None:
+    """A filter value parser for timestamp columns: as the API writes them (UTC, to the second,
+    no offset: ``2026-01-31T12:00:00``); None for one of that form that names no moment
+    (``2026-02-30T00:00:00``), which no row has."""
+    if not TIMESTAMP.fullmatch(raw):
+        raise ValueError("must be a time as the API shows them: 2026-01-31T12:00:00 (UTC)")
+    try:
+        return datetime.strptime(raw, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def to_the_second(column: str) -> Filter:
+    """Rows whose timestamp ``column`` is the value to the second (the API shows no fraction)."""
+
+    def where(columns: Columns, moments: list[datetime | None]) -> ColumnElement[bool]:
+        real = [moment for moment in moments if moment is not None]
+        return func.date_trunc("second", columns[column]).in_(real)
+
+    return Filter(parse_timestamp, where, f"Only objects whose {column} is this second.")
+
+
+def alias_of(column: str, parse: Callable[[str], object], client: str) -> Filter:
+    """Another name (``client``'s) of the equality filter on ``column``."""
+    return Filter(
+        parse,
+        lambda columns, values: _equal(columns[column], values),
+        f"Only objects whose {column} is this (the name {client} gives that filter).",
+    )
+
+
+def _equal(column: Column[Any], values: list[Any]) -> ColumnElement[bool]:
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
 def parse_bool(raw: str) -> bool:
     """A filter value parser for boolean columns: ``true`` or ``false``, any case."""
     lowered = raw.lower()
@@ -105,14 +171,15 @@ async def fetch_page(
     query: ListQuery,
     *,
     scope: ColumnElement[bool] | None,
-    filterable: Mapping[str, Callable[[str], object]],
+    filterable: Filters,
     sortable: frozenset[str],
 ) -> Page[T]:
     """One page of ``model`` rows within ``scope`` (always applied: project, parent object).
 
     ``filterable`` maps each filterable column to a parser of a raw query value
-    (raising ``ValueError`` on a bad one); ``sortable`` names the columns a client
-    may sort by, besides ``created_at`` and ``id``, which may always be sorted by.
+    (raising ``ValueError`` on a bad one), or names a ``Filter``; ``sortable`` names the
+    columns a client may sort by, besides ``created_at`` and ``id``, which may always be
+    sorted by.
     """
     columns: Columns = inspect(model).columns
     conditions = [
@@ -136,19 +203,20 @@ async def fetch_page(
 
 
 def _filter_conditions(
-    columns: Columns,
-    filters: Mapping[str, list[str]],
-    filterable: Mapping[str, Callable[[str], object]],
+    columns: Columns, filters: Mapping[str, list[str]], filterable: Filters
 ) -> list[ColumnElement[bool]]:
     conditions = []
     for name, raws in filters.items():
-        parse = filterable.get(name)
-        if parse is None:
+        spec = filterable.get(name)
+        if spec is None:
             allowed = ", ".join(sorted(filterable))
             raise Invalid(name, f"is not a filterable field; filterable: {allowed}")
+        parse = spec.parse if isinstance(spec, Filter) else spec
         values = [_parsed(name, parse, raw) for raw in raws]
-        column = columns[name]
-        conditions.append(column == values[0] if len(values) == 1 else column.in_(values))
+        if isinstance(spec, Filter):
+            conditions.append(spec.where(columns, values))
+        else:
+            conditions.append(_equal(columns[name], values))
     return conditions
 
 

@@ -18,7 +18,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    column_property,
+    declared_attr,
+    mapped_column,
+    relationship,
+)
 
 
 class Base(DeclarativeBase):
@@ -40,6 +47,8 @@ class Device(Base):
     vip_cidr: Mapped[IPv4Network | IPv6Network] = mapped_column(CIDR)
     capacity: Mapped[int] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    device_group: Mapped[str | None] = mapped_column(String(64))
+    """The group flavors and availability zones place by (``device_group`` in their data)."""
     loadbalancer_count: Mapped[int] = mapped_column(Integer, default=0)
     """Load balancers placed here; kept in the transactions that add and remove them."""
     operating_status: Mapped[str | None] = mapped_column(String(16))
@@ -50,6 +59,83 @@ class Device(Base):
     """When the status report last applied was read: older or future reports change nothing."""
     synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the agents were last told of this device (see ``messaging.commands``)."""
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class VipNetwork(Base):
+    """A network VIPs are given on (Neutron-shaped, admin-defined, readable by every project)."""
+
+    __tablename__ = "vip_networks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class VipSubnet(Base):
+    """A range of a network; VIPs are allocated from its ``allocation_pools`` (a list of
+    ``{"start", "end"}`` addresses) by the devices that serve it (``device_subnets``)."""
+
+    __tablename__ = "vip_subnets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    network_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("vip_networks.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = mapped_column(String(255))
+    cidr: Mapped[IPv4Network | IPv6Network] = mapped_column(CIDR)
+    ip_version: Mapped[int] = column_property(func.family(cidr))
+    gateway_ip: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)
+    allocation_pools: Mapped[list[dict[str, str]]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class DeviceSubnet(Base):
+    """A device serves a subnet: it may host load balancers whose VIP is on it."""
+
+    __tablename__ = "device_subnets"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    subnet_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("vip_subnets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class VipPort(Base):
+    """An address taken on a subnet: a load balancer's VIP (``loadbalancer_id``; the port goes
+    with it), or one an admin reserved for a project to create a load balancer on."""
+
+    __tablename__ = "vip_ports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    network_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("vip_networks.id", ondelete="RESTRICT"), index=True
+    )
+    subnet_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("vip_subnets.id", ondelete="RESTRICT"), index=True
+    )
+    ip_address: Mapped[IPv4Address | IPv6Address] = mapped_column(INET, unique=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="")
+    loadbalancer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("loadbalancers.id", ondelete="CASCADE"), unique=True
+    )
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -101,6 +187,12 @@ class LoadBalancer(TreeObject, Base):
     vip_address: Mapped[IPv4Address | IPv6Address] = mapped_column(INET, unique=True)
     vip_subnet_id: Mapped[str | None] = mapped_column(String(64))
     vip_network_id: Mapped[str | None] = mapped_column(String(64))
+    flavor_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("flavors.id", ondelete="RESTRICT")
+    )
+    availability_zone: Mapped[str | None] = mapped_column(
+        ForeignKey("availability_zones.name", ondelete="RESTRICT")
+    )
     generation: Mapped[int] = mapped_column(BigInteger, default=1)
 
 
@@ -358,3 +450,71 @@ class Quota(Base):
     healthmonitor: Mapped[int | None] = mapped_column(Integer)
     l7policy: Mapped[int | None] = mapped_column(Integer)
     l7rule: Mapped[int | None] = mapped_column(Integer)
+
+
+class Provider(Base):
+    """A driver as the agents last announced it (``shared.capabilities.ProviderDeclaration``)."""
+
+    __tablename__ = "providers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(String(255))
+    capabilities: Mapped[dict[str, list[str]]] = mapped_column(JSONB)
+    flavor_capabilities: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    availability_zone_capabilities: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    announced_by: Mapped[str] = mapped_column(String(255))
+    """The agent whose announcement this is."""
+    announced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OperatorDefined:
+    """What every operator-defined object has: flavors, availability zones, their profiles."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class FlavorProfile(OperatorDefined, Base):
+    """A provider's options (``flavor_data``, a JSON object as text) behind a flavor."""
+
+    __tablename__ = "flavor_profiles"
+
+    provider_name: Mapped[str] = mapped_column(String(64))
+    flavor_data: Mapped[str] = mapped_column(Text)
+
+
+class Flavor(OperatorDefined, Base):
+    """What a project may ask for on a load balancer create: a profile under a name."""
+
+    __tablename__ = "flavors"
+
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    flavor_profile_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("flavor_profiles.id", ondelete="RESTRICT")
+    )
+
+
+class AvailabilityZoneProfile(OperatorDefined, Base):
+    """A provider's options (``availability_zone_data``) behind an availability zone."""
+
+    __tablename__ = "availability_zone_profiles"
+
+    provider_name: Mapped[str] = mapped_column(String(64))
+    availability_zone_data: Mapped[str] = mapped_column(Text)
+
+
+class AvailabilityZone(OperatorDefined, Base):
+    """A named group of devices a project may place a load balancer in."""
+
+    __tablename__ = "availability_zones"
+
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone_profile_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("availability_zone_profiles.id", ondelete="RESTRICT")
+    )

@@ -25,12 +25,24 @@ from api_service.schemas.healthmonitors import (
     MonitorType,
 )
 from api_service.schemas.links import link
-from api_service.services.objects import apply_update, creation_fields, owner_project
+from api_service.services.objects import (
+    apply_update,
+    creation_fields,
+    given_or_default,
+    owner_project,
+)
 from api_service.services.resource import Related, Resource
 from api_service.services.tree import Tree
 
-_HTTP_FIELDS = ("http_method", "url_path", "expected_codes")
 DEFAULT_MAX_RETRIES_DOWN = 3
+HTTP_DEFAULTS = {"http_method": "GET", "url_path": "/", "expected_codes": "200"}
+"""What an HTTP or HTTPS monitor checks when a create leaves it out or an update sends null
+(other monitors have none of these)."""
+DEFAULTS: dict[str, object] = {
+    "max_retries_down": DEFAULT_MAX_RETRIES_DOWN,
+    **{name: None for name in HTTP_DEFAULTS},
+}
+"""A monitor's own fields when a create leaves them out or an update sends null."""
 
 
 def new_healthmonitor(
@@ -41,7 +53,7 @@ def new_healthmonitor(
     if existing is not None and not existing.deleting:
         raise Conflict(f"Pool {pool.id} already has health monitor {existing.id}.")
     _check_http_fields(body.type, body)
-    http = body.type in HTTP_TYPES
+    _check_pool_protocol(body.type, pool)
     monitor = HealthMonitor(
         id=uuid4(),
         loadbalancer_id=tree.lb.id,
@@ -50,25 +62,46 @@ def new_healthmonitor(
         delay=body.delay,
         timeout=body.timeout,
         max_retries=body.max_retries,
-        max_retries_down=body.max_retries_down or DEFAULT_MAX_RETRIES_DOWN,
-        http_method=(body.http_method or "GET") if http else None,
-        url_path=(body.url_path or "/") if http else None,
-        expected_codes=(body.expected_codes or "200") if http else None,
+        **given_or_default(body, DEFAULTS),
         **creation_fields(project, body, generation),
     )
+    _settle_http_fields(monitor)
     _check_timeout(monitor)
     tree.healthmonitors.append(monitor)
     return monitor
 
 
+DATAGRAM_PROTOCOLS = frozenset({"UDP", "SCTP"})
+DATAGRAM_MONITORS = frozenset({MonitorType.UDP_CONNECT, MonitorType.SCTP})
+DATAGRAM_POOL_MONITORS = DATAGRAM_MONITORS | {MonitorType.TCP, MonitorType.HTTP}
+"""Octavia's: UDP-CONNECT and SCTP monitors are for UDP and SCTP pools, which take those,
+TCP and HTTP monitors only."""
+
+
+def _check_pool_protocol(monitor_type: MonitorType, pool: Pool) -> None:
+    if pool.protocol in DATAGRAM_PROTOCOLS and monitor_type not in DATAGRAM_POOL_MONITORS:
+        allowed = ", ".join(sorted(t.value for t in DATAGRAM_POOL_MONITORS))
+        raise Invalid("type", f"a {pool.protocol} pool takes {allowed} monitors only")
+    if pool.protocol not in DATAGRAM_PROTOCOLS and monitor_type in DATAGRAM_MONITORS:
+        raise Invalid("type", f"{monitor_type.value} monitors are for UDP and SCTP pools only")
+
+
 def _check_http_fields(monitor_type: MonitorType, body: HealthMonitorFields) -> None:
     if monitor_type in HTTP_TYPES:
         return
-    for name in _HTTP_FIELDS:
+    for name in HTTP_DEFAULTS:
         if getattr(body, name) is not None:
             raise Invalid(
                 name, f"only HTTP and HTTPS monitors take {name}, not {monitor_type.value}"
             )
+
+
+def _settle_http_fields(monitor: HealthMonitor) -> None:
+    """An HTTP or HTTPS monitor's checks that are not set are the defaults."""
+    if monitor.type in HTTP_TYPES:
+        for name, default in HTTP_DEFAULTS.items():
+            if getattr(monitor, name) is None:
+                setattr(monitor, name, default)
 
 
 def _check_timeout(monitor: HealthMonitor) -> None:
@@ -92,6 +125,7 @@ def _new(
 def _update(tree: Tree, monitor: HealthMonitor, body: HealthMonitorUpdate) -> None:
     _check_http_fields(MonitorType(monitor.type), body)
     apply_update(monitor, body)
+    _settle_http_fields(monitor)
     _check_timeout(monitor)
 
 
@@ -126,6 +160,7 @@ HEALTHMONITOR: Resource[Any] = Resource(
     locate=_locate,
     new=_new,
     update=_update,
+    defaults=DEFAULTS,
     out=healthmonitor_out,
     create_body=HealthMonitorCreateBody,
     update_body=HealthMonitorUpdateBody,

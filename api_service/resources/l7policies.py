@@ -142,7 +142,7 @@ _ACTION_OF_FIELD = {
 
 def _update(tree: Tree, policy: L7Policy, body: L7PolicyUpdate) -> None:
     apply_update(policy, body, skip=frozenset({"position", "redirect_pool_id"}))
-    if body.redirect_pool_id is not None:
+    if "redirect_pool_id" in body.model_fields_set:
         policy.redirect_pool_id = body.redirect_pool_id
     if body.action is None:
         sent = [name for name in _ACTION_OF_FIELD if getattr(body, name) is not None]
@@ -150,7 +150,7 @@ def _update(tree: Tree, policy: L7Policy, body: L7PolicyUpdate) -> None:
             policy.action = _ACTION_OF_FIELD[sent[0]]
     listener = find(tree.listeners, policy.listener_id, "Listener")
     _settle_action(tree, listener, policy)
-    if body.position is not None:
+    if "position" in body.model_fields_set:
         place(tree, policy, body.position)
 
 
@@ -211,6 +211,13 @@ L7POLICY: Resource[Any] = Resource(
         "redirect_http_code": parse_int,
     },
     sorts=frozenset({"action", "position"}),
+    defaults={
+        "position": None,
+        "redirect_pool_id": None,
+        "redirect_url": None,
+        "redirect_prefix": None,
+        "redirect_http_code": None,
+    },
     related={"rules": Relation(L7Rule.l7policy_id, L7Rule.id)},
     links={
         "CreateL7Rule": link("createL7Rule", "Add a rule.", _THIS),

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
-from api_service.db.listing import parse_bool
+from api_service.db.listing import alias_of, parse_bool
 from api_service.db.models import L7Policy, L7Rule
 from api_service.errors import Conflict, Invalid
 from api_service.resources.common import common_fields, loadbalancer_via
@@ -84,8 +84,6 @@ def _new(
 
 def _update(tree: Tree, rule: L7Rule, body: L7RuleUpdate) -> None:
     apply_update(rule, body)
-    if "key" in body.model_fields_set and body.key is None:
-        rule.key = None
     check_rule(rule)
 
 
@@ -125,8 +123,17 @@ L7RULE: Resource[Any] = Resource(
     body=L7RuleBody,
     listing=L7RuleList,
     parent=Parent(L7Policy, "L7 policy", "l7policies", "l7policy_id", L7Rule.l7policy_id),
-    filters={"type": str, "compare_type": str, "key": str, "value": str, "invert": parse_bool},
+    filters={
+        "l7policy_id": UUID,
+        "type": str,
+        "compare_type": str,
+        "key": str,
+        "value": str,
+        "rule_value": alias_of("value", str, "openstacksdk"),
+        "invert": parse_bool,
+    },
     sorts=frozenset({"type", "compare_type", "key", "value"}),
+    defaults={"key": None, "invert": False},
     links={
         "UpdateL7Rule": link("updateL7Rule", "Change it.", _THIS),
         "DeleteL7Rule": link("deleteL7Rule", "Remove it.", _THIS),

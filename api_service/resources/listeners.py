@@ -13,6 +13,7 @@ from api_service.resources.common import common_fields, loadbalancer_via
 from api_service.schemas.common import IdRef
 from api_service.schemas.links import link
 from api_service.schemas.listeners import (
+    CLIENT_CERTIFICATE_HEADERS,
     ListenerBody,
     ListenerCreate,
     ListenerCreateBody,
@@ -22,8 +23,13 @@ from api_service.schemas.listeners import (
     ListenerUpdate,
     ListenerUpdateBody,
 )
-from api_service.services.objects import apply_update, creation_fields, owner_project
-from api_service.services.resource import Related, Relation, Resource
+from api_service.services.objects import (
+    apply_update,
+    creation_fields,
+    given_or_default,
+    owner_project,
+)
+from api_service.services.resource import LOADBALANCER_ID_FILTERS, Related, Relation, Resource
 from api_service.services.tree import Tree, mark
 from shared.status import ProvisioningStatus
 
@@ -33,10 +39,21 @@ DEFAULT_TIMEOUTS = {
     "timeout_member_data": 50_000,
     "timeout_tcp_inspect": 0,
 }
+DEFAULTS: dict[str, object] = {
+    "connection_limit": -1,
+    "insert_headers": {},
+    "allowed_cidrs": [],
+    **DEFAULT_TIMEOUTS,
+}
+"""A listener's own fields when a create leaves them out or an update sends null."""
 COMPATIBLE_PROTOCOLS: dict[str, frozenset[str]] = {
-    "HTTP": frozenset({"HTTP"}),
-    "HTTPS": frozenset({"HTTPS", "TCP"}),
-    "TCP": frozenset({"TCP", "HTTP", "HTTPS"}),
+    "HTTP": frozenset({"HTTP", "PROXY", "PROXYV2"}),
+    "HTTPS": frozenset({"HTTPS", "TCP", "PROXY", "PROXYV2"}),
+    "TCP": frozenset({"TCP", "HTTP", "HTTPS", "PROXY", "PROXYV2"}),
+    "TERMINATED_HTTPS": frozenset({"HTTP", "PROXY", "PROXYV2"}),
+    "UDP": frozenset({"UDP"}),
+    "SCTP": frozenset({"SCTP"}),
+    "PROMETHEUS": frozenset(),
 }
 """Listener protocol → the pool protocols it can forward to (Octavia's
 ``VALID_LISTENER_POOL_PROTOCOL_MAP``)."""
@@ -53,16 +70,12 @@ def new_listener(
             f"Load balancer {tree.lb.id} already has a listener on port {body.protocol_port}."
         )
     _check_insert_headers(body.protocol.value, body)
-    given = body.model_dump(exclude_none=True, mode="json")
     listener = Listener(
         id=uuid4(),
         loadbalancer_id=tree.lb.id,
         protocol=body.protocol.value,
         protocol_port=body.protocol_port,
-        connection_limit=given.get("connection_limit", -1),
-        insert_headers=given.get("insert_headers", {}),
-        allowed_cidrs=given.get("allowed_cidrs", []),
-        **{name: given.get(name, default) for name, default in DEFAULT_TIMEOUTS.items()},
+        **given_or_default(body, DEFAULTS),
         **creation_fields(project, body, generation),
     )
     if body.default_pool_id is not None:
@@ -88,10 +101,21 @@ def set_default_pool(tree: Tree, listener: Listener, pool_id: UUID | None) -> No
     listener.default_pool_id = pool_id
 
 
+HEADER_PROTOCOLS = frozenset({"HTTP", "TERMINATED_HTTPS"})
+"""The listener protocols that insert headers (Octavia's)."""
+
+
 def _check_insert_headers(protocol: str, body: ListenerFields) -> None:
-    if body.insert_headers and protocol != "HTTP":
+    if body.insert_headers and protocol not in HEADER_PROTOCOLS:
         raise Invalid(
-            "insert_headers", f"headers can only be inserted by HTTP listeners, not {protocol}"
+            "insert_headers",
+            f"headers can only be inserted by HTTP and TERMINATED_HTTPS listeners, not {protocol}",
+        )
+    certificate = sorted(set(body.insert_headers or ()) & CLIENT_CERTIFICATE_HEADERS)
+    if certificate and protocol != "TERMINATED_HTTPS":
+        raise Invalid(
+            "insert_headers",
+            f"{', '.join(certificate)}: only TERMINATED_HTTPS listeners insert X-SSL-* headers",
         )
 
 
@@ -167,13 +191,15 @@ LISTENER: Resource[Any] = Resource(
     body=ListenerBody,
     listing=ListenerList,
     filters={
-        "loadbalancer_id": UUID,
+        **LOADBALANCER_ID_FILTERS,
         "protocol": str,
         "protocol_port": parse_int,
         "connection_limit": parse_int,
         "default_pool_id": UUID,
+        **{name: parse_int for name in DEFAULT_TIMEOUTS},
     },
     sorts=frozenset({"protocol", "protocol_port", "connection_limit"}),
+    defaults={**DEFAULTS, "default_pool_id": None},
     related={"l7policies": Relation(L7Policy.listener_id, L7Policy.id, L7Policy.position)},
     links={
         "CreatePool": link(

@@ -4,9 +4,11 @@ places, creates with their tree, deletes, fails over and resyncs them)."""
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import ColumnElement, select
+
 from api_service.access import RequestContext
-from api_service.db.listing import parse_address
-from api_service.db.models import Listener, LoadBalancer, Pool
+from api_service.db.listing import Columns, Filter, parse_address
+from api_service.db.models import Listener, LoadBalancer, Pool, VipPort
 from api_service.resources.common import common_fields
 from api_service.schemas.common import IdRef
 from api_service.schemas.links import link
@@ -30,11 +32,18 @@ def loadbalancer_out(lb: LoadBalancer, rel: Related, ctx: RequestContext) -> Loa
         vip_address=str(lb.vip_address),
         vip_subnet_id=lb.vip_subnet_id,
         vip_network_id=lb.vip_network_id,
+        flavor_id=None if lb.flavor_id is None else str(lb.flavor_id),
+        availability_zone=lb.availability_zone,
+        vip_port_id=next((str(port) for port in rel.of("vip_port")), None),
         listeners=[IdRef(id=i) for i in rel.of("listeners")],
         pools=[IdRef(id=i) for i in rel.of("pools")],
         device_id=lb.device_id if ctx.is_admin else None,
         generation=lb.generation,
     )
+
+
+def _on_port(columns: Columns, port_ids: list[UUID]) -> ColumnElement[bool]:
+    return columns["id"].in_(select(VipPort.loadbalancer_id).where(VipPort.id.in_(port_ids)))
 
 
 def _update(tree: Tree, lb: LoadBalancer, body: LoadBalancerUpdate) -> None:
@@ -68,12 +77,15 @@ LOADBALANCER: Resource[Any] = Resource(
         "vip_subnet_id": str,
         "vip_network_id": str,
         "device_id": UUID,
+        "vip_port_id": Filter(UUID, _on_port, "Only the load balancer of this VIP port."),
     },
     admin_filters=frozenset({"device_id"}),
     sorts=frozenset({"vip_address", "provider"}),
+    defaults={"vip_qos_policy_id": None},
     related={
         "listeners": Relation(Listener.loadbalancer_id, Listener.id),
         "pools": Relation(Pool.loadbalancer_id, Pool.id),
+        "vip_port": Relation(VipPort.loadbalancer_id, VipPort.id),
     },
     links={
         "CreateListener": link(

@@ -24,7 +24,14 @@ from api_service.schemas.members import (
     MemberUpdateBody,
 )
 from api_service.services.changes import Accepted
-from api_service.services.objects import apply_update, creation_fields, owner_project
+from api_service.services.objects import (
+    COMMON_DEFAULTS,
+    apply_update,
+    creation_fields,
+    given_or_default,
+    owner_project,
+    reset_nulls,
+)
 from api_service.services.resource import Parent, Related, Resource, ResourceService
 from api_service.services.tree import Tree, mark
 from shared.status import ProvisioningStatus
@@ -32,6 +39,13 @@ from shared.status import ProvisioningStatus
 MemberKey = tuple[str, int]
 _IDENTITY = frozenset({"address", "protocol_port", "project_id", "subnet_id"})
 """What names a member in a replaced list, and cannot change."""
+DEFAULTS: dict[str, object] = {
+    "weight": 1,
+    "backup": False,
+    "monitor_address": None,
+    "monitor_port": None,
+}
+"""A member's own fields when a create leaves them out or an update sends null."""
 
 
 def key(address: object, port: int) -> MemberKey:
@@ -47,17 +61,13 @@ def new_member(
         raise Conflict(
             f"Pool {pool.id} already has a member {body.address} port {body.protocol_port}."
         )
-    given = body.model_dump(exclude_none=True, mode="json")
     member = Member(
         id=uuid4(),
         loadbalancer_id=tree.lb.id,
         pool_id=pool.id,
         address=body.address,
         protocol_port=body.protocol_port,
-        weight=given.get("weight", 1),
-        backup=given.get("backup", False),
-        monitor_address=body.monitor_address,
-        monitor_port=body.monitor_port,
+        **given_or_default(body, DEFAULTS),
         subnet_id=body.subnet_id,
         **creation_fields(project, body, generation),
     )
@@ -83,11 +93,17 @@ def _update(tree: Tree, member: Member, body: MemberUpdate) -> None:
 
 
 async def replace_members(
-    service: ResourceService[Member], ctx: RequestContext, pool_id: UUID, bodies: list[MemberCreate]
+    service: ResourceService[Member],
+    ctx: RequestContext,
+    pool_id: UUID,
+    bodies: list[MemberCreate],
+    *,
+    additive_only: bool = False,
 ) -> Accepted:
-    """One operation: members not listed go, listed ones are updated or created."""
+    """One operation: listed members are updated or created, members not listed go (or, with
+    ``additive_only``, stay as they are); a field sent as null goes back to its default."""
     wanted: dict[MemberKey, MemberCreate] = {}
-    for body in bodies:
+    for body in [reset_nulls(body, _BATCH_DEFAULTS, "members") for body in bodies]:
         if wanted.setdefault(key(body.address, body.protocol_port), body) is not body:
             raise Conflict(f"Member {body.address} port {body.protocol_port} is listed twice.")
 
@@ -98,11 +114,12 @@ async def replace_members(
             key(m.address, m.protocol_port): m for m in tree.members_of(pool.id) if not m.deleting
         }
         for member_key, member in current.items():
-            if member_key not in wanted:
+            if member_key in wanted:
+                if _differs(member, wanted[member_key]):
+                    apply_update(member, wanted[member_key], skip=_IDENTITY)
+                    mark(member, ProvisioningStatus.PENDING_UPDATE, generation)
+            elif not additive_only:
                 mark(member, ProvisioningStatus.PENDING_DELETE, generation)
-            elif _differs(member, wanted[member_key]):
-                apply_update(member, wanted[member_key], skip=_IDENTITY)
-                mark(member, ProvisioningStatus.PENDING_UPDATE, generation)
         for member_key, body in wanted.items():
             if member_key not in current:
                 new_member(ctx, tree, pool, body, generation)
@@ -115,9 +132,17 @@ async def replace_members(
     )
 
 
+_BATCH_DEFAULTS = {
+    **COMMON_DEFAULTS,
+    **DEFAULTS,
+    **{name: None for name in _IDENTITY if name in MemberCreate.model_fields},
+}
+"""A member of a replaced list: its identity fields may be null (they are not changed)."""
+
+
 def _differs(member: Member, body: MemberCreate) -> bool:
     for name, value in body.model_dump(exclude_unset=True, mode="json").items():
-        if name in _IDENTITY or value is None:
+        if name in _IDENTITY:
             continue
         current = getattr(member, name)
         if (str(current) if name == "monitor_address" and current else current) != value:
@@ -158,6 +183,7 @@ MEMBER: Resource[Any] = Resource(
     locate=_locate,
     new=_new,
     update=_update,
+    defaults=DEFAULTS,
     out=member_out,
     create_body=MemberCreateBody,
     update_body=MemberUpdateBody,
@@ -170,6 +196,8 @@ MEMBER: Resource[Any] = Resource(
         "weight": parse_int,
         "backup": parse_bool,
         "subnet_id": str,
+        "monitor_address": parse_address,
+        "monitor_port": parse_int,
     },
     sorts=frozenset({"address", "protocol_port", "weight", "backup"}),
     links={

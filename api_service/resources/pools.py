@@ -4,9 +4,11 @@ and health monitor, but not while an L7 policy redirects to them."""
 from typing import Any
 from uuid import UUID, uuid4
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
+from api_service.db.listing import Columns, Filter
 from api_service.db.models import HealthMonitor, Listener, LoadBalancer, Member, Pool
 from api_service.errors import Conflict, Invalid
 from api_service.resources.common import common_fields, loadbalancer_via
@@ -26,7 +28,7 @@ from api_service.schemas.pools import (
 )
 from api_service.services.changes import require_mutable
 from api_service.services.objects import apply_update, creation_fields, find, owner_project
-from api_service.services.resource import Related, Relation, Resource
+from api_service.services.resource import LOADBALANCER_ID_FILTERS, Related, Relation, Resource
 from api_service.services.tree import Tree, mark
 from shared.status import ProvisioningStatus
 
@@ -127,6 +129,16 @@ def pool_out(pool: Pool, rel: Related, ctx: RequestContext) -> PoolOut:
     )
 
 
+def _default_pool_of(columns: Columns, listener_ids: list[UUID]) -> ColumnElement[bool]:
+    return columns["id"].in_(select(Listener.default_pool_id).where(Listener.id.in_(listener_ids)))
+
+
+def _monitored_by(columns: Columns, monitor_ids: list[UUID]) -> ColumnElement[bool]:
+    return columns["id"].in_(select(HealthMonitor.pool_id).where(HealthMonitor.id.in_(monitor_ids)))
+
+
+_MONITORED_BY = Filter(UUID, _monitored_by, "Only the pool this health monitor checks.")
+
 _ID = "$response.body#/pool/id"
 _THIS = {"path.pool_id": _ID}
 
@@ -150,8 +162,16 @@ POOL: Resource[Any] = Resource(
     update_body=PoolUpdateBody,
     body=PoolBody,
     listing=PoolList,
-    filters={"loadbalancer_id": UUID, "protocol": str, "lb_algorithm": str},
+    filters={
+        **LOADBALANCER_ID_FILTERS,
+        "protocol": str,
+        "lb_algorithm": str,
+        "listener_id": Filter(UUID, _default_pool_of, "Only the default pool of this listener."),
+        "healthmonitor_id": _MONITORED_BY,
+        "health_monitor_id": _MONITORED_BY,
+    },
     sorts=frozenset({"protocol", "lb_algorithm"}),
+    defaults={"session_persistence": None},
     related={
         "listeners": Relation(Listener.default_pool_id, Listener.id),
         "members": Relation(Member.pool_id, Member.id),

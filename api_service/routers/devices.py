@@ -1,5 +1,6 @@
 """``/lbaas/devices`` (admin extension): synchronous CRUD of devices."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -27,7 +28,18 @@ Reader = Depends(global_reader_context)
 Admin = Depends(admin_context)
 
 
-def device_out(device: Device) -> DeviceOut:
+async def shown(runtime: Runtime, devices: list[Device]) -> list[DeviceOut]:
+    """The devices as the API shows them, with the subnets each serves."""
+    subnets = await runtime.devices.subnets([device.id for device in devices])
+    return [device_out(device, subnets[device.id]) for device in devices]
+
+
+async def shown_one(runtime: Runtime, device: Device) -> DeviceBody:
+    (out,) = await shown(runtime, [device])
+    return DeviceBody(device=out)
+
+
+def device_out(device: Device, subnet_ids: Sequence[UUID]) -> DeviceOut:
     return DeviceOut(
         id=device.id,
         name=device.name,
@@ -35,8 +47,10 @@ def device_out(device: Device) -> DeviceOut:
         management_url=device.management_url,
         has_management_secret=device.management_secret is not None,
         vip_cidr=str(device.vip_cidr),
+        vip_subnet_ids=list(subnet_ids),
         capacity=device.capacity,
         enabled=device.enabled,
+        device_group=device.device_group,
         operating_status=device.operating_status,
         loadbalancer_count=device.loadbalancer_count,
         created_at=device.created_at,
@@ -64,7 +78,7 @@ def device_out(device: Device) -> DeviceOut:
                 )
             },
         },
-        **problems(*CHECKED, 400, 403, 409, 413, 422),
+        **problems(*CHECKED, 400, 403, 404, 409, 413, 422),
     },
     openapi_extra=IDEMPOTENCY_KEY,
 )
@@ -77,7 +91,7 @@ async def create(
 ) -> DeviceBody:
     device = await runtime.devices.create(body.device)
     response.headers["Location"] = absolute_url(request, f"/v2/lbaas/devices/{device.id}")
-    return DeviceBody(device=device_out(device))
+    return await shown_one(runtime, device)
 
 
 @router.get(
@@ -87,7 +101,7 @@ async def create(
     responses=problems(*CHECKED, 403),
 )
 async def list_(_: RequestContext = Reader, runtime: Runtime = Depends(get_runtime)) -> DeviceList:
-    return DeviceList(devices=[device_out(device) for device in await runtime.devices.list()])
+    return DeviceList(devices=await shown(runtime, await runtime.devices.list()))
 
 
 @router.get(
@@ -99,7 +113,7 @@ async def list_(_: RequestContext = Reader, runtime: Runtime = Depends(get_runti
 async def get(
     device_id: UUID, _: RequestContext = Reader, runtime: Runtime = Depends(get_runtime)
 ) -> DeviceBody:
-    return DeviceBody(device=device_out(await runtime.devices.get(device_id)))
+    return await shown_one(runtime, await runtime.devices.get(device_id))
 
 
 @router.put(
@@ -114,7 +128,7 @@ async def update(
     _: RequestContext = Admin,
     runtime: Runtime = Depends(get_runtime),
 ) -> DeviceBody:
-    return DeviceBody(device=device_out(await runtime.devices.update(device_id, body.device)))
+    return await shown_one(runtime, await runtime.devices.update(device_id, body.device))
 
 
 @router.delete(

@@ -17,18 +17,21 @@ from api_service.context import request_context
 from api_service.db.listing import (
     DEFAULT_SORT,
     INT32,
+    Filter,
     ListQuery,
     Page,
     parse_address,
     parse_bool,
     parse_int,
+    parse_network,
+    parse_timestamp,
 )
 from api_service.db.models import StatsRow, TreeObject
 from api_service.idempotency import KEY_PATTERN
 from api_service.problems import PROBLEM_RESPONSES, ProblemError, problems
 from api_service.routers.listing import page_links, select_fields
 from api_service.runtime import Runtime, get_runtime
-from api_service.schemas.fields import IP_FORMATS, not_null
+from api_service.schemas.fields import IP_FORMATS, TIMESTAMP_SCHEMA, not_null
 from api_service.schemas.links import Links, link
 from api_service.schemas.loadbalancers import StatsBody, StatsOut
 from api_service.services.changes import Accepted, etag
@@ -108,18 +111,70 @@ def read_responses(links: Links | None = None) -> dict[int | str, dict[str, Any]
     }
 
 
+@dataclass(frozen=True)
+class StatusCodes:
+    """What a create, an update and a delete of a tree object answer (``LBAAS_STATUS_CODES``):
+    the change is stored and on its way to the device either way."""
+
+    create: int
+    update: int
+    delete: int
+    summary: str
+    """As the OpenAPI document's description says it."""
+
+
+ASYNC_CODES = StatusCodes(202, 202, 202, "202 Accepted")
+OCTAVIA_CODES = StatusCodes(
+    201, 200, 204, "as Octavia: 201 Created, 200 OK, or 204 No Content (no body) on delete"
+)
+STATUS_CODES = {"async": ASYNC_CODES, "octavia": OCTAVIA_CODES}
+"""By ``LBAAS_STATUS_CODES``."""
+
+
+def change_codes(runtime: Runtime) -> StatusCodes:
+    """The status codes changes answer with, as the service was started."""
+    return STATUS_CODES[runtime.settings.status_codes]
+
+
+_CHANGE_ANSWERS = {
+    202: "Accepted: the object is PENDING_* until the agent has applied it",
+    201: "Created: the object is PENDING_CREATE until the agent has applied it",
+    200: "Updated: the object is PENDING_UPDATE until the agent has applied it",
+    204: "Deleting: the object is PENDING_DELETE until the agent has removed it (no body)",
+}
+
+
 def accepted_responses(
-    problem_responses: dict[int | str, dict[str, Any]], links: Links | None = None
+    problem_responses: dict[int | str, dict[str, Any]],
+    links: Links | None = None,
+    status: int = 202,
 ) -> dict[int | str, Any]:
-    """A 202: the change is stored and on its way to the device; poll the object."""
-    return {
-        202: {
-            "description": "Accepted: the object is PENDING_* until the agent has applied it",
-            "headers": ACCEPTED_HEADERS,
-            "links": {**OPERATION_LINK, **(links or {})},
-        },
-        **problem_responses,
+    """A change's answer (202 but in Octavia's status codes): the change is stored and on its
+    way to the device; poll the object."""
+    answer: dict[str, Any] = {
+        "description": _CHANGE_ANSWERS[status],
+        "headers": ACCEPTED_HEADERS,
+        "links": {**OPERATION_LINK, **(links or {})},
     }
+    if status == 204:
+        answer["content"] = None
+    return {status: answer, **problem_responses}
+
+
+def answered_with(body: type[BaseModel], code: int) -> dict[str, Any]:
+    """The ``response_model`` (and class) of a change answered with ``code``: a 204 has no
+    body."""
+    if code == 204:
+        return {"response_model": None, "response_class": Response}
+    return {"response_model": body}
+
+
+def change_answer(code: int, response: Response, body: Any) -> Any:
+    """What a change answered with ``code`` sends: ``body``, or for a 204 no body, only the
+    headers set on ``response`` (FastAPI's, for the endpoint)."""
+    if code == 204:
+        return Response(status_code=204, headers=dict(response.headers))
+    return body
 
 
 def settled(operation_id: str, description: str, **path: str) -> dict[str, Any]:
@@ -154,6 +209,8 @@ _FILTER_SCHEMAS: dict[Callable[[str], object], dict[str, Any]] = {
     parse_bool: {"type": "boolean"},
     parse_int: {"type": "integer", "minimum": INT32[0], "maximum": INT32[1]},
     parse_address: {"type": "string", **IP_FORMATS},
+    parse_network: {"type": "string", "format": "cidr"},
+    parse_timestamp: TIMESTAMP_SCHEMA,
 }
 _DIRECTION = "(?::(?:[Aa][Ss][Cc]|[Dd][Ee][Ss][Cc]))?"
 _TAG_FILTERS = (
@@ -220,12 +277,15 @@ def list_parameters(
             explode=True,
         ),
         *(_query(name, _NO_NUL, description) for name, description in _TAG_FILTERS if tag_filters),
-        *(
-            _query(name, _FILTER_SCHEMAS[parse], f"Only objects whose {name} is this.")
-            for name, parse in filters.items()
-        ),
+        *(_filter_parameter(name, spec) for name, spec in filters.items()),
     ]
     return {"parameters": parameters}
+
+
+def _filter_parameter(name: str, spec: Callable[[str], object] | Filter) -> dict[str, Any]:
+    if isinstance(spec, Filter):
+        return _query(name, _FILTER_SCHEMAS[spec.parse], spec.description)
+    return _query(name, _FILTER_SCHEMAS[spec], f"Only objects whose {name} is this.")
 
 
 def absolute_url(request: Request, path: str) -> str:

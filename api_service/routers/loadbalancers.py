@@ -19,7 +19,11 @@ from api_service.routers.http import (
     CREATE_PROBLEMS,
     IDEMPOTENCY_KEY,
     READ_PROBLEMS,
+    StatusCodes,
     accepted_responses,
+    answered_with,
+    change_answer,
+    change_codes,
     if_match_header,
     settled,
     stats_body,
@@ -35,7 +39,9 @@ from api_service.schemas.loadbalancers import (
 from api_service.services.changes import Accepted
 from api_service.services.tree import Tree
 
-router = APIRouter(prefix="/lbaas/loadbalancers", tags=["loadbalancers"])
+_PATH = "/lbaas/loadbalancers"
+router = APIRouter(prefix=_PATH, tags=["loadbalancers"])
+"""Failover, stats and the status tree (``loadbalancer_router`` adds create and delete)."""
 
 SETTLED = {
     "GetLoadBalancer": settled(
@@ -53,19 +59,41 @@ async def _answer(
     return await accepted_body(LOADBALANCER, service, request, response, change, ctx)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    operation_id="createLoadBalancer",
-    summary="Create a load balancer, optionally with its whole tree (asynchronous)",
-    description=(
-        "Placed on the enabled device of the provider with the most room (or, for an admin, "
-        "on device_id); 503 (with Retry-After) when no device of the provider has room."
-    ),
-    response_model=LoadBalancerBody,
-    responses=accepted_responses(CREATE_PROBLEMS, SETTLED),
-    openapi_extra=IDEMPOTENCY_KEY,
-)
+def loadbalancer_router(codes: StatusCodes) -> APIRouter:
+    """Create and delete, answered with ``codes``, and the routes of ``router``."""
+    changes = APIRouter(tags=["loadbalancers"])
+    changes.add_api_route(
+        _PATH,
+        create,
+        methods=["POST"],
+        status_code=codes.create,
+        operation_id="createLoadBalancer",
+        summary="Create a load balancer, optionally with its whole tree (asynchronous)",
+        description=(
+            "Placed on the enabled device of the provider with the most room among those "
+            "serving vip_subnet_id (or a subnet of vip_network_id, or vip_port_id's subnet), or, "
+            "for an admin, on device_id; the VIP is the port's address or the next free one of "
+            "the subnet's allocation pools. 503 (with Retry-After) when no device of the "
+            "provider has room."
+        ),
+        response_model=LoadBalancerBody,
+        responses=accepted_responses(CREATE_PROBLEMS, SETTLED, codes.create),
+        openapi_extra=IDEMPOTENCY_KEY,
+    )
+    changes.add_api_route(
+        f"{_PATH}/{{loadbalancer_id}}",
+        delete,
+        methods=["DELETE"],
+        status_code=codes.delete,
+        operation_id="deleteLoadBalancer",
+        summary="Delete a load balancer (asynchronous); with cascade=true, its whole tree",
+        **answered_with(LoadBalancerBody, codes.delete),
+        responses=accepted_responses(CHANGE_PROBLEMS, status=codes.delete),
+    )
+    changes.include_router(router)
+    return changes
+
+
 async def create(
     body: LoadBalancerCreateBody,
     request: Request,
@@ -77,14 +105,6 @@ async def create(
     return await _answer(request, response, change, ctx, runtime)
 
 
-@router.delete(
-    "/{loadbalancer_id}",
-    status_code=status.HTTP_202_ACCEPTED,
-    operation_id="deleteLoadBalancer",
-    summary="Delete a load balancer (asynchronous); with cascade=true, its whole tree",
-    response_model=LoadBalancerBody,
-    responses=accepted_responses(CHANGE_PROBLEMS),
-)
 async def delete(
     loadbalancer_id: UUID,
     request: Request,
@@ -105,7 +125,8 @@ async def delete(
     change = await runtime.loadbalancers.delete(
         ctx, loadbalancer_id, cascade=cascading, if_match=if_match
     )
-    return await _answer(request, response, change, ctx, runtime)
+    body = await _answer(request, response, change, ctx, runtime)
+    return change_answer(change_codes(runtime).delete, response, body)
 
 
 @router.put(

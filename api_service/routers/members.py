@@ -2,12 +2,13 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from api_service.access import RequestContext
 from api_service.context import writer_context
-from api_service.db.listing import ListQuery
+from api_service.db.listing import ListQuery, parse_bool
+from api_service.errors import Invalid
 from api_service.resources.members import MEMBER, replace_members
 from api_service.routers.http import (
     CHANGE_PROBLEMS,
@@ -27,6 +28,10 @@ router = APIRouter(prefix="/lbaas/pools/{pool_id}/members", tags=["members"])
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="replaceMembers",
     summary="Replace the pool's whole member list in one operation (asynchronous)",
+    description=(
+        "Members are matched on address and port: listed ones are created or updated, the "
+        "others deleted (with additive_only=true, kept)."
+    ),
     responses=accepted_responses(
         CHANGE_PROBLEMS,
         {
@@ -42,11 +47,20 @@ async def replace_all(
     body: MembersBatchBody,
     request: Request,
     response: Response,
+    additive_only: str = Query(
+        default="false",
+        description="true to keep the members the list leaves out (true or false, in any case)",
+        json_schema_extra={"type": "boolean", "default": False},
+    ),
     ctx: RequestContext = Depends(writer_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
+    try:
+        additive = parse_bool(additive_only)
+    except ValueError:
+        raise Invalid("additive_only", "must be true or false") from None
     members = runtime.resources[MEMBER.key]
-    change = await replace_members(members, ctx, pool_id, body.members)
+    change = await replace_members(members, ctx, pool_id, body.members, additive_only=additive)
     accepted(request, response, f"pools/{pool_id}/members", change)
     page, rel = await members.page(ctx, ListQuery(), pool_id)
     listed = list_response(request, ListQuery(), "members", page, rel, ctx, MEMBER.out)

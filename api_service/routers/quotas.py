@@ -1,9 +1,6 @@
 """``/lbaas/quotas``: Octavia's per-project limits; -1 is unlimited."""
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, Field, Strict
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from api_service.access import RequestContext
@@ -16,7 +13,14 @@ from api_service.errors import Forbidden
 from api_service.problems import problems
 from api_service.routers.http import CHECKED
 from api_service.runtime import Runtime, get_runtime
-from api_service.schemas.fields import INT32_MAX, INTEGRAL, ProjectId, RequestBody
+from api_service.schemas.fields import ProjectId
+from api_service.schemas.quotas import (
+    ProjectQuotaOut,
+    QuotaBody,
+    QuotaList,
+    QuotaOut,
+    QuotaUpdateBody,
+)
 
 router = APIRouter(prefix="/lbaas/quotas", tags=["quotas"])
 
@@ -30,47 +34,6 @@ class _QuotaProject(StringConvertor):
 
 register_url_convertor("quota_project", _QuotaProject())
 
-Limit = Annotated[int, Strict(), Field(ge=-1, le=INT32_MAX), INTEGRAL]
-"""Objects a project may have; -1 is unlimited."""
-
-
-class QuotaFields(RequestBody):
-    """The limits to set; a limit sent as null goes back to the default, one left out stays."""
-
-    loadbalancer: Limit | None = None
-    listener: Limit | None = None
-    pool: Limit | None = None
-    member: Limit | None = None
-    healthmonitor: Limit | None = None
-    l7policy: Limit | None = None
-    l7rule: Limit | None = None
-
-
-class QuotaUpdateBody(RequestBody):
-    quota: QuotaFields
-
-
-class QuotaOut(BaseModel):
-    loadbalancer: int
-    listener: int
-    pool: int
-    member: int
-    healthmonitor: int
-    l7policy: int
-    l7rule: int
-
-
-class ProjectQuotaOut(QuotaOut):
-    project_id: str
-
-
-class QuotaBody(BaseModel):
-    quota: QuotaOut
-
-
-class QuotaList(BaseModel):
-    quotas: list[ProjectQuotaOut]
-
 
 @router.get(
     "",
@@ -83,7 +46,7 @@ async def list_(
 ) -> QuotaList:
     return QuotaList(
         quotas=[
-            ProjectQuotaOut(project_id=project, **limits)
+            ProjectQuotaOut.of(limits, project_id=project)
             for project, limits in await runtime.quotas.projects()
         ]
     )
@@ -98,7 +61,7 @@ async def list_(
 async def defaults(
     _: RequestContext = Depends(request_context), runtime: Runtime = Depends(get_runtime)
 ) -> QuotaBody:
-    return QuotaBody(quota=QuotaOut(**runtime.quotas.defaults))
+    return QuotaBody(quota=QuotaOut.of(runtime.quotas.defaults))
 
 
 @router.get(
@@ -114,7 +77,7 @@ async def get(
 ) -> QuotaBody:
     if not ctx.owns(project_id):
         raise Forbidden("Only your own project's quotas are visible.")
-    return QuotaBody(quota=QuotaOut(**await runtime.quotas.effective(project_id)))
+    return QuotaBody(quota=QuotaOut.of(await runtime.quotas.effective(project_id)))
 
 
 @router.put(
@@ -130,8 +93,8 @@ async def update(
     _: RequestContext = Depends(admin_context),
     runtime: Runtime = Depends(get_runtime),
 ) -> QuotaBody:
-    limits = body.quota.model_dump(exclude_unset=True)
-    return QuotaBody(quota=QuotaOut(**await runtime.quotas.set(project_id, limits)))
+    limits = await runtime.quotas.set(project_id, body.quota.limits())
+    return QuotaBody(quota=QuotaOut.of(limits))
 
 
 @router.delete(

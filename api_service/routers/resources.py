@@ -1,9 +1,10 @@
 """The five routes of every tree resource, made from its declaration.
 
 ``POST``, list, ``GET``, ``PUT`` and ``DELETE`` of a collection (nested under
-its parent's path when the resource has one): 202 answers with their headers,
-ETags and ``If-Match``, long polls, Octavia's list parameters, and how the
-OpenAPI document describes each of them (operation ids, links, problems).
+its parent's path when the resource has one): 202 answers (or Octavia's codes:
+``StatusCodes``) with their headers, ETags and ``If-Match``, long polls,
+Octavia's list parameters, and how the OpenAPI document describes each of them
+(operation ids, links, problems).
 """
 
 import inspect
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from api_service.access import RequestContext
@@ -23,8 +24,11 @@ from api_service.routers.http import (
     IDEMPOTENCY_KEY,
     LIST_PROBLEMS,
     LongPoll,
+    StatusCodes,
     accepted,
     accepted_responses,
+    answered_with,
+    change_answer,
     if_match_header,
     list_openapi,
     list_response,
@@ -44,9 +48,15 @@ Endpoint = Callable[..., Awaitable[Any]]
 
 ServiceOf = Callable[[Runtime], ResourceService[Any]]
 
+UPDATE_DESCRIPTION = (
+    "Fields left out stay as they are; a field sent as null goes back to its default (as "
+    "Octavia's, and every CLI's unset, does); a required field cannot be null (400)."
+)
 
-def resource_router(resource: Resource[Any], service: ServiceOf) -> APIRouter:
-    """The routes of ``resource``; ``service`` finds its service in the runtime.
+
+def resource_router(resource: Resource[Any], service: ServiceOf, codes: StatusCodes) -> APIRouter:
+    """The routes of ``resource``; ``service`` finds its service in the runtime; changes answer
+    with ``codes``.
 
     No create route for a resource without ``new``, no delete route for one
     without ``delete``: they have routes of their own.
@@ -116,7 +126,8 @@ def resource_router(resource: Resource[Any], service: ServiceOf) -> APIRouter:
         change = await service(runtime).delete(
             args["ctx"], args["obj_id"], args["if_match"], args.get("parent_id")
         )
-        return await answer(args["request"], args["response"], change, args["ctx"], runtime)
+        body = await answer(args["request"], args["response"], change, args["ctx"], runtime)
+        return change_answer(codes.delete, args["response"], body)
 
     ids = {"parent_id": parent.path_id} if parent else {}
     one = {**ids, "obj_id": r.path_id}
@@ -126,11 +137,11 @@ def resource_router(resource: Resource[Any], service: ServiceOf) -> APIRouter:
             "",
             _signed(create, ids, body=r.create_body, writer=True),
             methods=["POST"],
-            status_code=status.HTTP_202_ACCEPTED,
+            status_code=codes.create,
             operation_id=f"create{r.operation}",
             summary=f"Create {noun} (asynchronous)",
             response_model=r.body,
-            responses=accepted_responses(CREATE_PROBLEMS, settled_links),
+            responses=accepted_responses(CREATE_PROBLEMS, settled_links, codes.create),
             openapi_extra=IDEMPOTENCY_KEY,
         )
     router.add_api_route(
@@ -156,22 +167,23 @@ def resource_router(resource: Resource[Any], service: ServiceOf) -> APIRouter:
         f"/{{{r.path_id}}}",
         _signed(update, one, body=r.update_body, writer=True, if_match=True),
         methods=["PUT"],
-        status_code=status.HTTP_202_ACCEPTED,
+        status_code=codes.update,
         operation_id=f"update{r.operation}",
         summary=f"Update {noun} (asynchronous)",
+        description=UPDATE_DESCRIPTION,
         response_model=r.body,
-        responses=accepted_responses(CHANGE_PROBLEMS, settled_links),
+        responses=accepted_responses(CHANGE_PROBLEMS, settled_links, codes.update),
     )
     if r.delete is not None:
         router.add_api_route(
             f"/{{{r.path_id}}}",
             _signed(delete, one, writer=True, if_match=True),
             methods=["DELETE"],
-            status_code=status.HTTP_202_ACCEPTED,
+            status_code=codes.delete,
             operation_id=f"delete{r.operation}",
             summary=f"Delete {noun} (asynchronous)",
-            response_model=r.body,
-            responses=accepted_responses(CHANGE_PROBLEMS),
+            **answered_with(r.body, codes.delete),
+            responses=accepted_responses(CHANGE_PROBLEMS, status=codes.delete),
         )
     return router
 

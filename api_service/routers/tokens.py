@@ -13,7 +13,14 @@ from api_service.db.models import Token
 from api_service.problems import problems
 from api_service.routers.http import CHECKED
 from api_service.runtime import Runtime, get_runtime
-from api_service.schemas.fields import INT32_MAX, INTEGRAL, ProjectId, RequestBody, Text255
+from api_service.schemas.fields import (
+    INT32_MAX,
+    INTEGRAL,
+    ProjectId,
+    RequestBody,
+    Text255,
+    Timestamp,
+)
 from api_service.services.tokens import Role
 
 router = APIRouter(prefix="/lbaas/tokens", tags=["tokens"])
@@ -37,7 +44,7 @@ class TokenOut(BaseModel):
     name: str
     project_id: str
     role: str
-    created_at: datetime
+    created_at: Timestamp
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None

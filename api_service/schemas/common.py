@@ -1,11 +1,11 @@
 """Fields every Load Balancer v2 object has in responses, id references and page links."""
 
-from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api_service.schemas.fields import Timestamp
 from shared.status import OperatingStatus, ProvisioningStatus
 
 
@@ -24,8 +24,8 @@ class ObjectOut(BaseModel):
     operating_status: OperatingStatus
     status_reason: str | None
     tags: list[str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class PageLink(BaseModel):

@@ -1,7 +1,6 @@
 """Device bodies (admin extension)."""
 
 import re
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -14,6 +13,7 @@ from api_service.schemas.fields import (
     DriverName,
     RequestBody,
     StrictBool,
+    Timestamp,
     documented,
     network,
 )
@@ -80,14 +80,48 @@ Cidr = Annotated[str, Strict(), CIDR, AfterValidator(network)]
 Capacity = Annotated[int, Strict(), Field(ge=1, le=1_000_000), INTEGRAL]
 
 
+VipSubnetIds = Annotated[
+    list[UUID],
+    Field(
+        max_length=100,
+        description="The subnets (/v2.0/subnets) it serves, where the VIPs of the load "
+        "balancers placed on it come from; the subnet of its vip_cidr (made if missing) is "
+        "always one.",
+    ),
+]
+
+
+_DEVICE_GROUP = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
+
+
+def _device_group(value: str) -> str:
+    if not _DEVICE_GROUP.fullmatch(value):
+        raise ValueError("must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    return value
+
+
+DeviceGroup = Annotated[
+    str,
+    Strict(),
+    documented(_DEVICE_GROUP),
+    Field(
+        description="The group flavors and availability zones place load balancers by "
+        '(their profile\'s "device_group").'
+    ),
+    AfterValidator(_device_group),
+]
+
+
 class DeviceCreate(RequestBody):
     name: DeviceName
     driver: DriverName
     management_url: ManagementUrl
     management_secret: ManagementSecret | None = None
     vip_cidr: Cidr
+    vip_subnet_ids: VipSubnetIds = Field(default_factory=list)
     capacity: Capacity = 100
     enabled: StrictBool = True
+    device_group: DeviceGroup | None = None
 
 
 class DeviceUpdate(RequestBody):
@@ -96,8 +130,10 @@ class DeviceUpdate(RequestBody):
     management_url: ManagementUrl | None = None
     management_secret: ManagementSecret | None = None
     vip_cidr: Cidr | None = None
+    vip_subnet_ids: VipSubnetIds | None = None
     capacity: Capacity | None = None
     enabled: StrictBool | None = None
+    device_group: DeviceGroup | None = None
 
 
 class DeviceCreateBody(RequestBody):
@@ -115,14 +151,16 @@ class DeviceOut(BaseModel):
     management_url: str
     has_management_secret: bool = Field(description="The secret itself is never shown.")
     vip_cidr: str
+    vip_subnet_ids: list[UUID] = Field(description="Every subnet it serves.")
     capacity: int
     enabled: bool
+    device_group: str | None
     operating_status: OperatingStatus | None = Field(
         description="ONLINE or OFFLINE as its agent last saw it; none before its first report."
     )
     loadbalancer_count: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class DeviceBody(BaseModel):

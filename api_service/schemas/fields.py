@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
 from typing import Annotated, Any
 
@@ -12,12 +13,15 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PlainSerializer,
     Strict,
     TypeAdapter,
+    WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from api_service.db.listing import TIMESTAMP, TIMESTAMP_FORMAT
 from shared.allow_lists import COOKIE_NAME, EXPECTED_CODES, URL_PATH
 
 StrictBool = Annotated[bool, Strict()]
@@ -125,6 +129,25 @@ IpAddressOut = Annotated[str, Field(json_schema_extra=IP_FORMATS)]
 """An address in an answer (as the service normalised it)."""
 
 
+def octavia_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+TIMESTAMP_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": pattern_of(TIMESTAMP),
+    "description": "UTC, to the second, without an offset (as Octavia answers).",
+}
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(octavia_timestamp, return_type=str),
+    WithJsonSchema(TIMESTAMP_SCHEMA),
+]
+"""``created_at`` and ``updated_at`` in an answer, as Octavia writes them (not RFC 3339's
+``date-time``, which needs an offset); the service's own moments (``started_at``...) keep
+their fraction and offset."""
+
+
 class DocumentedAs:
     """Field metadata: the JSON schema of ``shown`` (a named component) documents the field,
     whose own type still validates it.
@@ -180,6 +203,19 @@ def required_in_schema(*names: str) -> Callable[[dict[str, Any]], None]:
             kept = {k: v for k, v in declared.items() if k in ("title", "description")}
             properties[name] = {**branches[0], **kept}
         schema["required"] = [*schema.get("required", []), *names]
+
+    return extra
+
+
+def never_null(*names: str) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` for fields of an update body that have no default to go back
+    to: they may be left out (and stay), not sent as null (the service refuses that, 400)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        properties: dict[str, Any] = schema["properties"]
+        for name in names:
+            not_null(properties[name])
+            properties[name].pop("default", None)
 
     return extra
 

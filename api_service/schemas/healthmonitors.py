@@ -16,6 +16,7 @@ from api_service.schemas.fields import (
     Tags,
     Text255,
     UrlPath,
+    never_null,
     required_in_schema,
 )
 
@@ -24,10 +25,15 @@ Retries = Annotated[int, Strict(), Field(ge=1, le=10), INTEGRAL]
 
 
 class MonitorType(StrEnum):
+    """Octavia's; each provider supports some of them (``GET /v2/lbaas/providers``)."""
+
     HTTP = "HTTP"
     HTTPS = "HTTPS"
     TCP = "TCP"
     PING = "PING"
+    TLS_HELLO = "TLS-HELLO"
+    UDP_CONNECT = "UDP-CONNECT"
+    SCTP = "SCTP"
 
 
 class HttpMethod(StrEnum):
@@ -70,7 +76,7 @@ class HealthMonitorCreate(HealthMonitorFields):
 
 
 class HealthMonitorUpdate(HealthMonitorFields):
-    pass
+    model_config = ConfigDict(json_schema_extra=never_null("delay", "timeout", "max_retries"))
 
 
 class HealthMonitorCreateBody(RequestBody):

@@ -16,6 +16,7 @@ from api_service.schemas.fields import (
     StrictBool,
     Tags,
     Text255,
+    never_null,
     required_in_schema,
 )
 from api_service.schemas.l7rules import L7RuleCreate
@@ -78,7 +79,7 @@ class L7PolicyCreate(L7PolicyFields):
 
 
 class L7PolicyUpdate(L7PolicyFields):
-    pass
+    model_config = ConfigDict(json_schema_extra=never_null("action"))
 
 
 class L7PolicyCreateBody(RequestBody):

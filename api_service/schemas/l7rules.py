@@ -1,14 +1,20 @@
 """L7 rule bodies (Octavia v2 names and enums); the value allow-lists are ``shared.allow_lists``."""
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from api_service.schemas.common import LISTED, PageLink
-from api_service.schemas.fields import ProjectId, RequestBody, StrictBool, Tags
+from api_service.schemas.fields import (
+    ProjectId,
+    RequestBody,
+    StrictBool,
+    Tags,
+    Timestamp,
+    never_null,
+)
 from shared.status import OperatingStatus, ProvisioningStatus
 
 
@@ -50,7 +56,7 @@ class L7RuleCreate(L7RuleFields):
 
 
 class L7RuleUpdate(L7RuleFields):
-    pass
+    model_config = ConfigDict(json_schema_extra=never_null("type", "compare_type", "value"))
 
 
 class L7RuleCreateBody(RequestBody):
@@ -77,8 +83,8 @@ class L7RuleOut(BaseModel):
     value: str
     invert: bool
     tags: list[str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class L7RuleBody(BaseModel):

@@ -30,15 +30,35 @@ ConnectionLimit = Annotated[int, Strict(), Field(ge=-1, le=INT32_MAX), INTEGRAL]
 
 
 class ListenerProtocol(StrEnum):
+    """Octavia's; each provider supports some of them (``GET /v2/lbaas/providers``)."""
+
     HTTP = "HTTP"
     HTTPS = "HTTPS"
     TCP = "TCP"
+    UDP = "UDP"
+    SCTP = "SCTP"
+    TERMINATED_HTTPS = "TERMINATED_HTTPS"
+    PROMETHEUS = "PROMETHEUS"
 
 
 class InsertHeader(StrEnum):
+    """Octavia's: the X-Forwarded-* headers, and the X-SSL-* ones (of the client certificate,
+    for TERMINATED_HTTPS listeners only)."""
+
     X_FORWARDED_FOR = "X-Forwarded-For"
     X_FORWARDED_PORT = "X-Forwarded-Port"
     X_FORWARDED_PROTO = "X-Forwarded-Proto"
+    X_SSL_CLIENT_VERIFY = "X-SSL-Client-Verify"
+    X_SSL_CLIENT_HAS_CERT = "X-SSL-Client-Has-Cert"
+    X_SSL_CLIENT_DN = "X-SSL-Client-DN"
+    X_SSL_CLIENT_CN = "X-SSL-Client-CN"
+    X_SSL_ISSUER = "X-SSL-Issuer"
+    X_SSL_CLIENT_SHA1 = "X-SSL-Client-SHA1"
+    X_SSL_CLIENT_NOT_BEFORE = "X-SSL-Client-Not-Before"
+    X_SSL_CLIENT_NOT_AFTER = "X-SSL-Client-Not-After"
+
+
+CLIENT_CERTIFICATE_HEADERS = frozenset(h for h in InsertHeader if h.value.startswith("X-SSL-"))
 
 
 class HeaderSwitch(StrEnum):
@@ -69,6 +89,14 @@ InsertHeaders = TypedDict(
         "X-Forwarded-For": HeaderSwitch,
         "X-Forwarded-Port": HeaderSwitch,
         "X-Forwarded-Proto": HeaderSwitch,
+        "X-SSL-Client-Verify": HeaderSwitch,
+        "X-SSL-Client-Has-Cert": HeaderSwitch,
+        "X-SSL-Client-DN": HeaderSwitch,
+        "X-SSL-Client-CN": HeaderSwitch,
+        "X-SSL-Issuer": HeaderSwitch,
+        "X-SSL-Client-SHA1": HeaderSwitch,
+        "X-SSL-Client-Not-Before": HeaderSwitch,
+        "X-SSL-Client-Not-After": HeaderSwitch,
     },
     total=False,
 )
@@ -99,8 +127,12 @@ class ListenerFields(RequestBody):
 
 
 def headers_for_http_only(schema: dict[str, Any]) -> None:
-    """``json_schema_extra``: only an HTTP listener inserts headers (the service checks it)."""
-    schema["if"] = {"properties": {"protocol": {"const": "HTTP"}}, "required": ["protocol"]}
+    """``json_schema_extra``: only an HTTP or TERMINATED_HTTPS listener inserts headers (the
+    service checks it)."""
+    schema["if"] = {
+        "properties": {"protocol": {"enum": ["HTTP", "TERMINATED_HTTPS"]}},
+        "required": ["protocol"],
+    }
     nothing = {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]}
     schema["else"] = {"properties": {"insert_headers": nothing}}
 

@@ -16,6 +16,7 @@ from api_service.schemas.fields import (
     Tags,
     Text255,
 )
+from api_service.schemas.flavors import ZoneName
 from api_service.schemas.healthmonitors import HealthMonitorCreate, MonitorType
 from api_service.schemas.l7policies import L7Action, L7PolicyCreate
 from api_service.schemas.l7rules import RuleType
@@ -69,10 +70,16 @@ class LoadBalancerCreate(RequestBody):
     vip_address: IpAddress | None = None
     vip_subnet_id: NeutronId | None = None
     vip_network_id: NeutronId | None = None
-    vip_port_id: None = Field(default=None, description="Not supported: VIPs come from devices.")
+    vip_port_id: NeutronId | None = Field(
+        default=None, description="An unused port of the project (/v2.0/ports): its address."
+    )
     vip_qos_policy_id: None = None
-    flavor_id: None = None
-    availability_zone: None = None
+    flavor_id: UUID | None = Field(
+        default=None, description="A flavor (GET /flavors): its provider and device group."
+    )
+    availability_zone: ZoneName | None = Field(
+        default=None, description="An availability zone (GET /availabilityzones) by name."
+    )
     provider: DriverName | None = None
     project_id: ProjectId | None = None
     tags: Tags = Field(default_factory=list)

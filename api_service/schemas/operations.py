@@ -6,6 +6,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from api_service.schemas.common import LISTED, PageLink
+from api_service.schemas.fields import Timestamp
 from shared.status import OperationStatus
 
 
@@ -32,7 +33,7 @@ class OperationOut(BaseModel):
     )
     requested_by: str | None
     requested_by_token_id: UUID | None
-    created_at: datetime
+    created_at: Timestamp
     started_at: datetime | None
     finished_at: datetime | None
     completed_at: datetime | None

@@ -17,19 +17,28 @@ from api_service.schemas.fields import (
     Tags,
     Text255,
     needed_unless,
+    never_null,
 )
 
 
 class PoolProtocol(StrEnum):
+    """Octavia's; each provider supports some of them (``GET /v2/lbaas/providers``). PROXY
+    and PROXYV2 members receive the PROXY protocol header (v1, v2) first."""
+
     HTTP = "HTTP"
     HTTPS = "HTTPS"
     TCP = "TCP"
+    PROXY = "PROXY"
+    PROXYV2 = "PROXYV2"
+    UDP = "UDP"
+    SCTP = "SCTP"
 
 
 class LbAlgorithm(StrEnum):
     ROUND_ROBIN = "ROUND_ROBIN"
     LEAST_CONNECTIONS = "LEAST_CONNECTIONS"
     SOURCE_IP = "SOURCE_IP"
+    SOURCE_IP_PORT = "SOURCE_IP_PORT"
 
 
 class PersistenceType(StrEnum):
@@ -97,7 +106,7 @@ class PoolCreate(PoolFields):
 
 
 class PoolUpdate(PoolFields):
-    pass
+    model_config = ConfigDict(json_schema_extra=never_null("lb_algorithm"))
 
 
 class PoolCreateBody(RequestBody):

@@ -5,7 +5,8 @@ the device's own services on loopback, a cloud's metadata service on
 link-local, other load balancers' VIPs. Refused: unspecified, multicast,
 broadcast, link-local and IPv4-mapped IPv6 addresses, loopback (unless
 ``LBAAS_ALLOW_LOOPBACK_MEMBERS``, for a local stack), the networks of
-``LBAAS_RESERVED_MEMBER_NETWORKS``, and every device's VIP range.
+``LBAAS_RESERVED_MEMBER_NETWORKS``, and every device's VIP range (its ``vip_cidr`` and the
+subnets it serves).
 """
 
 from collections.abc import Iterable
@@ -72,7 +73,9 @@ class MemberAddresses:
 
 _IN_VIP_RANGE = text(
     "SELECT a FROM unnest(CAST(:addresses AS inet[])) AS a"
-    " WHERE EXISTS (SELECT 1 FROM devices d WHERE d.vip_cidr >>= a) LIMIT 1"
+    " WHERE EXISTS (SELECT 1 FROM devices d WHERE d.vip_cidr >>= a)"
+    " OR EXISTS (SELECT 1 FROM device_subnets ds JOIN vip_subnets s ON s.id = ds.subnet_id"
+    " WHERE s.cidr >>= a) LIMIT 1"
 )
 
 

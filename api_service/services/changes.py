@@ -29,6 +29,8 @@ from api_service.errors import Conflict, NotFound, StaleVersion
 from api_service.secret_keys import SecretKeys
 from api_service.services.addresses import MemberAddresses
 from api_service.services.devices import device_spec
+from api_service.services.networks import check_member_subnets
+from api_service.services.providers import changed_ids, require_supported
 from api_service.services.quotas import QuotaService, kind_of
 from api_service.services.tokens import digest
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
@@ -107,12 +109,16 @@ class Changes:
         command_action: CommandAction,
     ) -> Operation:
         """Write the operation and the command for the tree at its (already bumped) generation,
-        once its new and changed members are found to have addresses they may have."""
+        once its new and changed members are found to have addresses they may have and its
+        new and changed objects to ask only for options the provider supports."""
         await self.member_addresses.check(session, tree)
+        await check_member_subnets(session, tree)
         lb = tree.lb
         device = await session.get(Device, lb.device_id)
         assert device is not None, "loadbalancers.device_id is a foreign key"
         await session.flush()
+        spec = build_spec(tree)
+        await require_supported(session, device.driver, spec, changed_ids(tree))
         result_secret = secrets.token_urlsafe(32)
         operation = Operation(
             id=uuid4(),
@@ -137,7 +143,7 @@ class Changes:
             action=command_action,
             driver=device.driver,
             device=device_spec(device, self.keys),
-            spec=build_spec(tree),
+            spec=spec,
             issued_at=datetime.now(UTC),
             request_id=REQUEST_ID.get(),
             trace_context=current_context(),

@@ -1,4 +1,5 @@
-"""Devices (admin extension): the appliances load balancers are placed on.
+"""Devices (admin extension): the appliances load balancers are placed on; each serves the
+VIP subnet of its ``vip_cidr`` (``services.networks``).
 
 Every ``sync_interval`` the API tells the agent active on each device's shard
 that the device exists (a ``DeviceSync``, published by ``messaging.commands``),
@@ -6,6 +7,7 @@ so that an agent that took a shard over watches its devices before any
 command reaches it. Each device is claimed by one API replica per interval.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
@@ -21,6 +23,7 @@ from api_service.db.models import Device, LoadBalancer
 from api_service.errors import Conflict, NotFound
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
 from api_service.secret_keys import SecretKeys
+from api_service.services.networks import move_range, serve, served_subnet_ids
 from shared.messages import DeviceSpec, DeviceSync
 from shared.topology import shard_for
 
@@ -45,6 +48,8 @@ class DeviceService:
         try:
             async with self.sessions.begin() as session:
                 session.add(device)
+                await session.flush()
+                await serve(session, device.id, str(device.vip_cidr), body.vip_subnet_ids)
         except IntegrityError:
             raise Conflict(f"A device named {body.name!r} already exists.") from None
         return device
@@ -55,11 +60,21 @@ class DeviceService:
             async with self.sessions.begin() as session:
                 device = await get_device(session, device_id, lock=True)
                 await _check_hosted_still_fit(session, device, changes)
+                old_cidr = str(device.vip_cidr)
                 for field, value in changes.items():
                     setattr(device, field, value)
+                if body.vip_subnet_ids is not None:
+                    await serve(session, device.id, str(device.vip_cidr), body.vip_subnet_ids)
+                elif str(device.vip_cidr) != old_cidr:
+                    await move_range(session, device.id, old_cidr, str(device.vip_cidr))
         except IntegrityError:
             raise Conflict(f"A device named {body.name!r} already exists.") from None
         return device
+
+    async def subnets(self, device_ids: Sequence[UUID]) -> Mapping[UUID, Sequence[UUID]]:
+        """The subnets each device serves."""
+        async with self.sessions() as session:
+            return await served_subnet_ids(session, device_ids)
 
     async def delete(self, device_id: UUID) -> None:
         async with self.sessions.begin() as session:
@@ -76,7 +91,9 @@ def _columns(
     body: DeviceCreate | DeviceUpdate, keys: SecretKeys, *, given_only: bool = False
 ) -> dict[str, object]:
     """The body as column values, the secret sealed."""
-    columns = body.model_dump(exclude_unset=given_only, exclude_none=given_only)
+    columns = body.model_dump(
+        exclude_unset=given_only, exclude_none=given_only, exclude={"vip_subnet_ids"}
+    )
     if body.management_secret is not None:
         columns["management_secret"] = keys.seal(body.management_secret.get_secret_value())
     return columns

@@ -35,11 +35,12 @@ from api_service.services.changes import (
     created,
     require_etag,
 )
+from api_service.services.definitions import placement_of
 from api_service.services.devices import get_device
-from api_service.services.objects import creation_fields, visible
+from api_service.services.networks import place_vip, take_port, vip_request, vip_subnets
+from api_service.services.objects import creation_fields, requested_project, visible
 from api_service.services.scheduling import (
     IpAddress,
-    allocate_vip,
     pick_device,
     release_place,
     take_pinned_place,
@@ -80,8 +81,7 @@ class LoadBalancerService:
             return await session.get(ListenerStats, listener_id)
 
     async def create(self, ctx: RequestContext, body: LoadBalancerCreate) -> Accepted:
-        if body.project_id is not None and not ctx.is_admin:
-            raise Forbidden("Only an admin may set project_id.")
+        project_id = requested_project(ctx, body.project_id)
         if not ctx.is_admin and (body.device_id is not None or body.vip_address is not None):
             raise Forbidden(
                 "Only an admin may set device_id or vip_address: they choose the device."
@@ -89,9 +89,9 @@ class LoadBalancerService:
         requested_vip = ip_address(body.vip_address) if body.vip_address else None
         for attempt in range(_VIP_RACE_ATTEMPTS):
             try:
-                accepted = await self._create(ctx, body, requested_vip)
+                accepted = await self._create(ctx, body, project_id, requested_vip)
             except IntegrityError as exc:
-                if "vip_address" not in str(exc.orig):
+                if not _address_taken(exc):
                     raise
                 if requested_vip is not None or attempt == _VIP_RACE_ATTEMPTS - 1:
                     raise Conflict(
@@ -103,27 +103,55 @@ class LoadBalancerService:
         raise AssertionError("unreachable")
 
     async def _create(
-        self, ctx: RequestContext, body: LoadBalancerCreate, requested_vip: IpAddress | None
+        self,
+        ctx: RequestContext,
+        body: LoadBalancerCreate,
+        project_id: str,
+        requested_vip: IpAddress | None,
     ) -> Accepted:
-        provider = body.provider or self.default_provider
         async with self.sessions.begin() as session:
+            placement = await placement_of(
+                session,
+                body.provider,
+                body.flavor_id,
+                body.availability_zone,
+                self.default_provider,
+            )
+            wanted = await vip_request(
+                session,
+                ctx,
+                project_id,
+                port_id=body.vip_port_id,
+                subnet_id=body.vip_subnet_id,
+                network_id=body.vip_network_id,
+                address=requested_vip,
+            )
             if body.device_id is not None:
                 device = await take_pinned_place(session, body.device_id, body.provider)
             else:
-                device = await pick_device(session, provider, requested_vip)
+                device = await pick_device(
+                    session,
+                    placement.provider,
+                    wanted.subnets,
+                    device_group=placement.device_group,
+                )
+            subnet, address = await place_vip(session, device, wanted)
             lb = LoadBalancer(
                 id=uuid4(),
                 provider=device.driver,
                 device_id=device.id,
-                vip_address=await allocate_vip(session, device, requested_vip),
-                vip_subnet_id=body.vip_subnet_id,
-                vip_network_id=body.vip_network_id,
+                vip_address=address,
+                vip_subnet_id=str(subnet.id),
+                vip_network_id=str(subnet.network_id),
+                flavor_id=body.flavor_id,
+                availability_zone=body.availability_zone,
                 generation=1,
-                **creation_fields(body.project_id or ctx.project_id, body, 1),
+                **creation_fields(project_id, body, 1),
             )
             tree = Tree(lb=lb)
             _create_children(ctx, tree, body)
             add_new(session, tree)
+            session.add(take_port(wanted.port, lb, subnet, address))
             await self.changes.quotas.enforce(session, lb.project_id, created(tree, 1))
             operation = await self.changes.record(
                 session,
@@ -172,7 +200,15 @@ class LoadBalancerService:
             lb = tree.lb
             device = await session.get(Device, lb.device_id)
             if device is not None and not device.enabled:
-                target = await pick_device(session, lb.provider, lb.vip_address, exclude=device.id)
+                subnets = await vip_subnets(session, lb.id)
+                chosen = lb.flavor_id is not None or lb.availability_zone is not None
+                target = await pick_device(
+                    session,
+                    lb.provider,
+                    subnets,
+                    device_group=device.device_group if chosen else None,
+                    exclude=device.id,
+                )
                 await release_place(session, device.id)
                 lb.device_id = target.id
             mark(lb, ProvisioningStatus.PENDING_UPDATE, generation)
@@ -223,6 +259,12 @@ class LoadBalancerService:
                 continue
             resync.operations.append(accepted.operation)
         return resync
+
+
+def _address_taken(error: IntegrityError) -> bool:
+    """Whether a create lost a race for its VIP (to a load balancer or a port)."""
+    violated = str(error.orig)
+    return "loadbalancers_vip_address_key" in violated or "vip_ports_ip_address_key" in violated
 
 
 def _create_children(ctx: RequestContext, tree: Tree, body: LoadBalancerCreate) -> None:

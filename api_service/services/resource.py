@@ -7,7 +7,8 @@ This module applies to all of them the rules that are the same for each:
 another project's object is not found (404, one wording), a change locks the
 load balancer's tree and goes through :class:`~api_service.services.changes.Changes`,
 an object being deleted takes no other change, an ``If-Match`` must name the
-object's current ETag, and deleting marks the object ``PENDING_DELETE``.
+object's current ETag, a field an update sends as null goes back to its default
+(``Resource.defaults``), and deleting marks the object ``PENDING_DELETE``.
 """
 
 from collections import defaultdict
@@ -23,16 +24,23 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
-from api_service.db.listing import ListQuery, Page, fetch_page, parse_bool
+from api_service.db.listing import Filters as Filters
+from api_service.db.listing import (
+    ListQuery,
+    Page,
+    alias_of,
+    fetch_page,
+    parse_bool,
+    to_the_second,
+)
 from api_service.db.models import TreeObject
 from api_service.errors import NotFound
 from api_service.services.changes import Accepted, Changes, require_etag, require_mutable
+from api_service.services.objects import COMMON_DEFAULTS, reset_nulls
 from api_service.services.tree import Tree, mark
 from shared.status import ProvisioningStatus
 
 M = TypeVar("M", bound=TreeObject)
-
-Filters = Mapping[str, Callable[[str], object]]
 
 COMMON_FILTERS: Filters = {
     "id": UUID,
@@ -42,7 +50,14 @@ COMMON_FILTERS: Filters = {
     "admin_state_up": parse_bool,
     "provisioning_status": str,
     "operating_status": str,
+    "created_at": to_the_second("created_at"),
+    "updated_at": to_the_second("updated_at"),
 }
+LOADBALANCER_ID_FILTERS: Filters = {
+    "loadbalancer_id": UUID,
+    "load_balancer_id": alias_of("loadbalancer_id", UUID, "openstacksdk"),
+}
+"""The filters of a load balancer's children by their load balancer."""
 COMMON_SORTS = frozenset(
     {
         "id",
@@ -137,6 +152,14 @@ class Resource(Generic[M]):
     related: Mapping[str, Relation] = field(default_factory=dict)
     links: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """OpenAPI links from one object to what may be done with it next."""
+    defaults: Mapping[str, object] = field(default_factory=dict)
+    """What a field of the update body that an update sends as null goes back to (and a
+    create that leaves it out gets), besides ``COMMON_DEFAULTS``; a field of the update body
+    named in neither cannot be null (400)."""
+
+    @property
+    def all_defaults(self) -> Mapping[str, object]:
+        return {**COMMON_DEFAULTS, **self.defaults}
 
 
 @dataclass(frozen=True)
@@ -219,6 +242,7 @@ class ResourceService(Generic[M]):
         parent_id: UUID | None = None,
     ) -> Accepted:
         r = self.resource
+        body = reset_nulls(body, r.all_defaults, r.key)
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
             obj = self._in_tree(tree, obj_id, parent_id)

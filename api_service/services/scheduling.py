@@ -1,4 +1,5 @@
-"""Placement: which device hosts a new load balancer, and which VIP it gets.
+"""Placement: which device hosts a new load balancer (one serving a subnet its VIP may be
+on), and which address of the subnet's allocation pools the VIP gets.
 
 A device's ``loadbalancer_count`` is raised in the creating transaction with a
 guarded ``UPDATE … WHERE loadbalancer_count < capacity``, which also locks the
@@ -6,13 +7,14 @@ device row until commit: concurrent creates on one device are counted one
 after the other and never exceed its capacity.
 """
 
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from uuid import UUID
 
 from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.db.models import Device, LoadBalancer
+from api_service.db.models import Device, DeviceSubnet, LoadBalancer, VipPort, VipSubnet
 from api_service.errors import Conflict, Invalid, NoCapacity, NotFound
 
 IpAddress = IPv4Address | IPv6Address
@@ -21,9 +23,15 @@ _PLACEMENT_ATTEMPTS = 5
 
 
 async def pick_device(
-    session: AsyncSession, provider: str, vip: IpAddress | None, *, exclude: UUID | None = None
+    session: AsyncSession,
+    provider: str,
+    subnets: Sequence[UUID] | None,
+    *,
+    device_group: str | None = None,
+    exclude: UUID | None = None,
 ) -> Device:
-    """Take a place on the enabled device of ``provider`` with the most free capacity."""
+    """Take a place on the enabled device of ``provider`` with the most free capacity that
+    serves one of ``subnets`` (None: any), in ``device_group`` if one is named."""
     if not await session.scalar(select(literal(True)).where(Device.driver == provider).limit(1)):
         raise Invalid("provider", f"provider {provider!r} is not available")
     candidates = select(Device.id).where(
@@ -31,16 +39,18 @@ async def pick_device(
     )
     if exclude is not None:
         candidates = candidates.where(Device.id != exclude)
-    if vip is not None:
-        covering = select(literal(True)).where(
-            Device.driver == provider, Device.vip_cidr.op(">>=")(str(vip))
-        )
-        if not await session.scalar(covering.limit(1)):
+    if device_group is not None:
+        candidates = candidates.where(Device.device_group == device_group)
+    if subnets is not None:
+        serving = select(DeviceSubnet.device_id).where(DeviceSubnet.subnet_id.in_(subnets))
+        served = select(literal(True)).where(Device.driver == provider, Device.id.in_(serving))
+        if not await session.scalar(served.limit(1)):
             raise Invalid(
-                "vip_address",
-                f"{vip} is outside the VIP range of every device of provider {provider!r}",
+                "vip_subnet_id",
+                f"no device of provider {provider!r} serves "
+                + ", ".join(f"subnet {subnet}" for subnet in subnets),
             )
-        candidates = candidates.where(Device.vip_cidr.op(">>=")(str(vip)))
+        candidates = candidates.where(Device.id.in_(serving))
     candidates = candidates.order_by(
         (Device.capacity - Device.loadbalancer_count).desc(), Device.id
     ).limit(1)
@@ -51,9 +61,10 @@ async def pick_device(
         device = await _take_place(session, device_id)
         if device is not None:
             return device
+    group = f" in device group {device_group!r}" if device_group is not None else ""
     raise NoCapacity(
         "No Capacity",
-        f"No enabled device of provider {provider!r} has room for another load balancer.",
+        f"No enabled device of provider {provider!r}{group} has room for another load balancer.",
     )
 
 
@@ -96,52 +107,84 @@ async def _take_place(session: AsyncSession, device_id: UUID) -> Device | None:
     return taken.one_or_none()
 
 
-async def allocate_vip(
-    session: AsyncSession, device: Device, requested: IpAddress | None
-) -> IpAddress:
-    """The requested VIP if it is in range and free, else a free host address of the range.
+async def served_subnets(
+    session: AsyncSession, device: Device, subnets: Sequence[UUID] | None
+) -> list[VipSubnet]:
+    """The subnets of ``subnets`` (None: any) the device serves, in the order given (else the
+    oldest first)."""
+    query = (
+        select(VipSubnet)
+        .join(DeviceSubnet, DeviceSubnet.subnet_id == VipSubnet.id)
+        .where(DeviceSubnet.device_id == device.id)
+        .order_by(VipSubnet.created_at, VipSubnet.id)
+    )
+    if subnets is not None:
+        query = query.where(VipSubnet.id.in_(subnets))
+    found = list(await session.scalars(query))
+    if subnets is not None:
+        found.sort(key=lambda subnet: list(subnets).index(subnet.id))
+    return found
 
-    Tries the address after the highest one in use (an index look-up), and only
-    when the range is used up to its end searches the gaps, lowest first.
+
+async def allocate_address(
+    session: AsyncSession,
+    subnet: VipSubnet,
+    requested: IpAddress | None,
+    *,
+    field: str = "vip_address",
+) -> IpAddress:
+    """The requested address if it is on the subnet and free, else a free address of its
+    allocation pools (tried in order).
+
+    In a pool, tries the address after the highest one in use (an index look-up), and only
+    when the pool is used up to its end searches the gaps, lowest first.
     """
-    network = ip_network(device.vip_cidr)
-    in_range = LoadBalancer.vip_address.op("<<=")(str(network))
+    network = ip_network(subnet.cidr)
     if requested is not None:
         if requested not in network:
-            raise Invalid("vip_address", f"{requested} is outside the device's VIP range {network}")
-        taken = await session.scalar(
-            select(literal(True)).where(LoadBalancer.vip_address == str(requested))
-        )
-        if taken:
-            raise Conflict(f"vip_address {requested} is already in use.")
+            raise Invalid(field, f"{requested} is outside subnet {subnet.id} ({network})")
+        if subnet.gateway_ip is not None and requested == _address(subnet.gateway_ip):
+            raise Invalid(field, f"{requested} is the gateway of subnet {subnet.id}")
+        if await _taken(session, requested):
+            raise Conflict(f"{field} {requested} is already in use.")
         return requested
-    first, last = _host_range(network)
-    highest = await session.scalar(select(func.max(LoadBalancer.vip_address)).where(in_range))
+    for pool in subnet.allocation_pools:
+        free = await _free_in(session, ip_address(pool["start"]), ip_address(pool["end"]))
+        if free is not None:
+            return free
+    raise NoCapacity(
+        "No Free VIP", f"Every address of the pools of subnet {subnet.id} ({network}) is in use."
+    )
+
+
+async def _taken(session: AsyncSession, address: IpAddress) -> bool:
+    port = select(literal(True)).where(VipPort.ip_address == str(address))
+    vip = select(literal(True)).where(LoadBalancer.vip_address == str(address))
+    return bool(await session.scalar(port.union_all(vip).limit(1)))
+
+
+async def _free_in(session: AsyncSession, first: IpAddress, last: IpAddress) -> IpAddress | None:
+    in_pool = VipPort.ip_address.between(str(first), str(last))
+    highest = await session.scalar(select(func.max(VipPort.ip_address)).where(in_pool))
     if highest is None:
         return first
     top = _address(highest)
     if int(top) < int(last):
-        return top + 1 if int(top) >= int(first) else first
-    if not await session.scalar(
-        select(literal(True)).where(LoadBalancer.vip_address == str(first))
-    ):
+        return top + 1
+    if not await _taken(session, first):
         return first
     gap = await session.scalar(
         text(
-            "SELECT a.vip_address + 1 FROM loadbalancers a"
-            " WHERE a.vip_address <<= CAST(:network AS cidr)"
-            " AND a.vip_address < CAST(:last AS inet)"
+            "SELECT a.ip_address + 1 FROM vip_ports a"
+            " WHERE a.ip_address >= CAST(:first AS inet)"
+            " AND a.ip_address < CAST(:last AS inet)"
             " AND NOT EXISTS"
-            " (SELECT 1 FROM loadbalancers b WHERE b.vip_address = a.vip_address + 1)"
-            " ORDER BY a.vip_address LIMIT 1"
+            " (SELECT 1 FROM vip_ports b WHERE b.ip_address = a.ip_address + 1)"
+            " ORDER BY a.ip_address LIMIT 1"
         ),
-        {"network": str(network), "last": str(last)},
+        {"first": str(first), "last": str(last)},
     )
-    if gap is None:
-        raise NoCapacity(
-            "No Free VIP", f"Every address of {network} on device {device.id} is in use."
-        )
-    return _address(gap)
+    return None if gap is None else _address(gap)
 
 
 def _address(value: object) -> IpAddress:
@@ -149,7 +192,7 @@ def _address(value: object) -> IpAddress:
     return ip_address(str(value).split("/")[0])
 
 
-def _host_range(network: IPv4Network | IPv6Network) -> tuple[IpAddress, IpAddress]:
+def host_range(network: IPv4Network | IPv6Network) -> tuple[IpAddress, IpAddress]:
     """First and last assignable address: no network or broadcast address in ranges of >2."""
     if network.num_addresses <= 2:
         return network[0], network[-1]

@@ -1,14 +1,13 @@
 """Tokens: random values shown once and stored as SHA-256; verified on every request."""
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Token
@@ -89,10 +88,32 @@ class TokenService:
 
     async def verify(self, secret: str) -> Token:
         """The live token with this value, or 401; records when it was last used."""
-        wanted = digest(secret)
+        return await self._live(Token.token_hash == digest(secret))
+
+    async def verify_id(self, token_id: UUID) -> Token:
+        """The live token of this id (that a sealed Keystone token names), or 401."""
+        return await self._live(Token.id == token_id)
+
+    async def verify_credential(
+        self,
+        secret: str,
+        *,
+        token_id: UUID | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+    ) -> Token:
+        """The live token with this value and this id, or this name in this project: a
+        Keystone application credential (by id, or by name and user); 401 otherwise."""
+        if token_id is not None:
+            return await self._live(Token.token_hash == digest(secret), Token.id == token_id)
+        return await self._live(
+            Token.token_hash == digest(secret), Token.name == name, Token.project_id == project_id
+        )
+
+    async def _live(self, *criteria: ColumnElement[bool]) -> Token:
         async with self.sessions.begin() as session:
-            token = await session.scalar(select(Token).where(Token.token_hash == wanted))
-            if token is None or not hmac.compare_digest(token.token_hash, wanted):
+            token = await session.scalar(select(Token).where(*criteria))
+            if token is None:
                 raise unauthorized("The token is not valid.")
             if token.revoked_at is not None:
                 raise unauthorized("The token has been revoked.")

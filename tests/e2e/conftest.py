@@ -1,4 +1,5 @@
-"""A HAProxy device for each module that carries real traffic, registered in the session's API."""
+"""A HAProxy device for each module that carries real traffic, registered in the session's API;
+the session agent's providers, announced."""
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -6,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.client import LbaasClient
+from tests.support.client import ADMIN_TOKEN, LbaasClient
 from tests.support.haproxy import Device, running_device
+from tests.support.stack import Agent, Api
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +24,9 @@ async def registered(
 ) -> dict[str, Any]:
     """The module's device as the API shows it."""
     return await client_factory(None).create_device(**device.registration())
+
+
+@pytest.fixture
+async def announced(api: Api, agent: Agent) -> None:
+    """Once the session's agent announced its providers: for options beyond the baseline."""
+    await agent.wait_announced(api.url, ADMIN_TOKEN)

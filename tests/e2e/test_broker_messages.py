@@ -11,9 +11,9 @@ from pydantic import SecretStr
 from api_service.secret_keys import SecretKeys
 from shared.messages import Command, Result
 from shared.status import Outcome
-from shared.topology import RESULTS_ROUTING_KEY
+from shared.topology import PROVIDERS_ROUTING_KEY, RESULTS_ROUTING_KEY
 from tests.support.client import LbaasClient
-from tests.support.stack import SECRET_KEY, Agent, Isolation, eventually
+from tests.support.stack import SECRET_KEY, Agent, Api, Isolation, eventually
 
 
 async def _dead_letters(isolation: Isolation, marker: bytes) -> AbstractIncomingMessage:
@@ -158,3 +158,20 @@ async def test_duplicate_and_stale_results_change_nothing(
         ("SUCCEEDED", "agent-main"),
         ("SUCCEEDED", "agent-main"),
     ]
+
+
+async def test_a_malformed_provider_announcement_is_dead_lettered_and_logged(
+    client: LbaasClient, isolation: Isolation, api: Api
+) -> None:
+    names = isolation.names
+    await _publish(isolation, names.providers_exchange, PROVIDERS_ROUTING_KEY, b"{garbage-ann")
+    forged = b'{"schema_version": 1, "agent_id": "x", "announced_at": "2026-12-01T00:00:00Z",'
+    forged += b' "providers": [{"name": "Bad Name!", "description": "forged-ann",'
+    forged += b' "capabilities": {}}]}'
+    await _publish(isolation, names.providers_exchange, PROVIDERS_ROUTING_KEY, forged)
+    for marker in (b"garbage-ann", b"forged-ann"):
+        dead = await _dead_letters(isolation, marker)
+        assert dead.headers["x-first-death-reason"] == "rejected"
+    assert api.log().count("dead-lettering a malformed provider announcement") >= 2
+    providers = (await client.http.get("/v2/lbaas/providers")).json()["providers"]
+    assert "forged-ann" not in {p["description"] for p in providers}

@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ async def test_create_is_accepted_then_active_with_a_succeeded_operation(
     started = datetime.fromisoformat(operation["started_at"])
     finished = datetime.fromisoformat(operation["finished_at"])
     completed = datetime.fromisoformat(operation["completed_at"])
-    created = datetime.fromisoformat(operation["created_at"])
+    created = datetime.strptime(operation["created_at"], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     assert created <= started <= finished <= completed
 
 

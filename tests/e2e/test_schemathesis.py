@@ -49,9 +49,16 @@ class Target:
 async def target(log_dir: Path) -> AsyncIterator[Target]:
     """A dedicated API and agent, a noop device with room for every create, and spares."""
     async with isolated() as isolation:
-        # No rate limit in the way; a create that names no provider lands on the noop device.
+        # No rate limit in the way, nor the limit of failed authentications (the run sends
+        # made-up application credentials to /identity/v3/auth/tokens); a create that names
+        # no provider lands on the noop device.
         api = Api(
-            isolation.env(rate_limit=100_000, rate_burst=100_000, default_provider="noop"),
+            isolation.env(
+                rate_limit=100_000,
+                rate_burst=100_000,
+                auth_failure_burst=100_000,
+                default_provider="noop",
+            ),
             log_dir,
         )
         agent = Agent(isolation.agent_env(), log_dir, "agent-schemathesis")
@@ -59,6 +66,8 @@ async def target(log_dir: Path) -> AsyncIterator[Target]:
             api.start()
             agent.start()
             await api.wait_ready("/readyz")
+            # Every option the run may send is then one its providers announced.
+            await agent.wait_announced(api.url, ADMIN_TOKEN)
             client = LbaasClient(http)
             await client.create_device("noop", cidr="10.128.0.0/12", capacity=1_000_000)
             spare_device = await client.create_device("sim", cidr="10.250.0.0/24", capacity=1)
@@ -94,12 +103,18 @@ expected-statuses = ["2xx", "401", "403", "404", "409", "412", "429"]
 # - createListener, updateListener: a default pool must have a protocol the listener can
 #   forward to (and on update, insert_headers is for a listener stored as HTTP);
 # - createPool: its protocol must suit the listener it is the default pool of;
-# - createHealthMonitor, updateHealthMonitor: timeout must not exceed delay, and HTTP
-#   fields are for HTTP(S) monitors (on update: the stored delay and type count);
+# - createHealthMonitor, updateHealthMonitor: timeout must not exceed delay, HTTP fields
+#   are for HTTP(S) monitors (on update: the stored delay and type count), and UDP-CONNECT
+#   and SCTP monitors for UDP and SCTP pools (which take only those, TCP and HTTP);
 # - createL7Policy, updateL7Policy: L7 policies are for HTTP listeners, and a redirect pool
 #   must be one the listener can forward to;
 # - createMember, updateMember, replaceMembers: a member (or monitor) address must not be in
-#   a reserved network or a range load balancer VIPs are given from.
+#   a reserved network or a range load balancer VIPs are given from;
+# - createSubnet: ip_version, gateway_ip and allocation_pools must fit its cidr, pools must
+#   not overlap or hold the gateway;
+# - createPort: its fixed IP must be on the subnet it names;
+# - createFlavorProfile, createAvailabilityZoneProfile and their updates: the provider must
+#   be one there is, and the options (a JSON object in a string) keys it takes.
 [[operations]]
 include-operation-id = [
     "createLoadBalancer",
@@ -113,6 +128,12 @@ include-operation-id = [
     "createMember",
     "updateMember",
     "replaceMembers",
+    "createSubnet",
+    "createPort",
+    "createFlavorProfile",
+    "updateFlavorProfile",
+    "createAvailabilityZoneProfile",
+    "updateAvailabilityZoneProfile",
 ]
 checks.positive_data_acceptance.enabled = false
 
@@ -156,6 +177,12 @@ parameters = {{ "path.project_id" = "spare" }}
 [[operations]]
 include-operation-id = ["updateDevice", "deleteDevice"]
 parameters = {{ "path.device_id" = "{target.spare_device_id}" }}
+
+# Keystone answers its list of versions with 300 Multiple Choices (as keystoneauth and
+# gophercloud take it).
+[[operations]]
+include-operation-id = "listIdentityVersions"
+checks.positive_data_acceptance.expected-statuses = ["300"]
 
 # A long poll lasts while the object stays PENDING_*, up to its timeout (300 s at most):
 # the run keeps it short.

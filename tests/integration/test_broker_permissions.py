@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelAccessRefused
 
 from shared.topology import (
+    PROVIDERS_ROUTING_KEY,
     RESULTS_ROUTING_KEY,
     STATUS_ROUTING_KEY,
     declare_topology,
@@ -84,6 +85,9 @@ async def test_each_service_does_its_part(broker: Isolation) -> None:
     await _publish(agent, names.status_exchange, STATUS_ROUTING_KEY, b"status-1")
     await _receive(api, names.results_queue, b"result-1")
     await _receive(api, names.status_queue, b"status-1")
+
+    await _publish(agent, names.providers_exchange, PROVIDERS_ROUTING_KEY, b"providers-1")
+    await _receive(api, names.providers_queue, b"providers-1")
 
 
 async def test_the_agent_looks_the_topology_up_without_any_configure_permission(
@@ -162,6 +166,7 @@ async def test_the_api_cannot_consume_commands_or_publish_results(broker: Isolat
     for exchange, key in (
         (names.results_exchange, RESULTS_ROUTING_KEY),
         (names.status_exchange, STATUS_ROUTING_KEY),
+        (names.providers_exchange, PROVIDERS_ROUTING_KEY),
         ("", names.results_queue),
     ):
         with pytest.raises(ChannelAccessRefused):

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,13 +253,20 @@ async def delete_topology(amqp_url: str, names: Names) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        queues = [*names.command_queues, names.results_queue, names.status_queue, names.dead_queue]
+        queues = [
+            *names.command_queues,
+            names.results_queue,
+            names.status_queue,
+            names.providers_queue,
+            names.dead_queue,
+        ]
         for queue in queues:
             await channel.queue_delete(queue)
         exchanges = (
             names.commands_exchange,
             names.results_exchange,
             names.status_exchange,
+            names.providers_exchange,
             names.dead_exchange,
         )
         for exchange in exchanges:
@@ -351,6 +358,30 @@ class Agent(Process):
             {**env, "LBAAS_AGENT_ID": agent_id},
             log_dir / f"agent-{agent_id}.log",
         )
+
+    async def wait_announced(
+        self,
+        api_url: str,
+        token: str,
+        providers: Iterable[str] = ("haproxy", "noop", "sim"),
+        timeout: float = 30,
+    ) -> None:
+        """Until the API at ``api_url`` lists ``providers``: options beyond the baseline
+        (``shared.capabilities.BASELINE``) are accepted only once a provider announced them.
+
+        The agent announces before it consumes any command."""
+        wanted = set(providers)
+        async with httpx.AsyncClient(
+            base_url=api_url, headers={"X-Auth-Token": token}, timeout=2
+        ) as client:
+
+            async def listed() -> bool | None:
+                assert self.running, f"lbaas-agent exited:\n{self.log()[-3000:]}"
+                response = await client.get("/v2/lbaas/providers")
+                names = {p["name"] for p in response.json().get("providers", [])}
+                return True if response.status_code == 200 and wanted <= names else None
+
+            await eventually(listed, timeout=timeout, what=f"providers {sorted(wanted)} announced")
 
 
 @asynccontextmanager

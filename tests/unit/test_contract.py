@@ -30,6 +30,8 @@ def test_every_name_starts_with_the_prefix() -> None:
         names.results_queue,
         names.status_exchange,
         names.status_queue,
+        names.providers_exchange,
+        names.providers_queue,
         names.dead_exchange,
         names.dead_queue,
     ]

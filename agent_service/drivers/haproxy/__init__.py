@@ -12,14 +12,21 @@ from uuid import UUID
 from agent_service.drivers import DeviceState, Observed
 from agent_service.drivers.haproxy.client import DeviceClient
 from agent_service.drivers.haproxy.health import observe
-from agent_service.drivers.haproxy.render import render
+from agent_service.drivers.haproxy.render import CAPABILITIES, render
 from agent_service.settings import AgentSettings
+from shared.capabilities import ProviderDeclaration
 from shared.device_api import config_digest
 from shared.messages import DeviceSpec, LoadBalancerSpec
 
 
 class HaproxyDriver:
     """One HTTP client per device, made again when its URL or secret changes."""
+
+    provider = ProviderDeclaration(
+        name="haproxy",
+        description="HAProxy on a device host, managed through its lbaas-device.",
+        capabilities=CAPABILITIES,
+    )
 
     def __init__(self, settings: AgentSettings) -> None:
         self._verify: str | bool = str(settings.device_ca_file) if settings.device_ca_file else True

@@ -28,6 +28,7 @@ from shared.allow_lists import (
     l7_policy_problem,
     l7_rule_problem,
 )
+from shared.capabilities import BASELINE
 from shared.messages import (
     HealthMonitorSpec,
     L7PolicySpec,
@@ -41,7 +42,18 @@ from shared.messages import (
 
 _MODES = {"HTTP": "http", "HTTPS": "tcp", "TCP": "tcp"}
 """HTTPS listeners and pools pass TLS through: HAProxy sees TCP."""
-_ALGORITHMS = {"ROUND_ROBIN": "roundrobin", "LEAST_CONNECTIONS": "leastconn", "SOURCE_IP": "source"}
+_PROXY_PROTOCOLS = {"PROXY": "send-proxy", "PROXYV2": "send-proxy-v2"}
+"""Pools whose members are sent the PROXY protocol header (v1, v2) before the client's
+bytes; the backend runs in the mode of the listener that uses it."""
+_SOURCE_PORT = "txn.src_port"
+_ALGORITHMS = {
+    "ROUND_ROBIN": "roundrobin",
+    "LEAST_CONNECTIONS": "leastconn",
+    "SOURCE_IP": "source",
+    "SOURCE_IP_PORT": f"hash src,concat(:,{_SOURCE_PORT})",
+}
+"""SOURCE_IP_PORT hashes ``<source address>:<source port>`` (the port is put in
+:data:`_SOURCE_PORT` first: ``concat`` appends variables only)."""
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "PATCH"})
 _MONITOR_TYPES = frozenset({"HTTP", "HTTPS", "TCP", "PING"})
 _TRUE = frozenset({"true", "True"})
@@ -57,6 +69,17 @@ _QUOTABLE = re.compile(r"\A[ !#-&(-~]+\Z")
 """What may stand between single quotes: printable ASCII but the quotes."""
 _CHOSEN = "txn.l7_policy"
 """The variable holding the hex id of the first L7 policy that matched the request."""
+
+CAPABILITIES = BASELINE.model_copy(
+    update={
+        "pool_protocols": BASELINE.pool_protocols | frozenset(_PROXY_PROTOCOLS),
+        "lb_algorithms": frozenset(_ALGORITHMS),
+    }
+)
+"""What this renderer can render: the ``haproxy`` provider's capabilities."""
+assert set(CAPABILITIES.listener_protocols) == set(_MODES)
+assert set(CAPABILITIES.pool_protocols) == set(_MODES) | set(_PROXY_PROTOCOLS)
+assert set(CAPABILITIES.healthmonitor_types) == _MONITOR_TYPES
 
 DEFAULTS = """\
 defaults
@@ -210,7 +233,7 @@ def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list
                     f"L7 policy {policy.id} redirects to pool {policy.redirect_pool_id},"
                     " which is not one of the load balancer's"
                 )
-            if _choice(pool.protocol, _MODES, "pool protocol") != "http":
+            if _pool_mode(pool, listener) != "http":
                 raise Unrenderable(
                     f"L7 policy {policy.id} redirects to the {pool.protocol} pool {pool.id}"
                     " of an HTTP listener"
@@ -284,11 +307,23 @@ def _inserted_headers(headers: dict[str, str]) -> Iterator[str]:
             raise Unrenderable("insert_headers may only name X-Forwarded-For, -Port and -Proto")
 
 
+def _pool_mode(pool: PoolSpec, listener: ListenerSpec | None) -> str:
+    """A PROXY or PROXYV2 pool runs in its listener's mode (TCP without one)."""
+    if pool.protocol in _PROXY_PROTOCOLS:
+        if listener is None:
+            return "tcp"
+        return _choice(listener.protocol, _MODES, "listener protocol")
+    return _choice(pool.protocol, _MODES, "pool protocol")
+
+
 def _backend(pool: PoolSpec, listener: ListenerSpec | None) -> Iterator[str]:
-    mode = _choice(pool.protocol, _MODES, "pool protocol")
+    mode = _pool_mode(pool, listener)
     yield f"backend {section('pool', pool.id)}"
     yield f"    mode {mode}"
-    yield f"    balance {_choice(pool.lb_algorithm, _ALGORITHMS, 'lb_algorithm')}"
+    balance = _choice(pool.lb_algorithm, _ALGORITHMS, "lb_algorithm")
+    if pool.lb_algorithm == "SOURCE_IP_PORT":
+        yield f"    tcp-request content set-var({_SOURCE_PORT}) src_port"
+    yield f"    balance {balance}"
     if listener is not None:
         yield f"    timeout connect {_milliseconds(listener.timeout_member_connect)}"
         yield f"    timeout server {_milliseconds(listener.timeout_member_data)}"
@@ -302,8 +337,9 @@ def _backend(pool: PoolSpec, listener: ListenerSpec | None) -> Iterator[str]:
         monitor = None
     if monitor is not None:
         yield from _monitor(monitor)
+    proxy = _PROXY_PROTOCOLS.get(pool.protocol)
     for member in pool.members:
-        yield "    " + _server(member, monitor, cookie=cookie)
+        yield "    " + _server(member, monitor, cookie=cookie, proxy=proxy)
     if not pool.admin_state_up:
         yield "    disabled"
 
@@ -344,13 +380,17 @@ def _monitor(monitor: HealthMonitorSpec) -> Iterator[str]:
     )
 
 
-def _server(member: MemberSpec, monitor: HealthMonitorSpec | None, *, cookie: bool) -> str:
+def _server(
+    member: MemberSpec, monitor: HealthMonitorSpec | None, *, cookie: bool, proxy: str | None
+) -> str:
     words = [
         "server",
         section("member", member.id),
         _endpoint(member.address, member.protocol_port),
         f"weight {_integer(member.weight, 0, 256)}",
     ]
+    if proxy is not None:
+        words.append(proxy)
     if member.backup:
         words.append("backup")
     if monitor is not None:
