@@ -79,6 +79,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(
         IdempotencyMiddleware,
         sessions=lambda scope: scope["app"].state.runtime.sessions,
+        # A Keystone token exchange is never replayed today (it carries no caller), but its
+        # answer holds a token: it must never be stored, whoever authenticates it later.
         secret_answers={tokens.create, identity.issue_token},
     )
     app.add_middleware(BodyLimits)

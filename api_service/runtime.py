@@ -61,9 +61,9 @@ class Runtime:
     results: ResultConsumer
     loadbalancers: LoadBalancerService
     resources: dict[str, ResourceService[Any]]
-    definitions: dict[str, DefinitionService[Any]]
-    """By kind (``Definition.kind``)."""
     """The generic service of each tree resource, by its key."""
+    definitions: dict[str, DefinitionService[Any]]
+    """The generic service of each operator-defined kind, by ``Definition.kind``."""
     devices: DeviceService
     operations: OperationService
     networks: NetworkService
@@ -235,19 +235,22 @@ class Runtime:
         always ends the process."""
         for task in self.tasks:
             task.cancel()
+        if self.tasks:
+            _, hung = await asyncio.wait(self.tasks, timeout=STOP_STEP_TIMEOUT)
+            if hung:
+                names = ", ".join(sorted(task.get_name() for task in hung))
+                log.error("shutdown: %s did not stop in %s s", names, STOP_STEP_TIMEOUT)
         steps: list[tuple[str, Awaitable[object]]] = [
-            ("background loops", asyncio.gather(*self.tasks, return_exceptions=True)),
-            ("settled feed", self.feed.stop()),
-            ("broker connection", self.broker.close()),
-            ("database pool", self.engine.dispose()),
+            ("the settled feed", self.feed.stop()),
+            ("the broker connection", self.broker.close()),
+            ("the database pool", self.engine.dispose()),
         ]
         for name, step in steps:
             try:
                 async with asyncio.timeout(STOP_STEP_TIMEOUT):
                     await step
             except TimeoutError:
-                hung = [task.get_name() for task in self.tasks if not task.done()]
-                log.error("shutdown: the %s did not stop in %s s %s", name, STOP_STEP_TIMEOUT, hung)
+                log.error("shutdown: %s did not stop in %s s", name, STOP_STEP_TIMEOUT)
 
     async def database_ok(self) -> bool:
         with contextlib.suppress(Exception):

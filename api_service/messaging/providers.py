@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class ProviderConsumer:
+    """Consumes the agents' provider announcements into the providers table."""
+
     def __init__(self, names: Names, sessions: SessionFactory) -> None:
         self._names = names
         self._sessions = sessions

@@ -51,7 +51,7 @@ from api_service.services.networks import (
 
 router = APIRouter(tags=["networks"])
 Admin = Depends(admin_context)
-Caller = Depends(request_context)
+Authenticated = Depends(request_context)
 ADMIN_CREATE_PROBLEMS = problems(*CHECKED, 400, 403, 404, 409, 413, 422)
 ADMIN_DELETE_PROBLEMS = problems(*CHECKED, 400, 403, 404, 409)
 
@@ -126,7 +126,7 @@ def _created(request: Request, response: Response, collection: str, object_id: U
 async def list_networks(
     request: Request,
     query: ListQuery = Depends(list_query),
-    _: RequestContext = Caller,
+    _: RequestContext = Authenticated,
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
     page, subnets = await runtime.networks.networks(query)
@@ -141,7 +141,7 @@ async def list_networks(
     responses=READ_PROBLEMS,
 )
 async def get_network(
-    network_id: UUID, _: RequestContext = Caller, runtime: Runtime = Depends(get_runtime)
+    network_id: UUID, _: RequestContext = Authenticated, runtime: Runtime = Depends(get_runtime)
 ) -> NetworkBody:
     return NetworkBody(network=network_out(*await runtime.networks.network(network_id)))
 
@@ -190,7 +190,7 @@ async def delete_network(
 async def list_subnets(
     request: Request,
     query: ListQuery = Depends(list_query),
-    _: RequestContext = Caller,
+    _: RequestContext = Authenticated,
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
     page = await runtime.networks.subnets(query)
@@ -204,7 +204,7 @@ async def list_subnets(
     responses=READ_PROBLEMS,
 )
 async def get_subnet(
-    subnet_id: UUID, _: RequestContext = Caller, runtime: Runtime = Depends(get_runtime)
+    subnet_id: UUID, _: RequestContext = Authenticated, runtime: Runtime = Depends(get_runtime)
 ) -> SubnetBody:
     return SubnetBody(subnet=subnet_out(await runtime.networks.subnet(subnet_id)))
 
@@ -257,7 +257,7 @@ async def delete_subnet(
 async def list_ports(
     request: Request,
     query: ListQuery = Depends(list_query),
-    ctx: RequestContext = Caller,
+    ctx: RequestContext = Authenticated,
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
     page = await runtime.networks.ports(ctx, query)
@@ -271,7 +271,7 @@ async def list_ports(
     responses=READ_PROBLEMS,
 )
 async def get_port(
-    port_id: UUID, ctx: RequestContext = Caller, runtime: Runtime = Depends(get_runtime)
+    port_id: UUID, ctx: RequestContext = Authenticated, runtime: Runtime = Depends(get_runtime)
 ) -> PortBody:
     return PortBody(port=port_out(await runtime.networks.port(ctx, port_id)))
 
@@ -316,5 +316,5 @@ async def delete_port(
     summary="Neutron API extensions (none)",
     responses=problems(*CHECKED),
 )
-async def list_extensions(_: RequestContext = Caller) -> ExtensionList:
+async def list_extensions(_: RequestContext = Authenticated) -> ExtensionList:
     return ExtensionList()

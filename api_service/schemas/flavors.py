@@ -11,10 +11,17 @@ import re
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 from api_service.schemas.common import LISTED, PageLink
-from api_service.schemas.fields import DriverName, RequestBody, StrictBool, Text255, documented
+from api_service.schemas.fields import (
+    DriverName,
+    RequestBody,
+    StrictBool,
+    Text255,
+    documented,
+    never_null,
+)
 
 _ZONE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z")
 _OPTION = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -70,6 +77,8 @@ class FlavorProfileCreate(RequestBody):
 
 
 class FlavorProfileUpdate(RequestBody):
+    model_config = ConfigDict(json_schema_extra=never_null("name", "provider_name", "flavor_data"))
+
     name: Text255 | None = None
     provider_name: DriverName | None = None
     flavor_data: ProviderOptions | None = None
@@ -113,6 +122,8 @@ class FlavorCreate(RequestBody):
 
 
 class FlavorUpdate(RequestBody):
+    model_config = ConfigDict(json_schema_extra=never_null("name", "description", "enabled"))
+
     name: Text255 | None = None
     description: Text255 | None = None
     enabled: StrictBool | None = None
@@ -156,6 +167,10 @@ class AvailabilityZoneProfileCreate(RequestBody):
 
 
 class AvailabilityZoneProfileUpdate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra=never_null("name", "provider_name", "availability_zone_data")
+    )
+
     name: Text255 | None = None
     provider_name: DriverName | None = None
     availability_zone_data: ProviderOptions | None = None
@@ -199,6 +214,8 @@ class AvailabilityZoneCreate(RequestBody):
 
 
 class AvailabilityZoneUpdate(RequestBody):
+    model_config = ConfigDict(json_schema_extra=never_null("description", "enabled"))
+
     description: Text255 | None = None
     enabled: StrictBool | None = None
 

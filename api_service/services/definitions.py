@@ -126,6 +126,8 @@ DEFINITIONS: tuple[Definition[Any], ...] = (
 
 @dataclass(frozen=True)
 class DefinitionService(Generic[M]):
+    """Create, read, page, update and delete one kind of definition, synchronously."""
+
     sessions: SessionFactory
     definition: Definition[M]
 
@@ -154,7 +156,11 @@ class DefinitionService(Generic[M]):
             )
 
     async def update(self, key: object, body: BaseModel) -> M:
+        """Change what ``body`` gives; a field sent as null has no default to go back to."""
         values = body.model_dump(exclude_unset=True)
+        for name, value in values.items():
+            if value is None:
+                raise Invalid(name, "cannot be null: leave it out to keep it")
         async with self.sessions() as session, session.begin():
             obj = await self._load(session, key, for_update=True)
             changed = {n for n, v in values.items() if getattr(obj, n) != v}
@@ -239,10 +245,10 @@ def _columns(obj: OperatorDefined) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a load balancer may go, from what its create chose: a provider, and maybe the
-    device group its flavor or availability zone names."""
+    """Where a load balancer may go, from what its create chose: the provider it names (or
+    its flavor's or zone's; None: the default), and the device group they name, if any."""
 
-    provider: str
+    provider: str | None
     device_group: str | None
 
 
@@ -251,18 +257,42 @@ async def placement_of(
     provider: str | None,
     flavor_id: UUID | None,
     availability_zone: str | None,
-    default_provider: str,
 ) -> Placement:
-    """The placement a create asks for: the provider it names (else its flavor's, else
-    ``default_provider``) and the device group of its flavor and availability zone, which
-    must agree with each other and with the provider."""
-    chosen: list[tuple[str, str, str]] = []
-    """(field, provider, options) of the flavor and the zone."""
+    """The placement a create asks for; the flavor and the zone must be enabled and agree
+    with each other and with the provider it names."""
+    chosen = await _chosen(session, flavor_id, availability_zone, enabled_only=True)
+    wanted = provider or next((named for _, named, _ in chosen), None)
+    for field_name, named, _ in chosen:
+        if named != wanted:
+            raise Invalid(field_name, f"it is for provider {named!r}, not {wanted!r}")
+    return Placement(wanted, _device_group(chosen))
+
+
+async def device_group_of(
+    session: AsyncSession, flavor_id: UUID | None, availability_zone: str | None
+) -> str | None:
+    """The device group a load balancer's flavor and zone keep it in (on a failover too,
+    even once they are disabled)."""
+    return _device_group(await _chosen(session, flavor_id, availability_zone, enabled_only=False))
+
+
+Chosen = list[tuple[str, str, str]]
+"""(field, provider, options) of a create's flavor and zone."""
+
+
+async def _chosen(
+    session: AsyncSession,
+    flavor_id: UUID | None,
+    availability_zone: str | None,
+    *,
+    enabled_only: bool,
+) -> Chosen:
+    chosen: Chosen = []
     if flavor_id is not None:
         flavor = await session.get(Flavor, flavor_id)
         if flavor is None:
             raise NotFound("Flavor", flavor_id, field="flavor_id")
-        if not flavor.enabled:
+        if enabled_only and not flavor.enabled:
             raise Invalid("flavor_id", f"flavor {flavor_id} is disabled")
         profile = await session.get(FlavorProfile, flavor.flavor_profile_id)
         assert profile is not None  # a foreign key that restricts deletes
@@ -273,24 +303,25 @@ async def placement_of(
         )
         if zone is None:
             raise NotFound("Availability zone", availability_zone, field="availability_zone")
-        if not zone.enabled:
+        if enabled_only and not zone.enabled:
             raise Invalid("availability_zone", f"availability zone {availability_zone} is disabled")
         zone_profile = await session.get(AvailabilityZoneProfile, zone.availability_zone_profile_id)
         assert zone_profile is not None
         chosen.append(
             ("availability_zone", zone_profile.provider_name, zone_profile.availability_zone_data)
         )
-    wanted = provider or next((named for _, named, _ in chosen), default_provider)
-    groups: set[str] = set()
-    for name, named, options in chosen:
-        if named != wanted:
-            raise Invalid(name, f"it is for provider {named!r}, not {wanted!r}")
-        group = json.loads(options).get("device_group")
-        if group is not None:
-            groups.add(str(group))
+    return chosen
+
+
+def _device_group(chosen: Chosen) -> str | None:
+    groups = {
+        str(group)
+        for _, _, options in chosen
+        if (group := json.loads(options).get("device_group")) is not None
+    }
     if len(groups) > 1:
         raise Invalid(
             "availability_zone",
             f"its device group and the flavor's differ ({', '.join(sorted(groups))})",
         )
-    return Placement(wanted, next(iter(groups), None))
+    return next(iter(groups), None)

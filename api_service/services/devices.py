@@ -10,7 +10,6 @@ command reaches it. Each device is claimed by one API replica per interval.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from ipaddress import ip_network
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
@@ -19,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.engine import SessionFactory
-from api_service.db.models import Device, LoadBalancer
+from api_service.db.models import Device
 from api_service.errors import Conflict, NotFound
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
 from api_service.secret_keys import SecretKeys
@@ -59,7 +58,7 @@ class DeviceService:
         try:
             async with self.sessions.begin() as session:
                 device = await get_device(session, device_id, lock=True)
-                await _check_hosted_still_fit(session, device, changes)
+                _check_hosted_still_fit(device, changes)
                 old_cidr = str(device.vip_cidr)
                 for field, value in changes.items():
                     setattr(device, field, value)
@@ -149,26 +148,9 @@ async def get_device(session: AsyncSession, device_id: UUID, *, lock: bool = Fal
     return device
 
 
-async def _check_hosted_still_fit(
-    session: AsyncSession, device: Device, changes: dict[str, object]
-) -> None:
-    """A device's driver and VIP range may change only in ways its load balancers survive."""
+def _check_hosted_still_fit(device: Device, changes: dict[str, object]) -> None:
+    """A device's driver is fixed while it hosts load balancers. (Its VIP range may change:
+    it keeps serving the subnets its load balancers have VIPs on, ``networks.move_range``.)"""
     hosted = device.loadbalancer_count
-    if not hosted:
-        return
-    if "driver" in changes and changes["driver"] != device.driver:
+    if hosted and "driver" in changes and changes["driver"] != device.driver:
         raise Conflict(f"Device {device.id} hosts {hosted} load balancer(s); its driver is fixed.")
-    if "vip_cidr" in changes:
-        network = ip_network(str(changes["vip_cidr"]))
-        outside = await session.scalar(
-            select(func.count())
-            .select_from(LoadBalancer)
-            .where(
-                LoadBalancer.device_id == device.id,
-                ~LoadBalancer.vip_address.op("<<=")(str(network)),
-            )
-        )
-        if outside:
-            raise Conflict(
-                f"{outside} load balancer VIP(s) on device {device.id} lie outside {network}."
-            )

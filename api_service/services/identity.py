@@ -55,6 +55,9 @@ class KeystoneToken:
 
 @dataclass(frozen=True)
 class _Sealed:
+    """What a Keystone token holds, sealed: whose credential, and when it was issued and
+    ends."""
+
     token_id: UUID
     issued_at: int
     expires_at: int
@@ -62,6 +65,9 @@ class _Sealed:
 
 @dataclass(frozen=True)
 class IdentityService:
+    """Keystone's answers for this service: credentials exchanged for tokens, catalogs,
+    projects and users as the caller may see them."""
+
     tokens: TokenService
     sessions: SessionFactory
     keys: SecretKeys
@@ -161,7 +167,7 @@ def _user_of(credential: ApplicationCredentialAuth) -> str:
             "give the credential's id, or its name and its user (id or name).",
         )
     if not _in_the_domain(user.domain):
-        raise unauthorized("The application credential is refused: no such user.")
+        raise unauthorized("no such user.")
     return project
 
 

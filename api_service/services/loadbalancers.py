@@ -35,7 +35,7 @@ from api_service.services.changes import (
     created,
     require_etag,
 )
-from api_service.services.definitions import placement_of
+from api_service.services.definitions import device_group_of, placement_of
 from api_service.services.devices import get_device
 from api_service.services.networks import place_vip, take_port, vip_request, vip_subnets
 from api_service.services.objects import creation_fields, requested_project, visible
@@ -111,11 +111,7 @@ class LoadBalancerService:
     ) -> Accepted:
         async with self.sessions.begin() as session:
             placement = await placement_of(
-                session,
-                body.provider,
-                body.flavor_id,
-                body.availability_zone,
-                self.default_provider,
+                session, body.provider, body.flavor_id, body.availability_zone
             )
             wanted = await vip_request(
                 session,
@@ -127,11 +123,16 @@ class LoadBalancerService:
                 address=requested_vip,
             )
             if body.device_id is not None:
-                device = await take_pinned_place(session, body.device_id, body.provider)
+                device = await take_pinned_place(
+                    session,
+                    body.device_id,
+                    placement.provider,
+                    device_group=placement.device_group,
+                )
             else:
                 device = await pick_device(
                     session,
-                    placement.provider,
+                    placement.provider or self.default_provider,
                     wanted.subnets,
                     device_group=placement.device_group,
                 )
@@ -201,12 +202,11 @@ class LoadBalancerService:
             device = await session.get(Device, lb.device_id)
             if device is not None and not device.enabled:
                 subnets = await vip_subnets(session, lb.id)
-                chosen = lb.flavor_id is not None or lb.availability_zone is not None
                 target = await pick_device(
                     session,
                     lb.provider,
                     subnets,
-                    device_group=device.device_group if chosen else None,
+                    device_group=await device_group_of(session, lb.flavor_id, lb.availability_zone),
                     exclude=device.id,
                 )
                 await release_place(session, device.id)

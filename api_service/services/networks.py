@@ -80,6 +80,9 @@ ADMIN_PROJECT = "admin"
 
 @dataclass(frozen=True)
 class NetworkService:
+    """VIP networks, subnets and ports: admins define them, every caller reads networks and
+    subnets, each project its own ports."""
+
     sessions: SessionFactory
 
     async def networks(self, query: ListQuery) -> tuple[Page[VipNetwork], list[list[UUID]]]:

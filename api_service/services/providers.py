@@ -44,7 +44,9 @@ def availability_zone_options(provider: Provider | None) -> dict[str, str]:
 
 
 async def record_announcement(session: AsyncSession, announcement: ProviderAnnouncement) -> None:
-    """Store each announced provider, replacing what an earlier announcement said of it."""
+    """Store each announced provider, replacing what an earlier announcement said of it (a
+    redelivered older one changes nothing)."""
+    declared_at = announcement.announced_at
     for declared in announcement.providers:
         values = {
             "description": declared.description,
@@ -57,7 +59,11 @@ async def record_announcement(session: AsyncSession, announcement: ProviderAnnou
         await session.execute(
             insert(Provider)
             .values(name=declared.name, **values)
-            .on_conflict_do_update(index_elements=[Provider.name], set_=values)
+            .on_conflict_do_update(
+                index_elements=[Provider.name],
+                set_=values,
+                where=Provider.announced_at <= declared_at,
+            )
         )
 
 

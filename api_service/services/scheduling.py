@@ -68,13 +68,27 @@ async def pick_device(
     )
 
 
-async def take_pinned_place(session: AsyncSession, device_id: UUID, provider: str | None) -> Device:
+async def take_pinned_place(
+    session: AsyncSession,
+    device_id: UUID,
+    provider: str | None,
+    *,
+    device_group: str | None = None,
+) -> Device:
+    """Take a place on the device an admin named: of ``provider`` and in ``device_group``
+    when the create names them (itself, or by its flavor or zone)."""
     device = await session.get(Device, device_id)
     if device is None:
         raise NotFound("Device", device_id)
     if provider is not None and provider != device.driver:
         raise Invalid(
             "provider", f"device {device_id} runs provider {device.driver!r}, not {provider!r}"
+        )
+    if device_group is not None and device_group != device.device_group:
+        raise Invalid(
+            "device_id",
+            f"device {device_id} is not in device group {device_group!r}, which the flavor "
+            "or availability zone names",
         )
     if not device.enabled:
         raise Conflict(f"Device {device_id} is disabled.")

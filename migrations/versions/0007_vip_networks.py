@@ -160,13 +160,18 @@ def _subnets_for_devices() -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
 
 def _ports_for_loadbalancers(subnets: dict[str, tuple[uuid.UUID, uuid.UUID]]) -> None:
     connection = op.get_bind()
-    rows = connection.execute(sa.text("SELECT id, project_id, vip_address FROM loadbalancers"))
-    for lb_id, project_id, vip in rows.all():
+    rows = connection.execute(
+        sa.text(
+            "SELECT lb.id, lb.project_id, lb.vip_address, d.vip_cidr FROM loadbalancers lb"
+            " JOIN devices d ON d.id = lb.device_id"
+        )
+    )
+    for lb_id, project_id, vip, device_cidr in rows.all():
         address = ip_address(str(vip))
-        holding = [ids for cidr, ids in subnets.items() if address in ip_network(cidr)]
-        if not holding:
+        own = subnets.get(str(device_cidr))
+        if own is None or address not in ip_network(str(device_cidr)):
             continue
-        network_id, subnet_id = holding[0]
+        network_id, subnet_id = own
         connection.execute(
             sa.text(
                 "INSERT INTO vip_ports (id, name, project_id, network_id, subnet_id, ip_address,"

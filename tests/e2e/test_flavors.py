@@ -152,6 +152,17 @@ async def test_what_cannot_be_defined_is_refused_and_changes_nothing(client: Lba
     listed = await client.http.get(f"{API}/flavorprofiles", params={"name": taken})
     assert len(listed.json()["flavorprofiles"]) == 1
 
+    kept = (await client.http.get(f"{API}/flavorprofiles", params={"name": taken})).json()
+    profile_id = kept["flavorprofiles"][0]["id"]
+    for field in ("flavor_data", "name", "provider_name"):
+        nulled = await client.http.put(
+            f"{API}/flavorprofiles/{profile_id}", json={"flavorprofile": {field: None}}
+        )
+        assert nulled.status_code == 400, nulled.text
+        assert field in nulled.json()["detail"]
+    shown = (await client.http.get(f"{API}/flavorprofiles/{profile_id}")).json()
+    assert shown["flavorprofile"] == kept["flavorprofiles"][0]
+
     unknown = str(uuid.uuid4())
     orphan = await client.http.post(
         f"{API}/flavors", json={"flavor": {"name": _unique("f"), "flavor_profile_id": unknown}}
@@ -216,7 +227,7 @@ async def test_a_flavor_and_a_zone_place_on_their_device_group(client: LbaasClie
     group = _unique("gold")
     gold = await client.create_device("noop", device_group=group)
     assert gold["device_group"] == group
-    await client.create_device("noop")  # no group: never chosen for the flavor
+    plain = await client.create_device("noop")  # no group: never chosen for the flavor
     flavor_id = await _flavor(client, "noop", {"device_group": group})
     zone = await _zone(client, "noop", {"device_group": group})
 
@@ -239,9 +250,28 @@ async def test_a_flavor_and_a_zone_place_on_their_device_group(client: LbaasClie
     assert in_use.status_code == 409, in_use.text
     assert "in use by load balancers" in in_use.json()["detail"]
 
+    pinned = await client.http.post(
+        f"{API}/loadbalancers",
+        json={"loadbalancer": {"flavor_id": flavor_id, "device_id": plain["id"]}},
+    )
+    assert pinned.status_code == 400, pinned.text
+    assert "device group" in pinned.json()["detail"]
+
+    spare = await client.create_device(
+        "noop", device_group=group, vip_subnet_ids=[lb["vip_subnet_id"]]
+    )
+    # On the same subnet with more room, but in no group: a failover must not choose it.
+    await client.create_device("noop", vip_subnet_ids=[lb["vip_subnet_id"]], capacity=100_000)
+    disabled = await client.http.put(
+        f"{API}/devices/{gold['id']}", json={"device": {"enabled": False}}
+    )
+    assert disabled.status_code == 200, disabled.text
+    off = await client.http.put(f"{API}/flavors/{flavor_id}", json={"flavor": {"enabled": False}})
+    assert off.status_code == 200, off.text
     failed_over = await client.http.put(f"{API}/loadbalancers/{lb['id']}/failover")
     assert failed_over.status_code == 202, failed_over.text
-    await client.wait_lb(lb["id"])
+    moved = await client.wait_lb(lb["id"])
+    assert moved["device_id"] == spare["id"], "a failover stays in the flavor's device group"
 
 
 async def test_a_choice_that_cannot_be_honoured_is_refused(client: LbaasClient) -> None:

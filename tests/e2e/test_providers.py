@@ -11,7 +11,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -29,15 +29,22 @@ from tests.support.stack import BIN, Api, Isolation, eventually
 API = "/v2/lbaas"
 
 
-async def announce(isolation: Isolation, name: str, capabilities: Capabilities) -> None:
+async def announce(
+    isolation: Isolation,
+    name: str,
+    capabilities: Capabilities,
+    *,
+    description: str | None = None,
+    announced_at: datetime | None = None,
+) -> None:
     """Publish an announcement of provider ``name``, as an agent would."""
     announcement = ProviderAnnouncement(
         agent_id="agent-forged",
-        announced_at=datetime.now(UTC),
+        announced_at=announced_at or datetime.now(UTC),
         providers=[
             ProviderDeclaration(
                 name=name,
-                description=f"{name} for tests",
+                description=description or f"{name} for tests",
                 capabilities=capabilities,
                 flavor_capabilities={"topology": "SINGLE or ACTIVE_STANDBY"},
             )
@@ -311,3 +318,17 @@ async def test_client_certificate_headers_are_for_tls_terminating_listeners(
     noop = await client.create_device("noop")
     accepted = await client.create_lb(noop, listeners=[terminated])
     assert accepted.status_code == 202, accepted.text
+
+
+async def test_an_older_announcement_changes_nothing(
+    client: LbaasClient, isolation: Isolation
+) -> None:
+    await announce(isolation, "ordered", EVERY_OPTION, description="as announced last")
+    await listed(client, "ordered", "as announced last")
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    await announce(isolation, "ordered", BASELINE, description="stale", announced_at=earlier)
+    # Announcements are consumed in order: once the next one shows, the stale one was read.
+    await announce(isolation, "ordered_marker", BASELINE)
+    await listed(client, "ordered_marker", "ordered_marker for tests")
+    providers = (await client.http.get(f"{API}/providers")).json()["providers"]
+    assert {"name": "ordered", "description": "as announced last"} in providers

@@ -451,3 +451,21 @@ async def test_neutron_lists_page(client: LbaasClient) -> None:
         following = await client.http.get(link["href"])
         assert following.status_code == 200, following.text
         assert following.json()[collection][0] not in page.json()[collection]
+
+
+async def test_a_device_moves_its_range_and_keeps_the_subnets_in_use(client: LbaasClient) -> None:
+    device = await client.create_device("noop")
+    lb = (await client.create_lb(device)).json()["loadbalancer"]
+    await client.wait_lb(lb["id"])
+    moved = await client.http.put(
+        f"/v2/lbaas/devices/{device['id']}", json={"device": {"vip_cidr": random_cidr()}}
+    )
+    assert moved.status_code == 200, moved.text
+    served = moved.json()["device"]["vip_subnet_ids"]
+    assert lb["vip_subnet_id"] in served and len(served) == 2, "the old one is still in use"
+    again = await client.create_lb(device, name="on-the-new-range")
+    assert again.status_code == 202, again.text
+    assert again.json()["loadbalancer"]["vip_subnet_id"] in served
+    assert (await client.get_lb(lb["id"])).json()["loadbalancer"]["vip_address"] == lb[
+        "vip_address"
+    ]

@@ -71,13 +71,15 @@ async def test_device_updates_respect_what_it_hosts(lone_api: LbaasClient) -> No
 
     for body, status in (
         ({"driver": "sim"}, 409),
-        ({"vip_cidr": "10.78.0.0/24"}, 409),
+        ({"vip_cidr": "10.78.0.0/24"}, 200),  # and it still serves the subnet of its VIP
         ({"vip_cidr": "10.77.0.0/16"}, 200),
         ({"name": "x y"}, 400),
     ):
         response = await lone_api.http.put(path, json={"device": body})
         assert response.status_code == status, (body, response.text)
-    assert (await lone_api.http.get(path)).json()["device"]["vip_cidr"] == "10.77.0.0/16"
+    shown = (await lone_api.http.get(path)).json()["device"]
+    assert shown["vip_cidr"] == "10.77.0.0/16"
+    assert len(shown["vip_subnet_ids"]) == 2, "10.77.0.0/24 (its VIP's) and 10.77.0.0/16"
 
 
 async def test_vips_fill_the_range_gaps_included(lone_api: LbaasClient) -> None:

@@ -350,6 +350,27 @@ def test_a_redirect_to_a_tcp_pool_is_refused() -> None:
         render(_spec([policy], pool_protocol="TCP"))
 
 
+def test_a_redirect_to_a_proxy_pool_a_tcp_listener_uses_is_refused() -> None:
+    """The pool's backend runs in the mode of the TCP listener it is the default pool of, so
+    an HTTP listener cannot switch to it."""
+    policy = _policy(
+        1, 1, "REDIRECT_TO_POOL", [_rule(1, "PATH", "STARTS_WITH", "/")], redirect_pool_id=POOLS[1]
+    )
+    spec = _spec([policy], pool_protocol="PROXY")
+    assert "mode http" in render(spec), "alone, the PROXY pool runs in the HTTP listener's mode"
+    tcp = spec.listeners[0].model_copy(
+        update={
+            "id": uuid.UUID(int=4),
+            "protocol": "TCP",
+            "protocol_port": 8081,
+            "default_pool_id": POOLS[1],
+            "l7policies": [],
+        }
+    )
+    with pytest.raises(Unrenderable, match="PROXY pool"):
+        render(spec.model_copy(update={"listeners": [tcp, *spec.listeners]}))
+
+
 def test_too_many_rules_and_ids_seen_twice_are_refused() -> None:
     too_many = [_rule(n, "PATH", "STARTS_WITH", "/x") for n in range(MAX_L7_RULES_PER_POLICY + 1)]
     with pytest.raises(Unrenderable):

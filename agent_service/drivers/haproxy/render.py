@@ -104,15 +104,22 @@ def section(prefix: str, object_id: UUID) -> str:
 
 def render(spec: LoadBalancerSpec) -> str:
     """The whole configuration of ``spec`` (the device adds its own ``global`` section)."""
+    users = _users(spec)
+    parts = [DEFAULTS]
+    parts += ["\n".join(_frontend(spec, listener)) + "\n" for listener in spec.listeners]
+    parts += ["\n".join(_backend(pool, users.get(pool.id))) + "\n" for pool in spec.pools]
+    return "\n".join(parts)
+
+
+def _users(spec: LoadBalancerSpec) -> dict[UUID | None, ListenerSpec]:
+    """The listener whose mode each pool's backend is rendered in: the one it is the default
+    pool of, else the first that redirects to it."""
     users = {listener.default_pool_id: listener for listener in spec.listeners}
     for listener in spec.listeners:
         for policy in _rendered_policies(listener):
             if policy.action == "REDIRECT_TO_POOL":
                 users.setdefault(policy.redirect_pool_id, listener)
-    parts = [DEFAULTS]
-    parts += ["\n".join(_frontend(spec, listener)) + "\n" for listener in spec.listeners]
-    parts += ["\n".join(_backend(pool, users.get(pool.id))) + "\n" for pool in spec.pools]
-    return "\n".join(parts)
+    return users
 
 
 def _frontend(spec: LoadBalancerSpec, listener: ListenerSpec) -> Iterator[str]:
@@ -233,7 +240,7 @@ def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list
                     f"L7 policy {policy.id} redirects to pool {policy.redirect_pool_id},"
                     " which is not one of the load balancer's"
                 )
-            if _pool_mode(pool, listener) != "http":
+            if _pool_mode(pool, _users(spec).get(pool.id)) != "http":
                 raise Unrenderable(
                     f"L7 policy {policy.id} redirects to the {pool.protocol} pool {pool.id}"
                     " of an HTTP listener"
