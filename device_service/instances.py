@@ -83,8 +83,8 @@ _FOREIGN_WORDS = frozenset(
         "socket",
     }
 )
-_EXPRESSIONS = frozenset({"%[dst_port]"})
-"""The only log-format expression the renderer writes."""
+_EXPRESSIONS = frozenset({"%[dst_port]", "%[src]"})
+"""The only log-format expressions the renderer writes."""
 _BALANCES = frozenset({"roundrobin", "leastconn", "source", "hash src,concat(:,txn.src_port)"})
 """The algorithms the renderer writes: ``balance hash`` takes any sample expression."""
 

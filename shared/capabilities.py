@@ -140,6 +140,9 @@ EVERY_OPTION = Capabilities(
     healthmonitor_types=BASELINE.healthmonitor_types | {"TLS-HELLO", "UDP-CONNECT", "SCTP"},
     insert_headers=BASELINE.insert_headers
     | {
+        "X-Forwarded-IP",
+        "X-Client-IP",
+        "X-Real-IP",
         "X-SSL-Client-Verify",
         "X-SSL-Client-Has-Cert",
         "X-SSL-Client-DN",

@@ -42,12 +42,16 @@ class ListenerProtocol(StrEnum):
 
 
 class InsertHeader(StrEnum):
-    """Octavia's: the X-Forwarded-* headers, and the X-SSL-* ones (of the client certificate,
-    for TERMINATED_HTTPS listeners only)."""
+    """Octavia's: the X-Forwarded-* headers, the client's address as X-Forwarded-IP,
+    X-Client-IP or X-Real-IP (octavia-lib 3.8), and the X-SSL-* ones (of the client
+    certificate, for TERMINATED_HTTPS listeners only)."""
 
     X_FORWARDED_FOR = "X-Forwarded-For"
     X_FORWARDED_PORT = "X-Forwarded-Port"
     X_FORWARDED_PROTO = "X-Forwarded-Proto"
+    X_FORWARDED_IP = "X-Forwarded-IP"
+    X_CLIENT_IP = "X-Client-IP"
+    X_REAL_IP = "X-Real-IP"
     X_SSL_CLIENT_VERIFY = "X-SSL-Client-Verify"
     X_SSL_CLIENT_HAS_CERT = "X-SSL-Client-Has-Cert"
     X_SSL_CLIENT_DN = "X-SSL-Client-DN"
@@ -89,6 +93,9 @@ InsertHeaders = TypedDict(
         "X-Forwarded-For": HeaderSwitch,
         "X-Forwarded-Port": HeaderSwitch,
         "X-Forwarded-Proto": HeaderSwitch,
+        "X-Forwarded-IP": HeaderSwitch,
+        "X-Client-IP": HeaderSwitch,
+        "X-Real-IP": HeaderSwitch,
         "X-SSL-Client-Verify": HeaderSwitch,
         "X-SSL-Client-Has-Cert": HeaderSwitch,
         "X-SSL-Client-DN": HeaderSwitch,

@@ -160,21 +160,19 @@ async def test_an_http_pool_sends_no_proxy_header(
         await _delete(client, lb)
 
 
+CLIENT_ADDRESS = ("X-Forwarded-IP", "X-Client-IP", "X-Real-IP")
+
+
 async def test_inserted_headers_say_the_client_address_the_port_and_the_protocol(
-    client: LbaasClient, registered: dict[str, Any], teller: TellingBackend
+    client: LbaasClient, registered: dict[str, Any], teller: TellingBackend, announced: None
 ) -> None:
     lb = await _web(client, registered, teller)
     listener_id = lb["listeners"][0]["id"]
     try:
         told, _ = await _told(lb["vip_address"])
-        assert not {"x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"} & set(
-            told["headers"]
-        )
-        headers = {
-            "X-Forwarded-For": "true",
-            "X-Forwarded-Port": "true",
-            "X-Forwarded-Proto": "true",
-        }
+        names = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", *CLIENT_ADDRESS)
+        assert not {name.lower() for name in names} & set(told["headers"])
+        headers = dict.fromkeys(names, "true")
         response = await client.http.put(
             f"/v2/lbaas/listeners/{listener_id}", json={"listener": {"insert_headers": headers}}
         )
@@ -184,6 +182,8 @@ async def test_inserted_headers_say_the_client_address_the_port_and_the_protocol
         assert told["headers"]["x-forwarded-for"] == us.rsplit(":", 1)[0]
         assert told["headers"]["x-forwarded-port"] == str(PORT)
         assert told["headers"]["x-forwarded-proto"] == "http"
+        for name in CLIENT_ADDRESS:
+            assert told["headers"][name.lower()] == us.rsplit(":", 1)[0], name
     finally:
         await _delete(client, lb)
 

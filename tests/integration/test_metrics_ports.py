@@ -23,7 +23,10 @@ def _listening_ports(pid: int) -> set[int]:
     """The TCP ports process ``pid`` listens on (from /proc: its sockets, the kernel's tables)."""
     sockets = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed since the listing: not a listening socket
+            continue
         if target.startswith("socket:["):
             sockets.add(target.removeprefix("socket:[").removesuffix("]"))
     ports = set()

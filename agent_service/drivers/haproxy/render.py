@@ -70,10 +70,14 @@ _QUOTABLE = re.compile(r"\A[ !#-&(-~]+\Z")
 _CHOSEN = "txn.l7_policy"
 """The variable holding the hex id of the first L7 policy that matched the request."""
 
+_CLIENT_ADDRESS_HEADERS = frozenset({"X-Forwarded-IP", "X-Client-IP", "X-Real-IP"})
+"""Headers that carry the client's address alone (``%[src]``)."""
+
 CAPABILITIES = BASELINE.model_copy(
     update={
         "pool_protocols": BASELINE.pool_protocols | frozenset(_PROXY_PROTOCOLS),
         "lb_algorithms": frozenset(_ALGORITHMS),
+        "insert_headers": BASELINE.insert_headers | _CLIENT_ADDRESS_HEADERS,
     }
 )
 """What this renderer can render: the ``haproxy`` provider's capabilities."""
@@ -310,8 +314,13 @@ def _inserted_headers(headers: dict[str, str]) -> Iterator[str]:
             yield "    http-request set-header X-Forwarded-Port %[dst_port]"
         elif name == "X-Forwarded-Proto":
             yield "    http-request set-header X-Forwarded-Proto http"
+        elif name in _CLIENT_ADDRESS_HEADERS:
+            yield f"    http-request set-header {name} %[src]"
         else:
-            raise Unrenderable("insert_headers may only name X-Forwarded-For, -Port and -Proto")
+            raise Unrenderable(
+                "insert_headers may only name X-Forwarded-For, -Port, -Proto, -IP, "
+                "X-Client-IP and X-Real-IP"
+            )
 
 
 def _pool_mode(pool: PoolSpec, listener: ListenerSpec | None) -> str:
