@@ -7,6 +7,9 @@ row of its load balancer (its *head*), so the commands of one load balancer
 reach the broker in generation order even when the request path and the
 relays of several replicas race after an outage. Publishing failures leave
 the row for the relay: a command is never lost between commit and broker.
+
+Deadlines are ``asyncio.timeout`` blocks, not ``asyncio.wait_for``: on Python 3.11 the
+latter can swallow the cancellation of a shutdown when its call finishes at that moment.
 """
 
 import asyncio
@@ -75,7 +78,8 @@ class CommandPublisher:
         consumed = set()
         for shard, queue in enumerate(self._command_queues):
             with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError):
-                declared = await asyncio.wait_for(queue.declare(), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    declared = await queue.declare()
                 if declared.consumer_count:
                     consumed.add(shard)
         return consumed
@@ -108,9 +112,8 @@ class CommandPublisher:
             type=DEVICE_SYNC_TYPE,
         )
         try:
-            await asyncio.wait_for(
-                exchange.publish(message, routing_key=routing_key, mandatory=True), self._timeout
-            )
+            async with asyncio.timeout(self._timeout):
+                await exchange.publish(message, routing_key=routing_key, mandatory=True)
         except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
             log.warning("device sync not published: %s", exc, extra={"device_id": sync.device.id})
 
@@ -156,20 +159,15 @@ class CommandPublisher:
                 except Unsealable as exc:
                     _drop_unsealable(row, exc)
                     continue
+                message = aio_pika.Message(
+                    payload.encode(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=str(row.op_id),
+                )
                 try:
-                    await asyncio.wait_for(
-                        exchange.publish(
-                            aio_pika.Message(
-                                payload.encode(),
-                                content_type="application/json",
-                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                message_id=str(row.op_id),
-                            ),
-                            routing_key=row.routing_key,
-                            mandatory=True,
-                        ),
-                        self._timeout,
-                    )
+                    async with asyncio.timeout(self._timeout):
+                        await exchange.publish(message, routing_key=row.routing_key, mandatory=True)
                 except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
                     row.attempts += 1
                     row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
@@ -200,7 +198,8 @@ class CommandPublisher:
             except Exception:
                 log.exception("outbox relay pass failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self.wake.wait()
             self.wake.clear()
 
     async def pending_count(self) -> int:
