@@ -91,8 +91,7 @@ async def flavor_capabilities(
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
     found = await runtime.providers.get(provider)
-    entries = _entries(flavor_options(found), fields, name, description)
-    return JSONResponse({"flavor_capabilities": entries})
+    return _capabilities("flavor_capabilities", flavor_options(found), fields, name, description)
 
 
 @router.get(
@@ -113,5 +112,16 @@ async def availability_zone_capabilities(
     runtime: Runtime = Depends(get_runtime),
 ) -> JSONResponse:
     found = await runtime.providers.get(provider)
-    entries = _entries(availability_zone_options(found), fields, name, description)
-    return JSONResponse({"availability_zone_capabilities": entries})
+    options = availability_zone_options(found)
+    return _capabilities("availability_zone_capabilities", options, fields, name, description)
+
+
+def _capabilities(
+    key: str,
+    options: Mapping[str, str],
+    fields: list[str] | None,
+    name: str | None,
+    description: str | None,
+) -> JSONResponse:
+    """A provider's capabilities of one kind as Octavia lists them, under ``key``."""
+    return JSONResponse({key: _entries(options, fields, name, description)})

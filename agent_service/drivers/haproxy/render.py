@@ -110,7 +110,7 @@ def render(spec: LoadBalancerSpec) -> str:
     """The whole configuration of ``spec`` (the device adds its own ``global`` section)."""
     users = _users(spec)
     parts = [DEFAULTS]
-    parts += ["\n".join(_frontend(spec, listener)) + "\n" for listener in spec.listeners]
+    parts += ["\n".join(_frontend(spec, listener, users)) + "\n" for listener in spec.listeners]
     parts += ["\n".join(_backend(pool, users.get(pool.id))) + "\n" for pool in spec.pools]
     return "\n".join(parts)
 
@@ -126,7 +126,9 @@ def _users(spec: LoadBalancerSpec) -> dict[UUID | None, ListenerSpec]:
     return users
 
 
-def _frontend(spec: LoadBalancerSpec, listener: ListenerSpec) -> Iterator[str]:
+def _frontend(
+    spec: LoadBalancerSpec, listener: ListenerSpec, users: dict[UUID | None, ListenerSpec]
+) -> Iterator[str]:
     mode = _choice(listener.protocol, _MODES, "listener protocol")
     yield f"frontend {section('listener', listener.id)}"
     yield f"    mode {mode}"
@@ -146,7 +148,7 @@ def _frontend(spec: LoadBalancerSpec, listener: ListenerSpec) -> Iterator[str]:
         yield "    tcp-request content accept if { req_ssl_hello_type 1 }"
     if listener.l7policies and mode != "http":
         raise Unrenderable(f"L7 policies need an HTTP listener, not {listener.protocol}")
-    requests, switches = _l7(spec, listener)
+    requests, switches = _l7(spec, listener, users)
     yield from requests
     if listener.default_pool_id is None and mode == "http":
         # With REDIRECT_TO_POOL policies, the chosen policy can only be one of them here.
@@ -169,8 +171,11 @@ def _rendered_policies(listener: ListenerSpec) -> list[L7PolicySpec]:
     ]
 
 
-def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list[str]]:
-    """The L7 policies of ``listener``: its ``http-request`` lines and its ``use_backend`` ones.
+def _l7(
+    spec: LoadBalancerSpec, listener: ListenerSpec, users: dict[UUID | None, ListenerSpec]
+) -> tuple[list[str], list[str]]:
+    """The L7 policies of ``listener``: its ``http-request`` lines and its ``use_backend`` ones
+    (a pool it switches to must run in HTTP mode as ``users`` renders it).
 
     Octavia's rule is that the first matching policy by position wins, but HAProxy runs every
     ``http-request`` rule (REJECT, the redirects) before any ``use_backend`` (REDIRECT_TO_POOL).
@@ -244,7 +249,7 @@ def _l7(spec: LoadBalancerSpec, listener: ListenerSpec) -> tuple[list[str], list
                     f"L7 policy {policy.id} redirects to pool {policy.redirect_pool_id},"
                     " which is not one of the load balancer's"
                 )
-            if _pool_mode(pool, _users(spec).get(pool.id)) != "http":
+            if _pool_mode(pool, users.get(pool.id)) != "http":
                 raise Unrenderable(
                     f"L7 policy {policy.id} redirects to the {pool.protocol} pool {pool.id}"
                     " of an HTTP listener"
