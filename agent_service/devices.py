@@ -7,14 +7,21 @@ went). What it learned holds only while its consumer channel lasts: once the
 channel closes the shards may go to another agent, so :meth:`Devices.clear`
 forgets everything rather than let two agents repair one device with
 different commands.
+
+Orphans: the last sync's inventory lists the load balancers the database places on
+the device. One the device holds that is not listed, although the agent saw it on
+the device more than ``orphan_grace`` before the inventory was taken, was deleted
+or moved away while the device was out of reach: :meth:`KnownDevice.orphans`.
 """
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from shared.messages import Command, DeviceSpec, DeviceSync
+from shared.messages import Command, DeviceSpec, DeviceSync, Inventory
 from shared.status import CommandAction
 
 FORGET_AFTER_SYNCS = 3
@@ -32,6 +39,8 @@ class Attempt(StrEnum):
     """The device refused the configuration itself: trying again gives the same answer."""
     FAILED = "failed"
     """The device could not be reached or failed: worth trying again once it answers."""
+    SUPERSEDED = "superseded"
+    """The device holds a newer generation: the command came late and changed nothing."""
 
 
 @dataclass
@@ -55,9 +64,36 @@ class KnownDevice:
     failures: int = 0
     """Status reads that failed in a row."""
     desired: dict[UUID, Desired] = field(default_factory=dict)
+    inventory: Inventory | None = None
+    """The last sync's; None until a sync carried one."""
+    first_seen: dict[UUID, datetime] = field(default_factory=dict)
+    """When each load balancer the device holds was first seen on it (this agent's clock)."""
 
     def heard(self) -> None:
         self.heard_at = time.monotonic()
+
+    def seen(self, held: Iterable[UUID]) -> None:
+        """A read of the device found ``held``."""
+        now = datetime.now(UTC)
+        self.first_seen = {lb: self.first_seen.get(lb, now) for lb in held}
+
+    def orphans(self, held: Iterable[UUID], grace: timedelta) -> list[UUID]:
+        """What of ``held`` the inventory says the device should not hold, sure to be
+        older than the inventory: seen before it was taken, by more than ``grace``."""
+        if self.inventory is None:
+            return []
+        listed = set(self.inventory.loadbalancers)
+        before = self.inventory.taken_at - grace
+        return [
+            lb
+            for lb in held
+            if lb not in listed and lb in self.first_seen and self.first_seen[lb] < before
+        ]
+
+    def forget(self, loadbalancer_id: UUID) -> None:
+        """The device no longer holds the load balancer, and should not."""
+        self.desired.pop(loadbalancer_id, None)
+        self.first_seen.pop(loadbalancer_id, None)
 
     @property
     def forgotten(self) -> bool:
@@ -75,6 +111,8 @@ class Devices:
             known = self._devices[sync.device.id] = KnownDevice(sync.device)
         known.spec = sync.device
         known.sync_interval = sync.interval
+        if sync.inventory is not None:
+            known.inventory = sync.inventory
         known.heard()
 
     def heard_of(self, device: DeviceSpec) -> KnownDevice:
@@ -91,6 +129,8 @@ class Devices:
         known = self._devices.get(command.device_id)
         if known is None:
             known = self._devices[command.device_id] = KnownDevice(command.device)
+        if attempt is Attempt.SUPERSEDED:
+            return
         previous = known.desired.get(command.loadbalancer_id)
         if command.action is CommandAction.DELETE and attempt is Attempt.APPLIED:
             known.desired.pop(command.loadbalancer_id, None)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Self
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agent_service.devices import Attempt, Devices
-from agent_service.drivers import DriverCall, DriverRegistry, Refused, run_driver
+from agent_service.drivers import DriverCall, DriverRegistry, Refused, Superseded, run_driver
 from agent_service.metrics import AgentMetrics
 from shared.messages import Command, DeviceSpec, Result
 from shared.redaction import device_secrets, for_project, without_secrets
@@ -105,11 +106,10 @@ class CommandExecutor:
             kind=SpanKind.CONSUMER,
             attributes={"lbaas.loadbalancer_id": str(command.loadbalancer_id)},
         ) as span:
-            failure = await self._run(command)
+            outcome, failure = await self._run(command)
             if failure is not None:
                 span.set_status(StatusCode.ERROR, failure.error)
             trace_context = current_context()
-        outcome = Attempt.APPLIED if failure is None else failure.attempt
         self._devices.record(command, outcome)
         elapsed = (datetime.now(UTC) - started_at).total_seconds()
         self._metrics.driver_duration.labels(command.driver, command.action, outcome).observe(
@@ -130,7 +130,15 @@ class CommandExecutor:
             trace_context=trace_context,
         )
 
-    async def _run(self, command: Command) -> Failure | None:
+    async def remove_orphan(self, device: DeviceSpec, loadbalancer_id: UUID) -> None:
+        """Delete what ``device`` holds of a load balancer the database does not place there
+        (no command, no result: nobody waits for it). Raises what the driver raised."""
+        driver = self._registry.get(device.driver)
+        call = partial(driver.delete, device, loadbalancer_id)
+        async with asyncio.timeout(self._driver_timeout):
+            await run_driver(driver, device, call, self._poll_interval)
+
+    async def _run(self, command: Command) -> tuple[Attempt, Failure | None]:
         deadline = asyncio.timeout(self._driver_timeout)
         try:
             _check_consistent(command)
@@ -142,19 +150,26 @@ class CommandExecutor:
             )
             async with deadline:
                 await run_driver(driver, command.device, call, self._poll_interval)
+        except Superseded as exc:
+            log.info("command not applied: %s", exc, extra=log_context(command))
+            return Attempt.SUPERSEDED, None
         except Exception as exc:
-            if deadline.expired():
-                detail = (
-                    f"driver {command.driver!r} did not finish within "
-                    f"{self._driver_timeout:g} s (LBAAS_DRIVER_TIMEOUT)"
-                )
-                return Failure.of_device(command.device, detail, Attempt.FAILED)
-            log.debug("driver call failed", exc_info=True, extra=log_context(command))
-            detail = str(exc) or type(exc).__name__
-            if isinstance(exc, Refused):
-                return Failure.of_configuration(command.device, detail)
+            failure = self._failure(command, exc, timed_out=deadline.expired())
+            return failure.attempt, failure
+        return Attempt.APPLIED, None
+
+    def _failure(self, command: Command, exc: Exception, *, timed_out: bool) -> Failure:
+        if timed_out:
+            detail = (
+                f"driver {command.driver!r} did not finish within "
+                f"{self._driver_timeout:g} s (LBAAS_DRIVER_TIMEOUT)"
+            )
             return Failure.of_device(command.device, detail, Attempt.FAILED)
-        return None
+        log.debug("driver call failed", exc_info=True, extra=log_context(command))
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, Refused):
+            return Failure.of_configuration(command.device, detail)
+        return Failure.of_device(command.device, detail, Attempt.FAILED)
 
 
 class InconsistentCommand(Refused, ValueError):

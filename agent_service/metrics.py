@@ -31,6 +31,11 @@ class AgentMetrics:
             "Commands applied again because a device did not hold them",
             registry=self.registry,
         )
+        self.orphans_removed = Counter(
+            "lbaas_agent_orphans_removed_total",
+            "Load balancers deleted from a device because the database does not place them there",
+            registry=self.registry,
+        )
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -36,7 +36,7 @@ class Agent:
         self.locks = DeviceLocks()
         self.devices = Devices()
         self.metrics = AgentMetrics()
-        self.broker = Broker(settings.amqp_url, self._on_connected)
+        self.broker = Broker(settings.amqp_urls, self._on_connected)
         self._publisher = Publisher(self.broker, self.names, settings.result_publish_timeout)
         executor = CommandExecutor(
             self.registry,
@@ -55,6 +55,7 @@ class Agent:
             self.metrics,
             agent_id=settings.agent_id,
             interval=settings.status_interval,
+            orphan_grace=settings.orphan_grace,
         )
         self._announcer = Announcer(
             self.registry,

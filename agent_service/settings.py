@@ -57,6 +57,13 @@ class AgentSettings(CommonSettings):
     status_interval: float = Field(
         default=5.0, gt=0, description="Seconds between status reads of each device."
     )
+    orphan_grace: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a load balancer must have been on a device before the device sync "
+        "that no longer lists it, for it to be removed as an orphan; more than the clocks of "
+        "agents and the database may differ.",
+    )
     announce_interval: float = Field(
         default=60.0,
         gt=0,

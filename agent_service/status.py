@@ -13,12 +13,15 @@ publishes its result, which heals an operation that failed because the
 device was away. Failures back off (2, 4, 8 … s, at most 5 min); a
 configuration the device itself refused (``drivers.Refused``) is not tried
 again.
+
+Orphans (:meth:`agent_service.devices.KnownDevice.orphans`) are deleted from the
+device under its lock, after a fresh read.
 """
 
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agent_service.devices import Attempt, Desired, Devices, KnownDevice
 from agent_service.drivers import (
@@ -54,6 +57,7 @@ class DeviceWatch:
         *,
         agent_id: str,
         interval: float,
+        orphan_grace: float,
     ) -> None:
         self._metrics = metrics
         self._devices = devices
@@ -64,6 +68,7 @@ class DeviceWatch:
         self._agent_id = agent_id
         self._interval = interval
         self._read_timeout = max(interval, MIN_READ_TIMEOUT)
+        self._orphan_grace = timedelta(seconds=orphan_grace)
 
     async def run(self) -> None:
         while True:
@@ -85,6 +90,8 @@ class DeviceWatch:
         try:
             driver = self._registry.get(device.driver)
             state = await self._read(driver, known)
+            if known.orphans(state, self._orphan_grace):
+                state = await self._remove_orphans(driver, known)
             if _drifted(driver, known, state):
                 state = await self._repair(driver, known)
         except UnknownDriver as exc:
@@ -110,7 +117,26 @@ class DeviceWatch:
 
     async def _read(self, driver: Driver, known: KnownDevice) -> DeviceState:
         async with asyncio.timeout(self._read_timeout):
-            return await read_status(driver, known.spec)
+            state = await read_status(driver, known.spec)
+        known.seen(state)
+        return state
+
+    async def _remove_orphans(self, driver: Driver, known: KnownDevice) -> DeviceState:
+        """Under the device's lock, so that no command runs meanwhile."""
+        async with self._locks.hold(known.spec.id):
+            state = await self._read(driver, known)
+            for loadbalancer_id in known.orphans(state, self._orphan_grace):
+                log.warning(
+                    "device %s holds load balancer %s, which the database does not place "
+                    "there; removing it",
+                    known.spec.name,
+                    loadbalancer_id,
+                    extra={"device_id": known.spec.id, "loadbalancer_id": loadbalancer_id},
+                )
+                await self._executor.remove_orphan(known.spec, loadbalancer_id)
+                known.forget(loadbalancer_id)
+                self._metrics.orphans_removed.inc()
+            return await self._read(driver, known)
 
     async def _repair(self, driver: Driver, known: KnownDevice) -> DeviceState:
         """Under the device's lock, so no command runs meanwhile: apply again what differs."""

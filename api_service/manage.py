@@ -12,6 +12,7 @@ from uuid import UUID
 
 import aio_pika
 import asyncpg
+from aio_pika.abc import AbstractConnection
 from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 import migrations
 from api_service import openapi
-from api_service.db.engine import create_engine, session_factory
+from api_service.db.engine import create_engine, plain_dsn, session_factory
 from api_service.db.models import Device
 from api_service.errors import DomainError
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
@@ -47,7 +48,7 @@ async def create_database(database_url: str) -> bool:
     """Create the database named in ``database_url`` unless it exists; True if created."""
     url = make_url(database_url)
     admin = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
+        plain_dsn(url.set(database="postgres").render_as_string(hide_password=False))
     )
     try:
         if await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database):
@@ -60,11 +61,21 @@ async def create_database(database_url: str) -> bool:
 
 async def declare(settings: ApiSettings) -> None:
     """Declare the AMQP topology once, as an operator step (the services only look it up)."""
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await _connect_any(settings.amqp_urls)
     async with connection:
         channel = await connection.channel()
         names = Names(settings.queue_prefix, settings.command_shards)
         await declare_topology(channel, names, settings.delivery_limit)
+
+
+async def _connect_any(urls: list[str]) -> AbstractConnection:
+    """A connection to the first of a cluster's nodes that answers."""
+    for url in urls[:-1]:
+        try:
+            return await aio_pika.connect(url, timeout=5)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError):
+            continue
+    return await aio_pika.connect(urls[-1], timeout=5)
 
 
 def duration(text: str) -> timedelta:

@@ -93,7 +93,7 @@ class Runtime:
             await status.on_connected(connection)
             await providers.on_connected(connection)
 
-        broker = Broker(settings.amqp_url, on_connected)
+        broker = Broker(settings.amqp_urls, on_connected)
         commands = CommandPublisher(
             broker,
             names,

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from device_service.haproxy import HaproxyError, Unconfirmed
-from device_service.instances import Instances, Rejected, refuse_foreign
+from device_service.instances import Instances, Rejected, Superseded, refuse_foreign
 from device_service.metrics import DeviceMetrics
 from device_service.settings import DeviceSettings
 from shared.device_api import (
@@ -129,6 +129,9 @@ def create_app(settings: DeviceSettings) -> FastAPI:
             except Rejected as exc:
                 log.warning("rejected the configuration of %s: %s", loadbalancer_id, exc)
                 return problem(422, "Configuration Rejected", str(exc))
+            except Superseded as exc:
+                log.info("not going back on %s: %s", loadbalancer_id, exc)
+                return problem(409, "Superseded", str(exc))
             except Unconfirmed as exc:
                 log.error("applying %s: %s", loadbalancer_id, exc)
                 return problem(503, "Device Failure", str(exc))

@@ -64,6 +64,10 @@ class Rejected(Exception):
     """HAProxy rejected the configuration; the previous one keeps serving."""
 
 
+class Superseded(Exception):
+    """The instance holds a newer generation than the one put: nothing changes."""
+
+
 _SECTIONS = frozenset({"defaults", "frontend", "backend"})
 _FOREIGN_WORDS = frozenset(
     {
@@ -192,6 +196,8 @@ class Instance:
         """Make ``body`` the running configuration, or raise :class:`Rejected` and keep the old."""
         digest = config_digest(body)
         meta = self.meta()
+        if meta is not None and meta.generation > generation:
+            raise Superseded(f"holds generation {meta.generation}, newer than {generation}")
         if meta is not None and meta.digest == digest and self.state(meta) != "down":
             if meta.generation != generation:
                 meta.generation = generation

@@ -3,17 +3,23 @@
 aio-pika's robust connection reconnects (and restores consumers) once it has
 connected; :class:`Broker` adds the first connection, retried in the
 background, so that a service starts, answers health checks and keeps its
-outbox while the broker is away.
+outbox while the broker is away. Given the URLs of a cluster's nodes, each
+attempt goes to the next node (:class:`ClusterConnection`).
 """
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.robust_connection import RobustConnection
 from pydantic import BaseModel
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +30,31 @@ class BrokerUnavailable(Exception):
     """The broker cannot be reached now; the caller keeps its work for later."""
 
 
+class ClusterConnection(RobustConnection):
+    """A robust connection that moves to the next node each time it loses one.
+
+    aio-pika reconnects to the one URL it was given; this connection turns to the
+    next of ``nodes`` (round robin) whenever its connection closes or a reconnect
+    fails, so that a client leaves a node that is gone within one reconnect.
+    ``nodes[0]`` is the node of ``url``.
+    """
+
+    def __init__(self, url: URL, *args: Any, nodes: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(url, *args, **kwargs)
+        self._nodes = [URL(node) for node in nodes]
+        self._next = 1
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        self.url = self._nodes[self._next % len(self._nodes)]
+        self._next += 1
+        await super()._on_connection_close(closing)
+
+
 class Broker:
-    def __init__(self, url: str, on_connected: OnConnected, retry_interval: float = 1.0) -> None:
-        self._url = url
+    def __init__(
+        self, urls: Sequence[str], on_connected: OnConnected, retry_interval: float = 1.0
+    ) -> None:
+        self._urls = list(urls)
         self._on_connected = on_connected
         self._retry_interval = retry_interval
         self._connection: AbstractRobustConnection | None = None
@@ -42,10 +70,17 @@ class Broker:
         ``ready`` is set only after ``on_connected`` returned, so consumers it
         starts may see messages before :meth:`channel` works: they wait on ``ready``.
         """
-        while True:
+        for attempt in itertools.count():
+            first = attempt % len(self._urls)
+            nodes = self._urls[first:] + self._urls[:first]
             connection: AbstractRobustConnection | None = None
             try:
-                connection = await aio_pika.connect_robust(self._url, timeout=5)
+                connection = await aio_pika.connect_robust(
+                    nodes[0],
+                    timeout=5,
+                    reconnect_interval=self._retry_interval,
+                    connection_class=partial(ClusterConnection, nodes=nodes),
+                )
                 await self._on_connected(connection)
             except Exception as exc:
                 log.warning("broker not usable, retrying: %s: %s", type(exc).__name__, exc)

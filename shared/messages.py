@@ -240,17 +240,32 @@ class StatusReport(_Message):
     loadbalancers: dict[UUID, LoadBalancerStatus] = Field(default_factory=dict, max_length=100_000)
 
 
+class Inventory(_Message):
+    """The load balancers the database places on one device, as of ``taken_at``.
+
+    A load balancer's row is committed before any command for it is published, so
+    an instance the device held well before ``taken_at`` (by more than the clocks
+    may differ) and that is not listed here is an orphan: deleted, or moved away.
+    """
+
+    taken_at: datetime = Field(description="The database's clock when the list was read.")
+    loadbalancers: list[UUID] = Field(max_length=1_000_000)
+
+
 class DeviceSync(_Message):
     """The API's periodic word to the agent active on a device's shard: this device exists.
 
     It lets an agent that took a shard over poll the shard's devices before any
-    command reaches it. Sent as AMQP message type :data:`DEVICE_SYNC_TYPE`.
+    command reaches it, and tells it what the device should hold (``inventory``).
+    Sent as AMQP message type :data:`DEVICE_SYNC_TYPE`.
     """
 
     schema_version: Literal[1] = 1
     device: DeviceSpec
     interval: float = Field(gt=0, description="Seconds until the next sync of this device.")
     issued_at: datetime
+    inventory: Inventory | None = None
+    """None from an API that does not send one: then nothing is removed as an orphan."""
 
 
 DEVICE_SYNC_TYPE = "device-sync"

@@ -19,7 +19,11 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LBAAS_", extra="ignore")
 
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="The broker's URL; for a cluster, one URL per node, comma-separated "
+        "(a lost node's clients move to the next).",
+    )
     queue_prefix: str = Field(default="lbaas", pattern=_NAME_PATTERN)
     command_shards: int = Field(default=4, ge=1, le=256)
     delivery_limit: int = Field(
@@ -29,15 +33,21 @@ class CommonSettings(BaseSettings):
 
     @field_validator("amqp_url")
     @classmethod
-    def _amqp_url(cls, url: str) -> str:
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"is not a URL: {exc}") from None
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise ValueError("must be an amqp:// or amqps:// URL with a host")
-        return url
+    def _amqp_urls(cls, urls: str) -> str:
+        for position, url in enumerate(urls.split(","), 1):
+            try:
+                parts = urlsplit(url.strip())
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError as exc:
+                raise ValueError(f"URL {position} is not a URL: {exc}") from None
+            if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+                raise ValueError(f"URL {position} must be an amqp:// or amqps:// URL with a host")
+        return urls
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The broker's nodes, in the order they are tried."""
+        return [url.strip() for url in self.amqp_url.split(",")]
 
 
 def invalid_settings(program: str, error: ValidationError, prefix: str = "LBAAS_") -> str:

@@ -6,8 +6,10 @@ in a worker thread) or coroutine functions (awaited). Each returns ``None``
 when the device is done, or :class:`InProgress` when the device's own API is
 asynchronous; the agent then calls ``poll`` with the handle until it returns
 ``None``. Any exception is a failure whose message becomes the ``ERROR``
-result's ``error``. Calls are idempotent: applying the same spec twice is a
-no-op.
+result's ``error``, except :class:`Superseded`. Calls are idempotent: applying
+the same spec twice is a no-op; a device never goes back to an older
+generation of a load balancer (a command redelivered late raises
+:class:`Superseded`).
 
 ``status`` tells what the device holds of each load balancer (a digest of its
 configuration, health, counters) and ``digest`` what it would hold for a
@@ -50,6 +52,11 @@ class Refused(Exception):
 
     Any other exception is a failure of the device or of reaching it.
     """
+
+
+class Superseded(Exception):
+    """The device holds a newer generation of the load balancer than the spec's: applying it
+    would go back. The command changes nothing and is done."""
 
 
 DriverOutcome = InProgress | None

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 from uuid import UUID, uuid4
 
-from agent_service.drivers import DeviceState, InProgress, Observed, Refused, spec_digest
+from agent_service.drivers import (
+    DeviceState,
+    InProgress,
+    Observed,
+    Refused,
+    Superseded,
+    spec_digest,
+)
 from agent_service.drivers.sim_state import (
     ApplianceState,
     FileApplianceState,
@@ -211,6 +218,13 @@ class SimDriver:
             del self._pending[handle]
 
     async def _finish_apply(self, params: SimParameters, spec: LoadBalancerSpec) -> None:
+        held = await asyncio.to_thread(self.state.loadbalancer, params.host, spec.id)
+        if held is not None and held.generation > spec.generation:
+            await self.state.record(params.host, "apply_superseded", spec.id, spec.generation)
+            raise Superseded(
+                f"sim appliance {params.host} holds generation {held.generation}, "
+                f"not going back to {spec.generation}"
+            )
         if self._random.random() < params.fail:
             await self.state.record(params.host, "apply_failed", spec.id, spec.generation)
             raise SimulatedFailure(

@@ -20,6 +20,7 @@ JournalEvent = Literal[
     "apply_started",
     "apply_done",
     "apply_failed",
+    "apply_superseded",
     "delete_started",
     "delete_done",
     "delete_failed",
@@ -48,6 +49,8 @@ class ApplianceState(Protocol):
     async def remove(self, host: str, loadbalancer_id: UUID) -> None: ...
 
     def loadbalancers(self, host: str) -> dict[UUID, LoadBalancerSpec]: ...
+
+    def loadbalancer(self, host: str, loadbalancer_id: UUID) -> LoadBalancerSpec | None: ...
 
     def journal(self, host: str) -> list[JournalEntry]: ...
 
@@ -78,6 +81,9 @@ class MemoryApplianceState:
 
     def loadbalancers(self, host: str) -> dict[UUID, LoadBalancerSpec]:
         return dict(self._specs.get(host, {}))
+
+    def loadbalancer(self, host: str, loadbalancer_id: UUID) -> LoadBalancerSpec | None:
+        return self._specs.get(host, {}).get(loadbalancer_id)
 
     def journal(self, host: str) -> list[JournalEntry]:
         return list(self._journals.get(host, []))
@@ -135,6 +141,13 @@ class FileApplianceState:
             LoadBalancerSpec.model_validate_json(p.read_bytes()) for p in folder.glob("*.json")
         )
         return {spec.id: spec for spec in specs}
+
+    def loadbalancer(self, host: str, loadbalancer_id: UUID) -> LoadBalancerSpec | None:
+        try:
+            raw = self.spec_path(host, loadbalancer_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        return LoadBalancerSpec.model_validate_json(raw)
 
     def journal(self, host: str) -> list[JournalEntry]:
         path = self.journal_path(host)

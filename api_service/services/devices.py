@@ -4,9 +4,12 @@ VIP subnet of its ``vip_cidr`` (``services.networks``).
 Every ``sync_interval`` the API tells the agent active on each device's shard
 that the device exists (a ``DeviceSync``, published by ``messaging.commands``),
 so that an agent that took a shard over watches its devices before any
-command reaches it. Each device is claimed by one API replica per interval.
+command reaches it, with the load balancers the database places on it (an
+``Inventory``: what the device holds beyond it is an orphan the agent removes).
+Each device is claimed by one API replica per interval.
 """
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,12 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.engine import SessionFactory
-from api_service.db.models import Device
+from api_service.db.models import Device, LoadBalancer
 from api_service.errors import Conflict, NotFound
 from api_service.schemas.devices import DeviceCreate, DeviceUpdate
 from api_service.secret_keys import SecretKeys
 from api_service.services.networks import move_range, serve, served_subnet_ids
-from shared.messages import DeviceSpec, DeviceSync
+from shared.messages import DeviceSpec, DeviceSync, Inventory
 from shared.topology import shard_for
 
 
@@ -115,8 +118,10 @@ def device_spec(device: Device, keys: SecretKeys) -> DeviceSpec:
 async def claim_syncs(
     sessions: SessionFactory, keys: SecretKeys, shards: int, interval: float
 ) -> list[tuple[int, DeviceSync]]:
-    """A sync, with its shard, for every device no replica synced within the interval."""
+    """A sync, with its shard and inventory, for every device no replica synced within the
+    interval."""
     async with sessions.begin() as session:
+        taken_at = await session.scalar(select(func.now()))
         devices = (
             await session.scalars(
                 update(Device)
@@ -130,11 +135,26 @@ async def claim_syncs(
                 .returning(Device)
             )
         ).all()
+        hosted: defaultdict[UUID, list[UUID]] = defaultdict(list)
+        if devices:
+            rows = await session.execute(
+                select(LoadBalancer.device_id, LoadBalancer.id).where(
+                    LoadBalancer.device_id.in_([device.id for device in devices])
+                )
+            )
+            for device_id, loadbalancer_id in rows:
+                hosted[device_id].append(loadbalancer_id)
+    assert taken_at is not None
     now = datetime.now(UTC)
     return [
         (
             shard_for(device.id, shards),
-            DeviceSync(device=device_spec(device, keys), interval=interval, issued_at=now),
+            DeviceSync(
+                device=device_spec(device, keys),
+                interval=interval,
+                issued_at=now,
+                inventory=Inventory(taken_at=taken_at, loadbalancers=hosted[device.id]),
+            ),
         )
         for device in devices
     ]

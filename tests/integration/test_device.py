@@ -104,6 +104,25 @@ async def test_put_serves_the_config_and_the_same_config_changes_nothing(
     assert foreign == [], "HAProxy runs with a minimal environment (its own HAPROXY_* aside)"
 
 
+async def test_an_older_generation_is_refused_and_changes_nothing(
+    device: Device, backends: list[Backend]
+) -> None:
+    """A command redelivered late must not undo a newer one."""
+    address = vip()
+    newer = spec(address, backends[:1], generation=3)
+    assert (await put(device, newer)).status_code == 200
+    older = spec(address, backends, generation=2)
+    assert older.id == newer.id
+    refused = await put(device, older)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "generation 3" in refused.json()["detail"]
+    async with device.http() as http:
+        listed = (await http.get("/v1/loadbalancers")).json()["loadbalancers"]
+    assert [(i["generation"], i["digest"]) for i in listed] == [(3, config_digest(render(newer)))]
+    assert {await answers(f"http://{address}:{PORT}/") for _ in range(4)} == {"b0"}
+
+
 async def test_a_config_haproxy_rejects_keeps_the_previous_one_serving(
     device: Device, backends: list[Backend]
 ) -> None:

@@ -13,7 +13,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from agent_service.drivers import Refused
+from agent_service.drivers import Refused, Superseded
 from shared.device_api import API_PREFIX, Applied, ConfigIn, DeviceStatus
 from shared.messages import DeviceSpec
 from shared.tracing import current_context
@@ -59,6 +59,8 @@ class DeviceClient:
         response = await self._call("PUT", f"/loadbalancers/{loadbalancer_id}", body.model_dump())
         if response.status_code == 422:
             raise ConfigurationRejected(f"HAProxy rejected the configuration: {_detail(response)}")
+        if response.status_code == 409:
+            raise Superseded(f"device {self.name} {_detail(response)}")
         self._expect(response, 200)
         return self._parse(Applied, response)
 

@@ -1,0 +1,124 @@
+"""What an agent remembers of a device: orphans by inventory, late commands that change nothing."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+
+from agent_service.devices import Attempt, Devices, KnownDevice
+from agent_service.drivers import Superseded
+from agent_service.drivers.sim import SimDriver
+from agent_service.settings import AgentSettings
+from shared.messages import Command, DeviceSpec, DeviceSync, Inventory, LoadBalancerSpec
+from shared.status import CommandAction
+
+GRACE = timedelta(seconds=5)
+
+
+def _device() -> DeviceSpec:
+    return DeviceSpec(
+        id=uuid4(), name="d", driver="sim", management_url="sim://memory", report_secret="r" * 32
+    )
+
+
+def _sync(device: DeviceSpec, taken_at: datetime, listed: list[UUID]) -> DeviceSync:
+    return DeviceSync(
+        device=device,
+        interval=1.0,
+        issued_at=taken_at,
+        inventory=Inventory(taken_at=taken_at, loadbalancers=listed),
+    )
+
+
+def _seen_long_ago(known: KnownDevice, *held: UUID) -> None:
+    known.seen(held)
+    for lb in held:
+        known.first_seen[lb] -= timedelta(minutes=1)
+
+
+def test_an_unlisted_load_balancer_seen_before_the_inventory_is_an_orphan() -> None:
+    device = _device()
+    devices = Devices()
+    listed, unlisted = uuid4(), uuid4()
+    devices.synced(_sync(device, datetime.now(UTC), [listed]))
+    known = devices.current()[0]
+    _seen_long_ago(known, listed, unlisted)
+    assert known.orphans([listed, unlisted], GRACE) == [unlisted]
+
+
+def test_one_seen_after_the_inventory_was_taken_is_not() -> None:
+    """Its create may have committed after the inventory was read."""
+    device = _device()
+    devices = Devices()
+    devices.synced(_sync(device, datetime.now(UTC) - timedelta(seconds=1), []))
+    known = devices.current()[0]
+    fresh = uuid4()
+    known.seen([fresh])
+    assert known.orphans([fresh], GRACE) == []
+
+
+def test_nothing_is_an_orphan_without_an_inventory() -> None:
+    device = _device()
+    devices = Devices()
+    devices.synced(DeviceSync(device=device, interval=1.0, issued_at=datetime.now(UTC)))
+    known = devices.current()[0]
+    held = uuid4()
+    _seen_long_ago(known, held)
+    assert known.orphans([held], GRACE) == []
+
+
+def test_a_later_sync_without_inventory_keeps_the_last_one() -> None:
+    device = _device()
+    devices = Devices()
+    devices.synced(_sync(device, datetime.now(UTC), []))
+    devices.synced(DeviceSync(device=device, interval=1.0, issued_at=datetime.now(UTC)))
+    known = devices.current()[0]
+    held = uuid4()
+    _seen_long_ago(known, held)
+    assert known.orphans([held], GRACE) == [held]
+
+
+def _spec(lb: UUID, generation: int, vip: str) -> LoadBalancerSpec:
+    return LoadBalancerSpec(
+        id=lb, project_id="p", admin_state_up=True, vip_address=vip, generation=generation
+    )
+
+
+def _command(device: DeviceSpec, lb: UUID, generation: int) -> Command:
+    spec = _spec(lb, generation, "10.0.0.1")
+    return Command(
+        op_id=uuid4(),
+        loadbalancer_id=lb,
+        device_id=device.id,
+        generation=generation,
+        action=CommandAction.APPLY,
+        driver=device.driver,
+        device=device,
+        spec=spec,
+        result_secret="s" * 32,
+        issued_at=datetime.now(UTC),
+    )
+
+
+def test_a_superseded_command_leaves_the_last_applied_one_desired() -> None:
+    device = _device()
+    devices = Devices()
+    lb = uuid4()
+    newer = _command(device, lb, 2)
+    devices.record(newer, Attempt.APPLIED)
+    devices.record(_command(device, lb, 1), Attempt.SUPERSEDED)
+    assert devices.current()[0].desired[lb].command == newer
+
+
+async def test_the_sim_appliance_never_goes_back_a_generation(tmp_path: Path) -> None:
+    driver = SimDriver(AgentSettings(sim_state_dir=tmp_path))
+    device = _device()
+    lb = uuid4()
+    await driver.apply(device, _spec(lb, 2, "10.0.0.1"))
+    with pytest.raises(Superseded):
+        await driver.apply(device, _spec(lb, 1, "10.0.0.9"))
+    held = driver.loadbalancers("memory")[lb]
+    assert (held.generation, str(held.vip_address)) == (2, "10.0.0.1")
+    events = [(e["event"], e["generation"]) for e in driver.journal("memory")]
+    assert events[-1] == ("apply_superseded", 1)
