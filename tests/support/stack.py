@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
@@ -89,6 +89,31 @@ def amqp_url_as(url: str, *, vhost: str, user: BrokerUser | None = None) -> str:
     return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(vhost, safe="")))
 
 
+class DatabaseServer(Protocol):
+    """Where an isolation's database lives: the machine's server, or a private one."""
+
+    def admin_dsn(self) -> str:
+        """A DSN of the server's ``postgres`` database on the (current) primary."""
+        ...
+
+    def database_url(self, database: str) -> str:
+        """The URL services reach ``database`` by (several hosts for a standby pair)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SharedServer:
+    """The machine's PostgreSQL (``LBAAS_TEST_ADMIN_DSN``)."""
+
+    dsn: str = ADMIN_DSN
+
+    def admin_dsn(self) -> str:
+        return self.dsn
+
+    def database_url(self, database: str) -> str:
+        return f"{self.dsn.rsplit('/', 1)[0]}/{database}"
+
+
 @dataclass
 class Isolation:
     """One database, one queue prefix and one vhost, created for a test run (or a test).
@@ -104,6 +129,7 @@ class Isolation:
     name: str = field(default_factory=lambda: f"lbaas_test_{uuid.uuid4().hex[:10]}")
     amqp_url: str = AMQP_URL
     broker_users: bool = BROKER_USERS
+    server: DatabaseServer = field(default_factory=SharedServer)
     server_url: str = field(init=False)
     api_user: BrokerUser = field(init=False)
     agent_user: BrokerUser = field(init=False)
@@ -117,8 +143,7 @@ class Isolation:
 
     @property
     def database_url(self) -> str:
-        base = ADMIN_DSN.rsplit("/", 1)[0]
-        return f"{base}/{self.name}"
+        return self.server.database_url(self.name)
 
     @property
     def queue_prefix(self) -> str:
@@ -172,7 +197,7 @@ class Isolation:
         """The broker's vhost, users and topology, and the migrated database, as an operator."""
         await self.create_broker()
         await self.manage("broker", "declare")
-        admin = await asyncpg.connect(ADMIN_DSN)
+        admin = await asyncpg.connect(self.server.admin_dsn())
         try:
             await admin.execute(f'CREATE DATABASE "{self.name}"')
         finally:
@@ -207,7 +232,7 @@ class Isolation:
         )
 
     async def drop(self) -> None:
-        admin = await asyncpg.connect(ADMIN_DSN)
+        admin = await asyncpg.connect(self.server.admin_dsn())
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
@@ -386,10 +411,14 @@ class Agent(Process):
 
 @asynccontextmanager
 async def isolated(
-    amqp_url: str = AMQP_URL, broker_users: bool = BROKER_USERS
+    amqp_url: str = AMQP_URL,
+    broker_users: bool = BROKER_USERS,
+    server: DatabaseServer | None = None,
 ) -> AsyncIterator[Isolation]:
     """A database, queue prefix and vhost of a test's own, dropped afterwards."""
-    isolation = Isolation(amqp_url=amqp_url, broker_users=broker_users)
+    isolation = Isolation(
+        amqp_url=amqp_url, broker_users=broker_users, server=server or SharedServer()
+    )
     try:
         await isolation.create()
         yield isolation
