@@ -103,6 +103,9 @@ class KnownDevice:
 class Devices:
     def __init__(self) -> None:
         self._devices: dict[UUID, KnownDevice] = {}
+        self.term = 0
+        """Counts :meth:`clear` calls: what a command started in an earlier term learned is
+        not recorded (its shard may be another agent's by the time it finishes)."""
 
     def synced(self, sync: DeviceSync) -> None:
         """A sync carries the device as it is now: its spec replaces the one known."""
@@ -124,8 +127,11 @@ class Devices:
         known.heard()
         return known
 
-    def record(self, command: Command, attempt: Attempt) -> None:
-        """What the device should now hold of the command's load balancer."""
+    def record(self, command: Command, attempt: Attempt, *, term: int) -> None:
+        """What the device should now hold of the command's load balancer; nothing when the
+        command started in an earlier ``term``."""
+        if term != self.term:
+            return
         known = self._devices.get(command.device_id)
         if known is None:
             known = self._devices[command.device_id] = KnownDevice(command.device)
@@ -150,6 +156,7 @@ class Devices:
 
     def clear(self) -> None:
         self._devices.clear()
+        self.term += 1
 
     def __len__(self) -> int:
         return len(self._devices)

@@ -100,6 +100,7 @@ class CommandExecutor:
     async def execute(self, command: Command) -> Result:
         """In a span of the command's trace; the result carries that span on."""
         started_at = datetime.now(UTC)
+        term = self._devices.term
         with tracer().start_as_current_span(
             f"{command.action} on {command.driver}",
             context=context_of(command.trace_context),
@@ -110,7 +111,7 @@ class CommandExecutor:
             if failure is not None:
                 span.set_status(StatusCode.ERROR, failure.error)
             trace_context = current_context()
-        self._devices.record(command, outcome)
+        self._devices.record(command, outcome, term=term)
         elapsed = (datetime.now(UTC) - started_at).total_seconds()
         self._metrics.driver_duration.labels(command.driver, command.action, outcome).observe(
             elapsed

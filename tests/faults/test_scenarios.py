@@ -8,10 +8,14 @@ machine's shared ones are never stopped.
 import asyncio
 import os
 import random
+import signal
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 
+from shared.topology import PROVIDERS_ROUTING_KEY, RESULTS_ROUTING_KEY, STATUS_ROUTING_KEY
 from tests.faults.harness import (
     FaultStack,
     Report,
@@ -21,11 +25,13 @@ from tests.faults.harness import (
     run_scenario,
     until_accepted,
 )
-from tests.support.stack import eventually, isolated
+from tests.support.stack import AMQP_URL, eventually, isolated
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("LBAAS_FAULT_SEED", "1"))
+AMQP_PORT = urlsplit(AMQP_URL).port or 5672
 
 
 def _assert_clean(report: Report) -> None:
@@ -115,3 +121,143 @@ async def _reaped(stack: FaultStack) -> None:
         return True if rows[0]["n"] > 0 else None
 
     await eventually(reaped, timeout=30, what="the reaper to time an operation out")
+
+
+async def test_agent_partitioned_from_the_broker_while_it_applies(
+    log_dir: Path, tmp_path: Path
+) -> None:
+    """Each agent reaches the broker through a TCP proxy; one is cut off mid-apply, then
+    let back: its shards move to the others, and what it applied is not applied twice out
+    of order."""
+    proxies = [TcpProxy("127.0.0.1", AMQP_PORT) for _ in range(3)]
+    for proxy in proxies:
+        await proxy.start()
+    shape = StackShape(sim_latency=0.3)
+    try:
+        async with (
+            isolated() as isolation,
+            fault_stack(
+                isolation,
+                log_dir,
+                tmp_path / "sim",
+                shape,
+                agent_amqp_url=lambda n: proxies[n].url_for(isolation.agent_amqp_url),
+            ) as stack,
+        ):
+            rng = random.Random(SEED)
+
+            async def fault(workload: Workload, report: Report) -> None:
+                for _ in range(2):
+                    await until_accepted(workload, rng.randrange(3, 8))
+                    index = rng.randrange(len(proxies))
+                    proxies[index].partition()
+                    report.faults.append(f"agent {index} cut off from the broker")
+                    await until_accepted(workload, 4)
+                    proxies[index].heal()
+
+            report = await run_scenario("agent-partitioned", stack, fault, seed=SEED)
+    finally:
+        for proxy in proxies:
+            await proxy.stop()
+    _assert_clean(report)
+
+
+async def test_a_device_that_hangs_beyond_the_pending_timeout(
+    log_dir: Path, tmp_path: Path
+) -> None:
+    """The HAProxy device's daemon stopped (SIGSTOP) longer than the pending timeout, then
+    continued: changes on it time out to ERROR, and are applied once it answers again."""
+    shape = StackShape(pending_timeout=4.0, sim_devices=1)
+    async with (
+        isolated() as isolation,
+        fault_stack(isolation, log_dir, tmp_path / "sim", shape) as stack,
+    ):
+        device = stack.haproxy[0]
+
+        async def fault(workload: Workload, report: Report) -> None:
+            await until_accepted(workload, 4)
+            assert device.popen is not None
+            device.popen.send_signal(signal.SIGSTOP)
+            report.faults.append("SIGSTOP of the HAProxy device's daemon")
+            try:
+                await until_accepted(workload, 4)
+                await _reaped(stack)
+            finally:
+                device.popen.send_signal(signal.SIGCONT)
+            report.faults.append("SIGCONT once the reaper had timed changes out")
+
+        report = await run_scenario("device-hung", stack, fault, seed=SEED)
+    _assert_clean(report)
+
+
+async def test_duplicated_and_reordered_results(log_dir: Path, tmp_path: Path) -> None:
+    """Every result the agents publish is copied (a queue of the test's bound beside the
+    API's) and sent again, twice each, shuffled: nothing changes for them."""
+    async with (
+        isolated() as isolation,
+        fault_stack(isolation, log_dir, tmp_path / "sim", StackShape()) as stack,
+    ):
+        rng = random.Random(SEED)
+        connection = await aio_pika.connect(isolation.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            names = isolation.names
+            tap = await channel.declare_queue(exclusive=True)
+            await tap.bind(names.results_exchange, routing_key=RESULTS_ROUTING_KEY)
+            exchange = await channel.get_exchange(names.results_exchange)
+
+            async def fault(workload: Workload, report: Report) -> None:
+                copies: list[aio_pika.abc.AbstractIncomingMessage] = []
+                await until_accepted(workload, 30)
+                while (message := await tap.get(no_ack=True, fail=False)) is not None:
+                    copies.append(message)
+                resent = copies * 2
+                rng.shuffle(resent)
+                for message in resent:
+                    await exchange.publish(
+                        aio_pika.Message(message.body, content_type=message.content_type),
+                        routing_key=RESULTS_ROUTING_KEY,
+                    )
+                report.faults.append(f"{len(copies)} results sent twice more, shuffled")
+
+            report = await run_scenario("results-replayed", stack, fault, seed=SEED)
+    _assert_clean(report)
+
+
+async def test_poison_messages_on_every_queue(log_dir: Path, tmp_path: Path) -> None:
+    """Garbage, wrong schemas and forged results on every queue while the workload runs: each
+    is dead-lettered, no process exits, the workload converges."""
+    async with (
+        isolated() as isolation,
+        fault_stack(isolation, log_dir, tmp_path / "sim", StackShape()) as stack,
+    ):
+        names = isolation.names
+        targets = [(names.commands_exchange, str(shard)) for shard in range(names.shards)]
+        targets += [
+            (names.results_exchange, RESULTS_ROUTING_KEY),
+            (names.status_exchange, STATUS_ROUTING_KEY),
+            (names.providers_exchange, PROVIDERS_ROUTING_KEY),
+        ]
+        poisons = [b"\x00\xff not json", b"{}", b'{"schema_version": 99}', b"[" * 10_000]
+        connection = await aio_pika.connect(isolation.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+
+            async def fault(workload: Workload, report: Report) -> None:
+                await until_accepted(workload, 5)
+                for exchange_name, routing_key in targets:
+                    exchange = await channel.get_exchange(exchange_name)
+                    for body in poisons:
+                        await exchange.publish(
+                            aio_pika.Message(body, content_type="application/json"),
+                            routing_key=routing_key,
+                        )
+                report.faults.append(f"{len(targets) * len(poisons)} poison messages")
+
+            report = await run_scenario("poison-messages", stack, fault, seed=SEED)
+            dead = await channel.declare_queue(names.dead_queue, passive=True)
+            dead_letters = dead.declaration_result.message_count or 0
+            exited = [p.argv[0] for p in [*stack.apis, *stack.agents] if not p.running]
+    _assert_clean(report)
+    assert exited == []
+    assert dead_letters >= len(targets) * len(poisons)

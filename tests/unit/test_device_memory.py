@@ -106,9 +106,19 @@ def test_a_superseded_command_leaves_the_last_applied_one_desired() -> None:
     devices = Devices()
     lb = uuid4()
     newer = _command(device, lb, 2)
-    devices.record(newer, Attempt.APPLIED)
-    devices.record(_command(device, lb, 1), Attempt.SUPERSEDED)
+    devices.record(newer, Attempt.APPLIED, term=devices.term)
+    devices.record(_command(device, lb, 1), Attempt.SUPERSEDED, term=devices.term)
     assert devices.current()[0].desired[lb].command == newer
+
+
+def test_a_command_that_finishes_after_its_channel_closed_is_not_remembered() -> None:
+    """Its shard may have moved to another agent: this one must not repair the device."""
+    device = _device()
+    devices = Devices()
+    started_in = devices.term
+    devices.clear()
+    devices.record(_command(device, uuid4(), 1), Attempt.APPLIED, term=started_in)
+    assert devices.current() == []
 
 
 async def test_the_sim_appliance_never_goes_back_a_generation(tmp_path: Path) -> None:
