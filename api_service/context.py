@@ -17,11 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api_service.access import RequestContext
 from api_service.errors import DomainError, Forbidden, Unauthenticated
 from api_service.problems import (
-    UNAVAILABLE,
     ProblemError,
     problem_of,
     problem_response,
     unavailable_response,
+    unreachable,
 )
 from api_service.services.tokens import Role, unauthorized
 
@@ -138,7 +138,9 @@ class Authentication:
         except ProblemError as refused:
             await problem_response(refused.problem, refused.headers)(scope, receive, send)
             return
-        except UNAVAILABLE as exc:
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
             log.warning("cannot check a token on %s %s: %r", scope["method"], scope["path"], exc)
             await unavailable_response()(scope, receive, send)
             return

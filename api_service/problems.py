@@ -10,6 +10,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -195,6 +196,32 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 """What a request meets when PostgreSQL (or another dependency) cannot be reached."""
 
+_LOST_DATABASE = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.exceptions.InterfaceError,
+    OSError,
+)
+"""asyncpg's errors of a lost, refused or read-only server (one shutting down, restarting, or
+a standby not promoted yet), which SQLAlchemy wraps as a plain ``DBAPIError``."""
+
+
+def unreachable(exc: BaseException) -> bool:
+    """``exc`` says a dependency cannot be reached now (503), not that the request failed."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        if isinstance(cause, _LOST_DATABASE):
+            return True
+        cause = cause.__cause__
+    return False
+
 
 def unavailable_response() -> JSONResponse:
     """The answer of a request that met an unreachable dependency: 503, with Retry-After."""
@@ -209,7 +236,7 @@ def unavailable_response() -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, UNAVAILABLE):
+    if unreachable(exc):
         log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
         return unavailable_response()
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -304,7 +331,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
-    for unavailable in UNAVAILABLE:
+    for unavailable in (*UNAVAILABLE, sqlalchemy.exc.DBAPIError):
         app.add_exception_handler(unavailable, _on_unexpected)
     app.add_exception_handler(Exception, _on_unexpected)
     _document_problems(app)
