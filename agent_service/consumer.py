@@ -123,7 +123,9 @@ class CommandConsumer:
         """Start the message's task at once, so that tasks start in arrival order."""
         if self._stopping:
             return
-        task = asyncio.create_task(self._handle(queue, message), name=f"command-{queue}")
+        task = asyncio.create_task(
+            self._handle(queue, message, self._devices.term), name=f"command-{queue}"
+        )
         self._tasks.add(task)
         self._metrics.in_flight.set(len(self._tasks))
         task.add_done_callback(self._finished)
@@ -138,7 +140,8 @@ class CommandConsumer:
             log.info("consumer channel closed; forgetting %d devices", len(self._devices))
         self._devices.clear()
 
-    async def _handle(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, queue: str, message: AbstractIncomingMessage, term: int) -> None:
+        """``term``: the :attr:`Devices.term` the message arrived in."""
         if message.type == DEVICE_SYNC_TYPE:
             await self._sync(queue, message)
             return
@@ -149,11 +152,18 @@ class CommandConsumer:
             return
         if message.redelivered:
             log.info("command redelivered", extra=log_context(command))
-        self._devices.heard_of(command.device)
+        self._devices.heard_of(command.device, term=term)
         REQUEST_ID.set(command.request_id)
         try:
             async with self._locks.hold(command.device_id):
-                result = await self._executor.execute(command)
+                if term != self._devices.term:
+                    log.info(
+                        "not applied: its channel closed while it waited, so the broker "
+                        "gives it to the shard's next agent",
+                        extra=log_context(command),
+                    )
+                    return
+                result = await self._executor.execute(command, term=term)
                 _log_result(command, result)
                 if await self._publish(result, message, command):
                     await _acknowledge(message, command)

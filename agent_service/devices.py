@@ -118,14 +118,15 @@ class Devices:
             known.inventory = sync.inventory
         known.heard()
 
-    def heard_of(self, device: DeviceSpec) -> KnownDevice:
-        """A command for the device arrived. Its device spec may be older than a sync's: it is
-        used only for a device not known yet."""
+    def heard_of(self, device: DeviceSpec, *, term: int) -> None:
+        """A command for the device arrived in ``term``. Its device spec may be older than a
+        sync's: it is used only for a device not known yet."""
+        if term != self.term:
+            return
         known = self._devices.get(device.id)
         if known is None:
             known = self._devices[device.id] = KnownDevice(device)
         known.heard()
-        return known
 
     def record(self, command: Command, attempt: Attempt, *, term: int) -> None:
         """What the device should now hold of the command's load balancer; nothing when the
@@ -136,6 +137,9 @@ class Devices:
         if known is None:
             known = self._devices[command.device_id] = KnownDevice(command.device)
         if attempt is Attempt.SUPERSEDED:
+            stale = known.desired.get(command.loadbalancer_id)
+            if stale is not None and stale.command.generation <= command.generation:
+                del known.desired[command.loadbalancer_id]
             return
         previous = known.desired.get(command.loadbalancer_id)
         if command.action is CommandAction.DELETE and attempt is Attempt.APPLIED:

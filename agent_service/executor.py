@@ -78,6 +78,7 @@ class CommandExecutor:
     The caller holds the device's lock. A driver's failure, an unknown driver or
     a call that outlasts ``driver_timeout`` becomes an ``ERROR`` result; only
     cancellation escapes. How it went is recorded in ``devices``, for drift repair.
+    At most ``max_parallel`` driver calls run at once (on as many devices).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class CommandExecutor:
         *,
         poll_interval: float,
         driver_timeout: float,
+        max_parallel: int,
     ) -> None:
         self._registry = registry
         self._devices = devices
@@ -96,18 +98,21 @@ class CommandExecutor:
         self._agent_id = agent_id
         self._poll_interval = poll_interval
         self._driver_timeout = driver_timeout
+        self._slots = asyncio.Semaphore(max_parallel)
 
-    async def execute(self, command: Command) -> Result:
-        """In a span of the command's trace; the result carries that span on."""
+    async def execute(self, command: Command, *, term: int) -> Result:
+        """In a span of the command's trace; the result carries that span on. ``term``: the
+        :attr:`Devices.term` the command was received in (how it went is recorded only if
+        that term lasts)."""
         started_at = datetime.now(UTC)
-        term = self._devices.term
         with tracer().start_as_current_span(
             f"{command.action} on {command.driver}",
             context=context_of(command.trace_context),
             kind=SpanKind.CONSUMER,
             attributes={"lbaas.loadbalancer_id": str(command.loadbalancer_id)},
         ) as span:
-            outcome, failure = await self._run(command)
+            async with self._slots:
+                outcome, failure = await self._run(command)
             if failure is not None:
                 span.set_status(StatusCode.ERROR, failure.error)
             trace_context = current_context()
@@ -136,7 +141,7 @@ class CommandExecutor:
         (no command, no result: nobody waits for it). Raises what the driver raised."""
         driver = self._registry.get(device.driver)
         call = partial(driver.delete, device, loadbalancer_id)
-        async with asyncio.timeout(self._driver_timeout):
+        async with self._slots, asyncio.timeout(self._driver_timeout):
             await run_driver(driver, device, call, self._poll_interval)
 
     async def _run(self, command: Command) -> tuple[Attempt, Failure | None]:

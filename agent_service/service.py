@@ -45,6 +45,7 @@ class Agent:
             settings.agent_id,
             poll_interval=settings.poll_interval,
             driver_timeout=settings.driver_timeout,
+            max_parallel=settings.max_parallel,
         )
         self._watch = DeviceWatch(
             self.devices,

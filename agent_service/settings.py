@@ -32,6 +32,13 @@ class AgentSettings(CommonSettings):
         validation_alias="LBAAS_AGENT_PREFETCH",
         description="Unacknowledged commands per shard queue.",
     )
+    max_parallel: int = Field(
+        default=64,
+        ge=1,
+        validation_alias="LBAAS_AGENT_MAX_PARALLEL",
+        description="Driver calls (applies, repairs, orphan removals) this agent runs at once, "
+        "each on a different device: one device takes one call at a time.",
+    )
     noop_record_dir: Path | None = Field(
         default=None,
         description="Where the noop driver writes each spec it applies (tests); unset: nowhere.",

@@ -140,7 +140,10 @@ class DeviceWatch:
 
     async def _repair(self, driver: Driver, known: KnownDevice) -> DeviceState:
         """Under the device's lock, so no command runs meanwhile: apply again what differs."""
+        term = self._devices.term
         async with self._locks.hold(known.spec.id):
+            if term != self._devices.term:
+                return await self._read(driver, known)
             state = await self._read(driver, known)
             for desired in list(known.desired.values()):
                 if not _differs(driver, desired, state):
@@ -153,7 +156,7 @@ class DeviceWatch:
                     extra=log_context(command),
                 )
                 self._metrics.repairs.inc()
-                result = await self._executor.execute(command)
+                result = await self._executor.execute(command, term=term)
                 try:
                     await self._publisher.publish(result)
                 except NotPublished as exc:

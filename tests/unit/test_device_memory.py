@@ -1,17 +1,21 @@
 """What an agent remembers of a device: orphans by inventory, late commands that change nothing."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 from uuid import UUID, uuid4
 
 import pytest
 
 from agent_service.devices import Attempt, Devices, KnownDevice
-from agent_service.drivers import Superseded
+from agent_service.drivers import Driver, DriverRegistry, Superseded
 from agent_service.drivers.sim import SimDriver
+from agent_service.executor import CommandExecutor
+from agent_service.metrics import AgentMetrics
 from agent_service.settings import AgentSettings
 from shared.messages import Command, DeviceSpec, DeviceSync, Inventory, LoadBalancerSpec
-from shared.status import CommandAction
+from shared.status import CommandAction, Outcome
 
 GRACE = timedelta(seconds=5)
 
@@ -111,6 +115,16 @@ def test_a_superseded_command_leaves_the_last_applied_one_desired() -> None:
     assert devices.current()[0].desired[lb].command == newer
 
 
+def test_a_superseded_command_drops_an_older_desired_one() -> None:
+    """The device holds a newer generation: what this agent last ran is out of date."""
+    device = _device()
+    devices = Devices()
+    lb = uuid4()
+    devices.record(_command(device, lb, 1), Attempt.FAILED, term=devices.term)
+    devices.record(_command(device, lb, 1), Attempt.SUPERSEDED, term=devices.term)
+    assert devices.current()[0].desired == {}
+
+
 def test_a_command_that_finishes_after_its_channel_closed_is_not_remembered() -> None:
     """Its shard may have moved to another agent: this one must not repair the device."""
     device = _device()
@@ -132,3 +146,45 @@ async def test_the_sim_appliance_never_goes_back_a_generation(tmp_path: Path) ->
     assert (held.generation, str(held.vip_address)) == (2, "10.0.0.1")
     events = [(e["event"], e["generation"]) for e in driver.journal("memory")]
     assert events[-1] == ("apply_superseded", 1)
+
+
+class _Counting:
+    """A driver whose applies wait until released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.release = asyncio.Event()
+        self.started = [asyncio.Event() for _ in range(5)]
+
+    async def apply(self, device: DeviceSpec, spec: LoadBalancerSpec) -> None:
+        self.started[self.running].set()
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await self.release.wait()
+        self.running -= 1
+
+
+async def test_an_agent_runs_at_most_max_parallel_driver_calls() -> None:
+    driver = _Counting()
+    settings = AgentSettings(amqp_url="amqp://localhost/")
+    registry = DriverRegistry(settings, {"sim": lambda _: cast(Driver, driver)})
+    executor = CommandExecutor(
+        registry,
+        Devices(),
+        AgentMetrics(),
+        "agent-1",
+        poll_interval=0.01,
+        driver_timeout=5,
+        max_parallel=2,
+    )
+    commands = [_command(_device(), uuid4(), 1) for _ in range(5)]
+    runs = [asyncio.create_task(executor.execute(command, term=0)) for command in commands]
+    await driver.started[1].wait()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await driver.started[2].wait()
+    driver.release.set()
+    results = await asyncio.gather(*runs)
+    assert driver.most == 2
+    assert [r.outcome for r in results] == [Outcome.ACTIVE] * 5

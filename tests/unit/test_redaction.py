@@ -73,9 +73,15 @@ async def _result(exc: Exception) -> Result:
     settings = AgentSettings(amqp_url="amqp://localhost/")
     registry = DriverRegistry(settings, {"failing": lambda _: _Failing(exc)})
     executor = CommandExecutor(
-        registry, Devices(), AgentMetrics(), "agent-1", poll_interval=0.01, driver_timeout=5
+        registry,
+        Devices(),
+        AgentMetrics(),
+        "agent-1",
+        poll_interval=0.01,
+        driver_timeout=5,
+        max_parallel=1,
     )
-    return await executor.execute(command)
+    return await executor.execute(command, term=0)
 
 
 async def test_a_refused_configuration_is_told_to_the_project_cleaned() -> None:
