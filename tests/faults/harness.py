@@ -75,9 +75,13 @@ class FaultStack:
         shape: StackShape,
         *,
         amqp_url: str | None = None,
+        api_amqp_url: Callable[[int], str] | None = None,
         agent_amqp_url: Callable[[int], str] | None = None,
         database_url: str | None = None,
     ) -> None:
+        """``amqp_url``: the services' broker URL(s), by default the isolation's;
+        ``api_amqp_url``/``agent_amqp_url``: each replica's or agent's own, by index (through
+        a proxy the scenario cuts)."""
         self.isolation = isolation
         self.shape = shape
         self.sim_dir = sim_dir
@@ -95,7 +99,15 @@ class FaultStack:
             **({"database_url": database_url} if database_url else {}),
             **shape.api_settings,
         }
-        self.apis = [Api(isolation.api_env(**api_settings), log_dir) for _ in range(shape.apis)]
+        self.apis = [
+            Api(
+                isolation.api_env(
+                    **api_settings, **({"amqp_url": api_amqp_url(n)} if api_amqp_url else {})
+                ),
+                log_dir,
+            )
+            for n in range(shape.apis)
+        ]
         self.agents = []
         for index in range(shape.agents):
             url = agent_amqp_url(index) if agent_amqp_url else amqp_url

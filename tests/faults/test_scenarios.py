@@ -62,25 +62,59 @@ async def test_agent_killed_mid_apply(log_dir: Path, tmp_path: Path) -> None:
 
 
 async def test_api_replica_killed_at_random_moments(log_dir: Path, tmp_path: Path) -> None:
-    """``kill -9`` of one API replica at seeded moments, then started again; clients send
-    what got no answer to the other replica."""
-    async with (
-        isolated() as isolation,
-        fault_stack(isolation, log_dir, tmp_path / "sim", StackShape()) as stack,
-    ):
-        rng = random.Random(SEED)
+    """``kill -9`` of an API replica at seeded moments, then started again; clients send what
+    got no answer to the other replica. The first kill comes between commit and publish:
+    the replica's broker link is cut, so its changes stay in the outbox, committed and
+    unpublished, when it dies; the other replica's relay publishes them."""
+    proxies = [TcpProxy("127.0.0.1", AMQP_PORT) for _ in range(2)]
+    for proxy in proxies:
+        await proxy.start()
+    try:
+        async with (
+            isolated() as isolation,
+            fault_stack(
+                isolation,
+                log_dir,
+                tmp_path / "sim",
+                StackShape(),
+                api_amqp_url=lambda n: proxies[n].url_for(isolation.api_amqp_url),
+            ) as stack,
+        ):
+            rng = random.Random(SEED)
 
-        async def fault(workload: Workload, report: Report) -> None:
-            for _ in range(3):
-                await until_accepted(workload, rng.randrange(2, 6))
-                await asyncio.sleep(rng.random() * 0.2)  # a seeded moment, not a wait for state
-                index = rng.randrange(len(stack.apis))
-                stack.apis[index].kill()
-                report.faults.append(f"kill -9 of API replica {index}")
-                await stack.restart_api(index)
+            async def fault(workload: Workload, report: Report) -> None:
+                await until_accepted(workload, 4)
+                proxies[0].partition()
+                await _unpublished(stack)
+                stack.apis[0].kill()
+                report.faults.append("kill -9 of API replica 0 holding unpublished commands")
+                proxies[0].heal()
+                await stack.restart_api(0)
+                for _ in range(3):
+                    await until_accepted(workload, rng.randrange(2, 6))
+                    await asyncio.sleep(rng.random() * 0.2)  # a seeded moment, not a wait
+                    index = rng.randrange(len(stack.apis))
+                    stack.apis[index].kill()
+                    report.faults.append(f"kill -9 of API replica {index}")
+                    await stack.restart_api(index)
 
-        report = await run_scenario("api-killed", stack, fault, seed=SEED)
+            report = await run_scenario("api-killed", stack, fault, seed=SEED)
+    finally:
+        for proxy in proxies:
+            await proxy.stop()
     _assert_clean(report)
+
+
+async def _unpublished(stack: FaultStack) -> None:
+    """Until a change is committed and not published."""
+
+    async def committed() -> bool | None:
+        rows = await stack.isolation.fetch(
+            "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+        )
+        return True if rows[0]["n"] > 0 else None
+
+    await eventually(committed, timeout=30, what="a committed, unpublished command")
 
 
 async def test_all_agents_down_beyond_the_pending_timeout(log_dir: Path, tmp_path: Path) -> None:
