@@ -215,7 +215,7 @@ class Workload:
         seed: int,
         *,
         clients: int = 4,
-        steps: int = 40,
+        steps: int = 30,
         loadbalancers_per_client: int = 3,
     ) -> None:
         self.stack = stack
@@ -672,7 +672,7 @@ async def run_scenario(
     fault: Callable[[Workload, Report], Coroutine[Any, Any, None]],
     *,
     seed: int,
-    steps: int = 40,
+    steps: int = 30,
     clients: int = 4,
     settle_timeout: float = 120.0,
 ) -> Report:

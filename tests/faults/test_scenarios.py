@@ -166,7 +166,7 @@ async def test_agent_partitioned_from_the_broker_while_it_applies(
     proxies = [TcpProxy("127.0.0.1", AMQP_PORT) for _ in range(3)]
     for proxy in proxies:
         await proxy.start()
-    shape = StackShape(sim_latency=0.3)
+    shape = StackShape(sim_latency=0.2)
     try:
         async with (
             isolated() as isolation,
