@@ -25,6 +25,7 @@ A :class:`Report` is printed and written to ``fault-results/<scenario>.json``.
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import re
@@ -544,7 +545,30 @@ async def _haproxy_held(device: HaproxyDevice) -> tuple[dict[str, dict[str, Any]
     for folder in device.state_dir.iterdir() if device.state_dir.exists() else []:
         if folder.is_dir() and folder.name not in known:
             strays.append(f"HAProxy state folder {folder.name} of no load balancer listed")
+    for name, pid in _haproxy_processes(device.state_dir):
+        if name not in known:
+            strays.append(f"HAProxy process {pid} of {name}, no load balancer listed")
     return held, strays
+
+
+def _haproxy_processes(state_dir: Path) -> list[tuple[str, int]]:
+    """(instance folder name, pid) of every HAProxy process running a config under
+    ``state_dir``, whether or not its folder still exists."""
+    found = []
+    prefix = str(state_dir.resolve()) + "/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not argv or not Path(argv[0]).name.startswith("haproxy"):
+            continue
+        for flag, value in itertools.pairwise(argv):
+            if flag == "-f" and value.startswith(prefix):
+                found.append((value[len(prefix) :].split("/")[0], int(entry.name)))
+    return found
 
 
 def _check(workload: Workload, state: _State) -> list[str]:
