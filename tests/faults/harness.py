@@ -29,6 +29,8 @@ import itertools
 import json
 import random
 import re
+import signal
+import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -50,6 +52,8 @@ PROBLEM = "application/problem+json"
 TREE_TABLES = ("loadbalancers", "listeners", "pools", "members", "healthmonitors", "l7policies")
 ATTEMPTS = 8
 """Times one request is sent (to the next replica each time) before it counts as unanswered."""
+AFTER_FAULT = 8
+"""Changes the workload has accepted after the fault ended when it stops."""
 _APPLIED = re.compile(r"([0-9a-f-]{36}) generation (\d+): (applied|unchanged)")
 
 
@@ -157,12 +161,25 @@ class FaultStack:
                     await client.create_device(**device.registration(capacity=10_000))
                 )
 
-    async def stop(self) -> None:
-        for process in [*self.agents, *self.apis]:
-            if process.running:
-                process.stop(timeout=30)
+    async def stop(self, timeout: float = 30) -> None:
+        """SIGTERM to every process at once; any that outlives ``timeout`` is killed and named
+        (after everything, HAProxy devices included, is cleaned up)."""
+        running = [p for p in [*self.agents, *self.apis] if p.running]
+        for process in running:
+            assert process.popen is not None
+            process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        stuck = []
+        for process in running:
+            assert process.popen is not None
+            try:
+                await asyncio.to_thread(process.popen.wait, max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                stuck.append(process.log_path.name)
+                process.kill()
         for device in self.haproxy:
             device.purge()
+        assert not stuck, f"ignored SIGTERM for {timeout} s: {stuck}"
 
     async def restart_api(self, index: int) -> None:
         api = self.apis[index]
@@ -712,6 +729,11 @@ async def run_scenario(
             await asyncio.gather(injected, return_exceptions=True)
         await injected
         fault_ended = time.monotonic()
+        if not load.done():
+            tail = asyncio.create_task(until_accepted(workload, AFTER_FAULT))
+            await asyncio.wait({load, tail}, return_when=asyncio.FIRST_COMPLETED)
+            tail.cancel()
+            workload.stop.set()
         await load
         await settle(stack, workload, report, fault_ended=fault_ended, timeout=settle_timeout)
         report.longest_pending_s = pending.longest

@@ -7,6 +7,7 @@ cluster by the URLs of all its nodes and the standby pair by one multi-host URL
 """
 
 import asyncio
+import json
 import os
 import random
 from collections.abc import AsyncIterator
@@ -98,14 +99,22 @@ async def test_broker_restarted(broker: PrivateRabbitMQ, log_dir: Path, tmp_path
 async def test_cluster_loses_one_node_then_another(
     cluster: RabbitMQCluster, log_dir: Path, tmp_path: Path
 ) -> None:
-    """Quorum queues on three nodes; the node the queues were declared on (their leader)
-    stops mid-run and comes back, then another. Nobody changes a setting."""
+    """Quorum queues with members on all three nodes; the node the queues were declared on
+    (their leader) stops mid-run and comes back, then another. Nobody changes a setting."""
     urls = ",".join(cluster.urls())
     async with (
         isolated(cluster.urls()[0], broker_users=False) as isolation,
         fault_stack(isolation, log_dir, tmp_path / "sim", StackShape(), amqp_url=urls) as stack,
     ):
         rng = random.Random(SEED)
+        listed = json.loads(
+            await asyncio.to_thread(
+                cluster.rabbitmqctl, "list_queues", "name", "members", "--formatter", "json"
+            )
+        )
+        ours = [q for q in listed if q["name"].startswith(isolation.queue_prefix)]
+        nodes = sorted(node.name for node in cluster.nodes)
+        assert ours and all(sorted(q["members"]) == nodes for q in ours), ours
 
         async def fault(workload: Workload, report: Report) -> None:
             for index in (0, rng.choice([1, 2])):
