@@ -52,7 +52,7 @@ PROBLEM = "application/problem+json"
 TREE_TABLES = ("loadbalancers", "listeners", "pools", "members", "healthmonitors", "l7policies")
 ATTEMPTS = 8
 """Times one request is sent (to the next replica each time) before it counts as unanswered."""
-AFTER_FAULT = 8
+AFTER_FAULT = 5
 """Changes the workload has accepted after the fault ended when it stops."""
 _APPLIED = re.compile(r"([0-9a-f-]{36}) generation (\d+): (applied|unchanged)")
 
@@ -233,7 +233,7 @@ class Workload:
         seed: int,
         *,
         clients: int = 4,
-        steps: int = 30,
+        steps: int = 20,
         loadbalancers_per_client: int = 3,
     ) -> None:
         self.stack = stack
@@ -713,7 +713,7 @@ async def run_scenario(
     fault: Callable[[Workload, Report], Coroutine[Any, Any, None]],
     *,
     seed: int,
-    steps: int = 30,
+    steps: int = 20,
     clients: int = 4,
     settle_timeout: float = 120.0,
 ) -> Report:

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.support.rabbitmq_node import _allocate_port, _port_open, _release_port
+from tests.support.rabbitmq_node import _port_open, allocate_port, release_port
 
 __all__ = ["PostgresNodeError", "PostgresPair", "PrivatePostgres"]
 
@@ -115,7 +115,7 @@ class PrivatePostgres:
             raise PostgresNodeError(reason)
         self._base_dir = base_dir.resolve()
         self._base_dir.mkdir(parents=True, exist_ok=True)
-        self._port = _allocate_port()
+        self._port = allocate_port()
         self._name = name or f"lbaas-private-{self._port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._destroyed = False
@@ -387,7 +387,7 @@ class PrivatePostgres:
             self._remove_sysv_segment()
             self._destroyed = True
             _live_instances.discard(self)
-            _release_port(self._port)
+            release_port(self._port)
             if self._base_dir.exists():
                 shutil.rmtree(self._base_dir)
 

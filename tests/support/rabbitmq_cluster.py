@@ -63,7 +63,6 @@ from tests.support.rabbitmq_node import (
     _LOG_TAIL_LINES,
     _POLL_INTERVAL_S,
     _RESERVED_PORTS,
-    _allocate_port,
     _allocated_ports,
     _allocated_ports_lock,
     _amqp_login,
@@ -74,7 +73,8 @@ from tests.support.rabbitmq_node import (
     _poll_until,
     _port_free,
     _port_open,
-    _release_port,
+    allocate_port,
+    release_port,
 )
 
 __all__ = ["ClusterNode", "RabbitMQCluster", "RabbitMQClusterError"]
@@ -111,8 +111,8 @@ class ClusterNode:
         self._cluster = cluster
         self.index = index
         self.name = f"lbaas-{cluster.id}-{index + 1}@localhost"
-        self.port = _allocate_port()
-        self.dist_port = _allocate_port()
+        self.port = allocate_port()
+        self.dist_port = allocate_port()
         self.dir = cluster.base_dir / f"node{index + 1}"
         self._mnesia_dir = self.dir / "mnesia"
         self._log_dir = self.dir / "log"
@@ -261,8 +261,8 @@ class ClusterNode:
                 )
         if not _port_free(self.dist_port, reuse_addr=True):
             # Peers find it through epmd: it need not stay put, unlike the AMQP port.
-            _release_port(self.dist_port)
-            self.dist_port = _allocate_port()
+            release_port(self.dist_port)
+            self.dist_port = allocate_port()
         self._prepare_files()
         with self._output.open("ab") as out:
             self._process = subprocess.Popen(
@@ -374,7 +374,7 @@ class RabbitMQCluster:
         self._epmd_log = self.base_dir / "epmd.out"
         self._lock = threading.Lock()
         self._destroyed = False
-        self.epmd_port = _allocate_port()
+        self.epmd_port = allocate_port()
         self._ctl_ports = _allocate_port_block(_CTL_PORT_COUNT)
         self._epmd: subprocess.Popen[bytes] | None = None
         self.nodes: list[ClusterNode] = []
@@ -476,10 +476,10 @@ class RabbitMQCluster:
         finally:
             _live_clusters.discard(self)
             for node in self.nodes:
-                _release_port(node.port)
-                _release_port(node.dist_port)
+                release_port(node.port)
+                release_port(node.dist_port)
             for port in (self.epmd_port, *self._ctl_ports):
-                _release_port(port)
+                release_port(port)
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def __repr__(self) -> str:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
-__all__ = ["PrivateRabbitMQ", "RabbitMQNodeError"]
+__all__ = ["PrivateRabbitMQ", "RabbitMQNodeError", "allocate_port", "release_port"]
 
 _log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ class PrivateRabbitMQ:
         self._base_dir = base_dir.resolve()
         _check_reachable_by_rabbitmq(self._base_dir)
         self._node = f"lbaas-private-{uuid.uuid4().hex[:12]}@localhost"
-        self._port = _allocate_port()
-        self._dist_port = _allocate_port()
+        self._port = allocate_port()
+        self._dist_port = allocate_port()
         self._mnesia_dir = self._base_dir / "mnesia"
         self._log_dir = self._base_dir / "log"
         self._config_file = self._base_dir / "rabbitmq.conf"
@@ -168,8 +168,8 @@ class PrivateRabbitMQ:
             )
         if not _port_free(self._dist_port, reuse_addr=True):
             # Unlike the AMQP port, nobody depends on the distribution port staying put.
-            _release_port(self._dist_port)
-            self._dist_port = _allocate_port()
+            release_port(self._dist_port)
+            self._dist_port = allocate_port()
         self._prepare_files()
         began = time.monotonic()
         try:
@@ -238,8 +238,8 @@ class PrivateRabbitMQ:
             self._kill_node_processes()
             self._destroyed = True
             _live_nodes.discard(self)
-            _release_port(self._port)
-            _release_port(self._dist_port)
+            release_port(self._port)
+            release_port(self._dist_port)
             if self._base_dir.exists():
                 shutil.rmtree(self._base_dir)
 
@@ -441,7 +441,7 @@ def _port_free(port: int, *, reuse_addr: bool = False) -> bool:
     return True
 
 
-def _allocate_port() -> int:
+def allocate_port() -> int:
     """A free TCP port below the ephemeral range, so client sockets never take it.
 
     A node's AMQP port must stay free while the node is stopped between a stop() and a
@@ -468,7 +468,7 @@ def _allocate_port() -> int:
                 return port
 
 
-def _release_port(port: int) -> None:
+def release_port(port: int) -> None:
     with _allocated_ports_lock:
         _allocated_ports.discard(port)
 

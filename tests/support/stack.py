@@ -17,7 +17,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ import httpx
 
 from api_service.secret_keys import new_key
 from shared.topology import Names
+from tests.support.rabbitmq_node import allocate_port
 
 BIN = Path(sys.executable).parent
 ADMIN_DSN = os.environ.get("LBAAS_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -49,10 +49,10 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port below the ephemeral range: one chosen now and bound later (a process's
+    listener, a backend stopped and started again) cannot meanwhile be taken by a client
+    socket's port."""
+    return allocate_port()
 
 
 async def eventually(
