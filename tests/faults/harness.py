@@ -225,7 +225,8 @@ class Tracked:
 
 
 class Workload:
-    """Seeded clients, each a bounded sequence of steps; ``stop`` ends them early."""
+    """Seeded clients, each a sequence of at most ``steps`` steps; ``stop`` ends them (a
+    scenario stops them a few changes after its fault ended)."""
 
     def __init__(
         self,
@@ -233,7 +234,7 @@ class Workload:
         seed: int,
         *,
         clients: int = 4,
-        steps: int = 20,
+        steps: int = 500,
         loadbalancers_per_client: int = 3,
     ) -> None:
         self.stack = stack
@@ -713,7 +714,7 @@ async def run_scenario(
     fault: Callable[[Workload, Report], Coroutine[Any, Any, None]],
     *,
     seed: int,
-    steps: int = 20,
+    steps: int = 500,
     clients: int = 4,
     settle_timeout: float = 120.0,
 ) -> Report:
@@ -723,10 +724,11 @@ async def run_scenario(
     async with watching_pending(stack.isolation) as pending:
         load = asyncio.create_task(workload.run(), name="workload")
         injected = asyncio.create_task(fault(workload, report), name="fault")
-        await asyncio.wait({load, injected}, return_when=asyncio.FIRST_EXCEPTION)
+        await asyncio.wait({load, injected}, return_when=asyncio.FIRST_COMPLETED)
         if load.done() and load.exception() is not None:
             injected.cancel()
             await asyncio.gather(injected, return_exceptions=True)
+            await load
         await injected
         fault_ended = time.monotonic()
         if not load.done():

@@ -98,7 +98,7 @@ async def soak(duration: float, seed: int, log_dir: Path, sim_dir: Path) -> Repo
                     report.faults.append(await rng.choice(FAULTS)(stack, proxies, rng))
                 workload.stop.set()
 
-            steps = max(40, int(duration * 4))
+            steps = max(500, int(duration * 10))
             return await run_scenario(
                 "soak", stack, faults, seed=seed, steps=steps, settle_timeout=180
             )
