@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import random
 import re
 import signal
@@ -744,15 +745,42 @@ async def run_scenario(
     return report
 
 
+SEED = int(os.environ.get("LBAAS_FAULT_SEED", "1"))
+"""The seed of every scenario's workload and faults."""
+
+
+def assert_clean(report: Report) -> None:
+    assert report.violations == 0, report.table()
+    assert report.objects_tracked > 0, report.table()
+
+
 async def until_accepted(workload: Workload, count: int, timeout: float = 60.0) -> None:
     """Until the workload had ``count`` more changes accepted: a moment in the middle of it."""
-    start = _accepted(workload)
+    await until_answered(workload, 202, count, timeout)
+
+
+async def until_answered(
+    workload: Workload, status: int, count: int, timeout: float = 60.0
+) -> None:
+    """Until ``count`` more changes were answered ``status`` (503: refused while a dependency
+    is away)."""
+    start = _answered(workload, status)
 
     async def reached() -> bool | None:
-        return True if _accepted(workload) >= start + count else None
+        return True if _answered(workload, status) >= start + count else None
 
-    await eventually(reached, timeout=timeout, interval=0.05, what=f"{count} changes accepted")
+    await eventually(reached, timeout=timeout, what=f"{count} changes answered {status}")
 
 
-def _accepted(workload: Workload) -> int:
-    return sum(1 for a in workload.answers if a.method != "GET" and a.status == 202)
+def _answered(workload: Workload, status: int) -> int:
+    return sum(1 for a in workload.answers if a.method != "GET" and a.status == status)
+
+
+async def until_rows(stack: FaultStack, query: str, what: str, timeout: float = 30.0) -> None:
+    """Until ``query`` (a ``count(*) AS n``) counts at least one row."""
+
+    async def counted() -> bool | None:
+        rows = await stack.isolation.fetch(query)
+        return True if rows[0]["n"] > 0 else None
+
+    await eventually(counted, timeout=timeout, what=what)

@@ -8,15 +8,25 @@ cluster by the URLs of all its nodes and the standby pair by one multi-host URL
 
 import asyncio
 import json
-import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from tests.faults.harness import Report, StackShape, Workload, fault_stack, run_scenario
-from tests.faults.harness import until_accepted as accepted
+from tests.faults.harness import (
+    SEED,
+    Report,
+    StackShape,
+    Workload,
+    assert_clean,
+    fault_stack,
+    run_scenario,
+    until_accepted,
+    until_answered,
+)
 from tests.support.postgres_node import PostgresPair, PrivatePostgres
 from tests.support.rabbitmq_cluster import RabbitMQCluster
 from tests.support.rabbitmq_node import PrivateRabbitMQ
@@ -24,58 +34,57 @@ from tests.support.stack import isolated
 
 pytestmark = pytest.mark.slow
 
-SEED = int(os.environ.get("LBAAS_FAULT_SEED", "1"))
-OUTAGE = 3.0
-"""Seconds a server stays away: a moment the workload keeps sending requests through."""
+T = TypeVar("T")
+
+OUTAGE_ANSWERS = 3
+"""Changes the workload has answered while a server is away: the outage's length."""
 
 
-def _assert_clean(report: Report) -> None:
-    assert report.violations == 0, report.table()
-    assert report.objects_tracked > 0, report.table()
+@asynccontextmanager
+async def _private(server: Callable[[], T], destroy: Callable[[T], None]) -> AsyncIterator[T]:
+    """A private server started in a thread, destroyed afterwards."""
+    started = await asyncio.to_thread(server)
+    try:
+        yield started
+    finally:
+        await asyncio.to_thread(destroy, started)
+
+
+def _node() -> PrivateRabbitMQ:
+    node = PrivateRabbitMQ.in_temp_dir()
+    node.start()
+    return node
+
+
+def _postgres() -> PrivatePostgres:
+    server = PrivatePostgres.in_temp_dir()
+    server.init()
+    server.start()
+    return server
 
 
 @pytest.fixture
 async def broker() -> AsyncIterator[PrivateRabbitMQ]:
-    node = PrivateRabbitMQ.in_temp_dir()
-    try:
-        await asyncio.to_thread(node.start)
+    async with _private(_node, PrivateRabbitMQ.destroy) as node:
         yield node
-    finally:
-        await asyncio.to_thread(node.destroy)
 
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[RabbitMQCluster]:
-    nodes = await asyncio.to_thread(RabbitMQCluster.start)
-    try:
+    async with _private(RabbitMQCluster.start, RabbitMQCluster.destroy) as nodes:
         yield nodes
-    finally:
-        await asyncio.to_thread(nodes.destroy)
 
 
 @pytest.fixture
 async def postgres() -> AsyncIterator[PrivatePostgres]:
-    server = PrivatePostgres.in_temp_dir()
-    try:
-        await asyncio.to_thread(server.init)
-        await asyncio.to_thread(server.start)
+    async with _private(_postgres, PrivatePostgres.destroy) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.destroy)
 
 
 @pytest.fixture
 async def pair() -> AsyncIterator[PostgresPair]:
-    servers = await asyncio.to_thread(PostgresPair.start)
-    try:
+    async with _private(PostgresPair.start, PostgresPair.destroy) as servers:
         yield servers
-    finally:
-        await asyncio.to_thread(servers.destroy)
-
-
-async def _away(workload: Workload, seconds: float) -> None:
-    """The outage lasts ``seconds`` while the workload goes on: the wall clock is the fault."""
-    await asyncio.sleep(seconds)
 
 
 async def test_broker_restarted(broker: PrivateRabbitMQ, log_dir: Path, tmp_path: Path) -> None:
@@ -85,15 +94,15 @@ async def test_broker_restarted(broker: PrivateRabbitMQ, log_dir: Path, tmp_path
     ):
 
         async def fault(workload: Workload, report: Report) -> None:
-            await accepted(workload, 6)
+            await until_accepted(workload, 6)
             await asyncio.to_thread(broker.stop)
             report.faults.append("RabbitMQ stopped")
-            await _away(workload, OUTAGE)
+            await until_accepted(workload, OUTAGE_ANSWERS)  # the outbox keeps them
             await asyncio.to_thread(broker.start)
             report.faults.append("RabbitMQ started again on its data")
 
         report = await run_scenario("broker-restarted", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_cluster_loses_one_node_then_another(
@@ -118,16 +127,16 @@ async def test_cluster_loses_one_node_then_another(
 
         async def fault(workload: Workload, report: Report) -> None:
             for index in (0, rng.choice([1, 2])):
-                await accepted(workload, 6)
+                await until_accepted(workload, 6)
                 node = cluster.nodes[index]
                 await asyncio.to_thread(node.stop)
                 report.faults.append(f"RabbitMQ node {index} stopped")
-                await accepted(workload, 6)
+                await until_accepted(workload, 6)
                 await asyncio.to_thread(node.start)
                 report.faults.append(f"RabbitMQ node {index} back")
 
         report = await run_scenario("broker-cluster-node-lost", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_database_restarted(postgres: PrivatePostgres, log_dir: Path, tmp_path: Path) -> None:
@@ -137,15 +146,15 @@ async def test_database_restarted(postgres: PrivatePostgres, log_dir: Path, tmp_
     ):
 
         async def fault(workload: Workload, report: Report) -> None:
-            await accepted(workload, 6)
+            await until_accepted(workload, 6)
             await asyncio.to_thread(postgres.stop)
             report.faults.append("PostgreSQL stopped")
-            await _away(workload, OUTAGE)
+            await until_answered(workload, 503, OUTAGE_ANSWERS)
             await asyncio.to_thread(postgres.start)
             report.faults.append("PostgreSQL started again")
 
         report = await run_scenario("database-restarted", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_database_primary_killed_and_standby_promoted(
@@ -159,9 +168,9 @@ async def test_database_primary_killed_and_standby_promoted(
     ):
 
         async def fault(workload: Workload, report: Report) -> None:
-            await accepted(workload, 10)
+            await until_accepted(workload, 10)
             took = await asyncio.to_thread(pair.fail_over)
             report.faults.append(f"primary killed, standby promoted in {took:.2f} s")
 
         report = await run_scenario("database-failover", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)

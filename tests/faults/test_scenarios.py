@@ -6,7 +6,6 @@ machine's shared ones are never stopped.
 """
 
 import asyncio
-import os
 import random
 import signal
 from pathlib import Path
@@ -17,26 +16,23 @@ import pytest
 
 from shared.topology import PROVIDERS_ROUTING_KEY, RESULTS_ROUTING_KEY, STATUS_ROUTING_KEY
 from tests.faults.harness import (
+    SEED,
     FaultStack,
     Report,
     StackShape,
     Workload,
+    assert_clean,
     fault_stack,
     run_scenario,
     until_accepted,
+    until_rows,
 )
-from tests.support.stack import AMQP_URL, eventually, isolated
+from tests.support.stack import AMQP_URL, isolated
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
-SEED = int(os.environ.get("LBAAS_FAULT_SEED", "1"))
 AMQP_PORT = urlsplit(AMQP_URL).port or 5672
-
-
-def _assert_clean(report: Report) -> None:
-    assert report.violations == 0, report.table()
-    assert report.objects_tracked > 0, report.table()
 
 
 async def test_agent_killed_mid_apply(log_dir: Path, tmp_path: Path) -> None:
@@ -58,7 +54,7 @@ async def test_agent_killed_mid_apply(log_dir: Path, tmp_path: Path) -> None:
                 victim.start()
 
         report = await run_scenario("agent-killed", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_api_replica_killed_at_random_moments(log_dir: Path, tmp_path: Path) -> None:
@@ -85,7 +81,11 @@ async def test_api_replica_killed_at_random_moments(log_dir: Path, tmp_path: Pat
             async def fault(workload: Workload, report: Report) -> None:
                 await until_accepted(workload, 4)
                 proxies[0].partition()
-                await _unpublished(stack)
+                await until_rows(
+                    stack,
+                    "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
+                    "a committed, unpublished command",
+                )
                 stack.apis[0].kill()
                 report.faults.append("kill -9 of API replica 0 holding unpublished commands")
                 proxies[0].heal()
@@ -102,19 +102,7 @@ async def test_api_replica_killed_at_random_moments(log_dir: Path, tmp_path: Pat
     finally:
         for proxy in proxies:
             await proxy.stop()
-    _assert_clean(report)
-
-
-async def _unpublished(stack: FaultStack) -> None:
-    """Until a change is committed and not published."""
-
-    async def committed() -> bool | None:
-        rows = await stack.isolation.fetch(
-            "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
-        )
-        return True if rows[0]["n"] > 0 else None
-
-    await eventually(committed, timeout=30, what="a committed, unpublished command")
+    assert_clean(report)
 
 
 async def test_all_agents_down_beyond_the_pending_timeout(log_dir: Path, tmp_path: Path) -> None:
@@ -143,18 +131,16 @@ async def test_all_agents_down_beyond_the_pending_timeout(log_dir: Path, tmp_pat
             "SELECT count(*) FILTER (WHERE provisioning_status = 'ERROR') AS errors, "
             "count(*) AS n FROM loadbalancers"
         )
-    _assert_clean(report)
+    assert_clean(report)
     assert healed[0]["errors"] == 0, "late results heal what the reaper timed out"
 
 
 async def _reaped(stack: FaultStack) -> None:
-    async def reaped() -> bool | None:
-        rows = await stack.isolation.fetch(
-            "SELECT count(*) AS n FROM operations WHERE status = 'TIMED_OUT'"
-        )
-        return True if rows[0]["n"] > 0 else None
-
-    await eventually(reaped, timeout=30, what="the reaper to time an operation out")
+    await until_rows(
+        stack,
+        "SELECT count(*) AS n FROM operations WHERE status = 'TIMED_OUT'",
+        "the reaper to time an operation out",
+    )
 
 
 async def test_agent_partitioned_from_the_broker_while_it_applies(
@@ -193,7 +179,7 @@ async def test_agent_partitioned_from_the_broker_while_it_applies(
     finally:
         for proxy in proxies:
             await proxy.stop()
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_a_device_that_hangs_beyond_the_pending_timeout(
@@ -221,7 +207,7 @@ async def test_a_device_that_hangs_beyond_the_pending_timeout(
             report.faults.append("SIGCONT once the reaper had timed changes out")
 
         report = await run_scenario("device-hung", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_duplicated_and_reordered_results(log_dir: Path, tmp_path: Path) -> None:
@@ -255,7 +241,7 @@ async def test_duplicated_and_reordered_results(log_dir: Path, tmp_path: Path) -
                 report.faults.append(f"{len(copies)} results sent twice more, shuffled")
 
             report = await run_scenario("results-replayed", stack, fault, seed=SEED)
-    _assert_clean(report)
+    assert_clean(report)
 
 
 async def test_poison_messages_on_every_queue(log_dir: Path, tmp_path: Path) -> None:
@@ -292,6 +278,6 @@ async def test_poison_messages_on_every_queue(log_dir: Path, tmp_path: Path) -> 
             dead = await channel.declare_queue(names.dead_queue, passive=True)
             dead_letters = dead.declaration_result.message_count or 0
             exited = [p.argv[0] for p in [*stack.apis, *stack.agents] if not p.running]
-    _assert_clean(report)
+    assert_clean(report)
     assert exited == []
     assert dead_letters >= len(targets) * len(poisons)

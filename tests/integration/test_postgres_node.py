@@ -23,13 +23,7 @@ from api_service.db.engine import plain_dsn
 from tests.support.postgres_node import PostgresPair, PrivatePostgres
 from tests.support.stack import eventually
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        PrivatePostgres.unavailable_reason() is not None,
-        reason=PrivatePostgres.unavailable_reason() or "",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 ROWS = 200
 
