@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from shared.messages import Command, DeviceSpec, DeviceSync, Inventory
+from shared.messages import Command, DeviceSpec, DeviceSync, Inventory, LoadBalancerStatus
 from shared.status import CommandAction
 
 FORGET_AFTER_SYNCS = 3
@@ -29,6 +29,9 @@ FORGET_AFTER_SYNCS = 3
 FIRST_SYNC_INTERVAL = 10.0
 """The sync interval assumed until a device's first sync says it."""
 MAX_RETRY_DELAY = 300.0
+
+Shown = dict[UUID, LoadBalancerStatus]
+"""What a device shows of each load balancer it holds, as a status report carries it."""
 
 
 class Attempt(StrEnum):
@@ -68,6 +71,11 @@ class KnownDevice:
     """The last sync's; None until a sync carried one."""
     first_seen: dict[UUID, datetime] = field(default_factory=dict)
     """When each load balancer the device holds was first seen on it (this agent's clock)."""
+    last_report: Shown | None = None
+    last_report_at: float | None = None
+    """Monotonic; None until a report of the device was published."""
+    changed_at: float = field(default_factory=time.monotonic)
+    """Monotonic: when a command for the device was last recorded, or what it shows changed."""
 
     def heard(self) -> None:
         self.heard_at = time.monotonic()
@@ -89,6 +97,23 @@ class KnownDevice:
             for lb in held
             if lb not in listed and lb in self.first_seen and self.first_seen[lb] < before
         ]
+
+    def due_report(self, shown: Shown | None, quiet_after: float) -> bool:
+        """Whether to report ``shown`` (None: unreachable): always when it changed; while the
+        device is busy (it changed, or took a command, within ``quiet_after`` s), since the
+        API sets some statuses when a result arrives and a report then corrects them; once it
+        is quiet, every ``quiet_after`` s."""
+        if self.last_report_at is None or shown != self.last_report:
+            return True
+        now = time.monotonic()
+        return now - self.changed_at < quiet_after or now - self.last_report_at >= quiet_after
+
+    def reported(self, shown: Shown | None) -> None:
+        now = time.monotonic()
+        if self.last_report_at is None or shown != self.last_report:
+            self.changed_at = now
+        self.last_report = shown
+        self.last_report_at = now
 
     def forget(self, loadbalancer_id: UUID) -> None:
         """The device no longer holds the load balancer, and should not."""
@@ -136,6 +161,7 @@ class Devices:
         known = self._devices.get(command.device_id)
         if known is None:
             known = self._devices[command.device_id] = KnownDevice(command.device)
+        known.changed_at = time.monotonic()
         if attempt is Attempt.SUPERSEDED:
             stale = known.desired.get(command.loadbalancer_id)
             if stale is not None and stale.command.generation <= command.generation:

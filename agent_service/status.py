@@ -1,10 +1,14 @@
 """Reading every known device each interval: status reports out, drift repaired.
 
 Each interval the agent reads each device it looks after (see
-:mod:`agent_service.devices`) and publishes a ``StatusReport`` of what the
-device shows: health by object and counters. A device that fails
-``OFFLINE_AFTER`` reads in a row is reported unreachable (the API shows it
-``OFFLINE``) until it answers again.
+:mod:`agent_service.devices`), each in its own task: a device slow to answer,
+or being repaired, delays only its own next read. It publishes a
+``StatusReport`` of what the device shows (health by object and counters) on
+every read while the device is busy, and every ``QUIET_AFTER`` reads once it is
+quiet (:meth:`~agent_service.devices.KnownDevice.due_report`), so that an agent
+looking after many quiet devices does not keep the API busy with reports that
+change nothing. A device that fails ``OFFLINE_AFTER`` reads in a row is reported
+unreachable (the API shows it ``OFFLINE``) until it answers again.
 
 Drift: when what a device holds of a load balancer is not what the agent last
 applied (it was unreachable then, or lost its state), or the last attempt
@@ -22,6 +26,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from agent_service.devices import Attempt, Desired, Devices, KnownDevice
 from agent_service.drivers import (
@@ -42,6 +47,7 @@ from shared.status import CommandAction
 log = logging.getLogger(__name__)
 
 OFFLINE_AFTER = 3
+QUIET_AFTER = 12
 MIN_READ_TIMEOUT = 2.0
 
 
@@ -71,20 +77,33 @@ class DeviceWatch:
         self._orphan_grace = timedelta(seconds=orphan_grace)
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            watched = self._devices.current()
-            outcomes = await asyncio.gather(
-                *(self.watch(known) for known in watched), return_exceptions=True
-            )
-            down = sum(known.failures >= OFFLINE_AFTER for known in watched)
-            self._metrics.devices.labels("true").set(len(watched) - down)
-            self._metrics.devices.labels("false").set(down)
-            for outcome in outcomes:
-                if isinstance(outcome, Exception):
-                    log.error("watching a device failed", exc_info=outcome)
+        """Every interval, start a read of each known device whose last read is over."""
+        reading: dict[UUID, asyncio.Task[None]] = {}
+        try:
+            while True:
+                await asyncio.sleep(self._interval)
+                reading = {device: task for device, task in reading.items() if not task.done()}
+                watched = self._devices.current()
+                for known in watched:
+                    if known.spec.id not in reading:
+                        reading[known.spec.id] = asyncio.create_task(
+                            self.watch(known), name=f"watch-{known.spec.id}"
+                        )
+                down = sum(known.failures >= OFFLINE_AFTER for known in watched)
+                self._metrics.devices.labels("true").set(len(watched) - down)
+                self._metrics.devices.labels("false").set(down)
+        finally:
+            for task in reading.values():
+                task.cancel()
+            await asyncio.gather(*reading.values(), return_exceptions=True)
 
     async def watch(self, known: KnownDevice) -> None:
+        try:
+            await self._watch(known)
+        except Exception:
+            log.exception("watching a device failed", extra={"device_id": known.spec.id})
+
+    async def _watch(self, known: KnownDevice) -> None:
         """Read the device once: report it, or count the failure; repair what drifted."""
         device = known.spec
         try:
@@ -164,18 +183,24 @@ class DeviceWatch:
             return await self._read(driver, known)
 
     async def _publish(self, known: KnownDevice, state: DeviceState | None) -> None:
+        """Report what the device shows, unless the last report said the same lately."""
+        shown = None if state is None else {lb: observed.status for lb, observed in state.items()}
+        if not known.due_report(shown, QUIET_AFTER * self._interval):
+            return
         report = StatusReport(
             device_id=known.spec.id,
             report_secret=known.spec.report_secret,
             agent_id=self._agent_id,
             reported_at=datetime.now(UTC),
-            reachable=state is not None,
-            loadbalancers={lb: observed.status for lb, observed in (state or {}).items()},
+            reachable=shown is not None,
+            loadbalancers=shown or {},
         )
         try:
             await self._publisher.publish_status(report)
         except NotPublished as exc:
             log.warning("status report not published: %s", exc, extra={"device_id": known.spec.id})
+            return
+        known.reported(shown)
 
 
 def _drifted(driver: Driver, known: KnownDevice, state: DeviceState) -> bool:

@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from typing import Any
 
 import aio_pika
@@ -24,6 +23,7 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 OnConnected = Callable[[AbstractRobustConnection], Awaitable[None]]
+CONNECT_TIMEOUT = 5.0
 
 
 class BrokerUnavailable(Exception):
@@ -69,24 +69,25 @@ class Broker:
 
         ``ready`` is set only after ``on_connected`` returned, so consumers it
         starts may see messages before :meth:`channel` works: they wait on ``ready``.
+        A connection cancelled (by :meth:`close`) before it was set up is closed
+        too: aio-pika's reconnecting task would outlive the cancellation.
         """
         for attempt in itertools.count():
             first = attempt % len(self._urls)
             nodes = self._urls[first:] + self._urls[:first]
-            connection: AbstractRobustConnection | None = None
+            connection = ClusterConnection(
+                URL(nodes[0]), nodes=nodes, reconnect_interval=self._retry_interval
+            )
             try:
-                connection = await aio_pika.connect_robust(
-                    nodes[0],
-                    timeout=5,
-                    reconnect_interval=self._retry_interval,
-                    connection_class=partial(ClusterConnection, nodes=nodes),
-                )
+                await connection.connect(timeout=CONNECT_TIMEOUT)
                 await self._on_connected(connection)
+            except asyncio.CancelledError:
+                await connection.close()
+                raise
             except Exception as exc:
                 log.warning("broker not usable, retrying: %s: %s", type(exc).__name__, exc)
-                if connection is not None:
-                    with contextlib.suppress(Exception):
-                        await connection.close()
+                with contextlib.suppress(Exception):
+                    await connection.close()
                 await asyncio.sleep(self._retry_interval)
                 continue
             self._connection = connection

@@ -14,7 +14,14 @@ from agent_service.drivers.sim import SimDriver
 from agent_service.executor import CommandExecutor
 from agent_service.metrics import AgentMetrics
 from agent_service.settings import AgentSettings
-from shared.messages import Command, DeviceSpec, DeviceSync, Inventory, LoadBalancerSpec
+from shared.messages import (
+    Command,
+    DeviceSpec,
+    DeviceSync,
+    Inventory,
+    LoadBalancerSpec,
+    LoadBalancerStatus,
+)
 from shared.status import CommandAction, Outcome
 
 GRACE = timedelta(seconds=5)
@@ -133,6 +140,51 @@ def test_a_command_that_finishes_after_its_channel_closed_is_not_remembered() ->
     devices.clear()
     devices.record(_command(device, uuid4(), 1), Attempt.APPLIED, term=started_in)
     assert devices.current() == []
+
+
+QUIET = 60.0
+
+
+def _quiet(known: KnownDevice) -> None:
+    """As if the device, just reported, last changed long ago."""
+    known.changed_at -= 2 * QUIET
+
+
+def test_a_quiet_device_is_reported_again_only_after_the_quiet_interval() -> None:
+    known = KnownDevice(_device())
+    shown = {uuid4(): LoadBalancerStatus(epoch="e")}
+    assert known.due_report(shown, QUIET)
+    known.reported(shown)
+    _quiet(known)
+    assert not known.due_report(dict(shown), QUIET)
+    assert known.last_report_at is not None
+    known.last_report_at -= QUIET
+    assert known.due_report(shown, QUIET)
+
+
+def test_a_change_or_an_unreachable_device_is_reported_at_once() -> None:
+    known = KnownDevice(_device())
+    lb = uuid4()
+    known.reported({lb: LoadBalancerStatus(epoch="e")})
+    _quiet(known)
+    assert known.due_report({lb: LoadBalancerStatus(epoch="f")}, QUIET)
+    assert known.due_report(None, QUIET)
+
+
+def test_a_device_that_took_a_command_is_reported_on_every_read_for_a_while() -> None:
+    """The API shows some statuses when the result arrives, until a report corrects them."""
+    device = _device()
+    devices = Devices()
+    lb = uuid4()
+    devices.record(_command(device, lb, 1), Attempt.APPLIED, term=devices.term)
+    known = devices.current()[0]
+    shown = {lb: LoadBalancerStatus(epoch="e")}
+    known.reported(shown)
+    _quiet(known)
+    assert not known.due_report(shown, QUIET)
+    devices.record(_command(device, lb, 2), Attempt.APPLIED, term=devices.term)
+    known.reported(shown)
+    assert known.due_report(shown, QUIET)
 
 
 async def test_the_sim_appliance_never_goes_back_a_generation(tmp_path: Path) -> None:
