@@ -25,7 +25,7 @@ async def take_census(session: AsyncSession) -> Census:
         rows = await session.execute(
             select(model.provisioning_status, func.count()).group_by(model.provisioning_status)
         )
-        for status, count in rows.tuples():
+        for status, count in rows:
             objects[kind, status] = count
     devices = {
         status or "UNKNOWN": count
@@ -33,7 +33,7 @@ async def take_census(session: AsyncSession) -> Census:
             await session.execute(
                 select(Device.operating_status, func.count()).group_by(Device.operating_status)
             )
-        ).tuples()
+        )
     }
     oldest = await session.scalar(
         select(func.extract("epoch", func.now() - func.min(OutboxRow.created_at))).where(

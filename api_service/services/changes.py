@@ -84,7 +84,6 @@ class Changes:
             add_new(session, tree)
             lb.generation = generation
             mark_parents(tree, target)
-            await self.quotas.enforce(session, lb.project_id, created(tree, generation))
             operation = await self.record(
                 session,
                 ctx,
@@ -110,7 +109,8 @@ class Changes:
     ) -> Operation:
         """Write the operation and the command for the tree at its (already bumped) generation,
         once its new and changed members are found to have addresses they may have and its
-        new and changed objects to ask only for options the provider supports."""
+        new and changed objects to ask only for options the provider supports; check the
+        project's quotas last, so that a lock they take is held only until the commit."""
         await self.member_addresses.check(session, tree)
         await check_member_subnets(session, tree)
         lb = tree.lb
@@ -160,6 +160,7 @@ class Changes:
                 ),
             ]
         )
+        await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation))
         await session.flush()
         return operation
 

@@ -32,7 +32,6 @@ from api_service.services.changes import (
     Accepted,
     Changes,
     add_new,
-    created,
     require_etag,
 )
 from api_service.services.definitions import device_group_of, placement_of
@@ -153,7 +152,6 @@ class LoadBalancerService:
             _create_children(ctx, tree, body)
             add_new(session, tree)
             session.add(take_port(wanted.port, lb, subnet, address))
-            await self.changes.quotas.enforce(session, lb.project_id, created(tree, 1))
             operation = await self.changes.record(
                 session,
                 ctx,

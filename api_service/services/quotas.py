@@ -1,8 +1,10 @@
 """Quotas: per-project limits on each kind of object, enforced inside the creating transaction.
 
-The project's quota row is locked first, then usage is counted with the new
+A create that adds only kinds the project may have without limit takes no lock.
+Otherwise the project's quota row is locked, then usage is counted with the new
 objects already written, so concurrent creates of one project are counted one
-after the other and never exceed the limit.
+after the other and never exceed the limit. Changes check quotas last before
+their commit, so the lock is held briefly.
 """
 
 from collections import Counter
@@ -74,6 +76,9 @@ class QuotaService:
         """Refuse (403) if the objects just written take the project over a limit."""
         if not added:
             return
+        limits = self._limits(await session.get(Quota, project_id))
+        if all(limits[kind] == UNLIMITED for kind in added):
+            return
         limits = self._limits(await _locked_row(session, project_id))
         await session.flush()
         for kind, count in added.items():
@@ -104,7 +109,10 @@ class QuotaService:
 async def _locked_row(session: AsyncSession, project_id: str) -> Quota:
     await session.execute(insert(Quota).values(project_id=project_id).on_conflict_do_nothing())
     row = await session.scalar(
-        select(Quota).where(Quota.project_id == project_id).with_for_update()
+        select(Quota)
+        .where(Quota.project_id == project_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # a limit set since it was read unlocked
     )
     assert row is not None
     return row

@@ -44,7 +44,7 @@ async def reap_pending(sessions: SessionFactory, timeout: float) -> int:
         .with_for_update(of=LoadBalancer, skip_locked=True)
     )
     async with sessions.begin() as session:
-        rows = (await session.execute(query)).tuples().all()
+        rows = (await session.execute(query)).all()
         for lb, operation in rows:
             reason = (
                 f"No result from the agent within {timeout:g} s while {lb.provisioning_status} "

@@ -343,6 +343,6 @@ async def _grouped(
         .order_by(order, relation.child)
     )
     grouped: defaultdict[UUID, list[UUID]] = defaultdict(list)
-    for parent_id, child_id in rows.tuples():
+    for parent_id, child_id in rows:
         grouped[parent_id].append(child_id)
     return grouped

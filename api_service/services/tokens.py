@@ -112,12 +112,12 @@ class TokenService:
 
     async def _live(self, *criteria: ColumnElement[bool]) -> Token:
         async with self.sessions.begin() as session:
-            token = await session.scalar(select(Token).where(*criteria))
-            if token is None:
+            found = (await session.execute(select(Token, func.now()).where(*criteria))).first()
+            if found is None:
                 raise unauthorized("The token is not valid.")
+            token, now = found
             if token.revoked_at is not None:
                 raise unauthorized("The token has been revoked.")
-            now: datetime = await session.scalar(select(func.now()))  # type: ignore[assignment]
             if token.expires_at is not None and token.expires_at <= now:
                 raise unauthorized("The token has expired.")
             if token.last_used_at is None or token.last_used_at < now - _LAST_USED_GRANULARITY:

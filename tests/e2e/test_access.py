@@ -12,7 +12,7 @@ import openstack
 import pytest
 
 from tests.support.client import LbaasClient, authenticated
-from tests.support.stack import Api, eventually, isolated, running
+from tests.support.stack import Api, Isolation, eventually, isolated, running
 
 API = "/v2/lbaas"
 STALE = {"If-Match": '"0-stale"'}
@@ -274,6 +274,32 @@ async def test_quota_holds_under_concurrency_and_counts_trees(
     assert shown["loadbalancer"] == 6 and shown["pool"] == -1
     defaults = (await member.http.get(f"{API}/quotas/defaults")).json()["quota"]
     assert defaults["loadbalancer"] == -1
+
+
+async def test_a_create_under_no_limit_takes_no_quota_lock(
+    world: World, client_factory: Any, isolation: Isolation
+) -> None:
+    """The project's quota row held locked elsewhere does not hold up a create that adds only
+    kinds the project may have without limit."""
+    admin = world.admin
+    limited = {"quota": {"member": 10}}
+    assert (await admin.http.put(f"{API}/quotas/proj-free", json=limited)).status_code == 202
+    member = client_factory(await issue(admin, "free-member", "proj-free", "member"))
+    holder = await isolation.db()
+    try:
+        async with holder.transaction():
+            await holder.execute(
+                "SELECT 1 FROM quotas WHERE project_id = $1 FOR UPDATE", "proj-free"
+            )
+            created = await asyncio.wait_for(
+                member.http.post(
+                    f"{API}/loadbalancers", json={"loadbalancer": {"provider": "noop"}}
+                ),
+                timeout=10,
+            )
+            assert created.status_code == 202, created.text
+    finally:
+        await holder.close()
 
 
 async def test_hostile_bodies(world: World) -> None:
