@@ -39,6 +39,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install services
+	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.haproxy
 	$(BIN)/python -m bench.unauthenticated
