@@ -202,7 +202,7 @@ async def accepted_body(
     if r.parent is not None:
         location = f"{r.parent.path}/{getattr(obj, r.parent.column.key)}/{location}"
     accepted(request, response, location, change)
-    return r.body(**{r.key: r.out(obj, await service.related(obj), ctx)})
+    return r.body(**{r.key: r.out(obj, await service.related(obj, change.created), ctx)})
 
 
 def _signed(

@@ -7,7 +7,7 @@ commit the command is published (or left to the outbox relay).
 
 import secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -52,6 +52,9 @@ class Accepted:
     target: TreeObject
     loadbalancer: LoadBalancer
     operation: Operation
+    created: Sequence[object] | None = None
+    """Every object related to ``target``, when the change created them all with it (a load
+    balancer's create): its answer then lists them without reading them back."""
 
 
 @dataclass(frozen=True)

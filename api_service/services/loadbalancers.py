@@ -151,7 +151,8 @@ class LoadBalancerService:
             tree = Tree(lb=lb)
             _create_children(ctx, tree, body)
             add_new(session, tree)
-            session.add(take_port(wanted.port, lb, subnet, address))
+            port = take_port(wanted.port, lb, subnet, address)
+            session.add(port)
             operation = await self.changes.record(
                 session,
                 ctx,
@@ -161,7 +162,9 @@ class LoadBalancerService:
                 target_id=lb.id,
                 command_action=CommandAction.APPLY,
             )
-        return Accepted(target=lb, loadbalancer=lb, operation=operation)
+        return Accepted(
+            target=lb, loadbalancer=lb, operation=operation, created=(*tree.objects(), port)
+        )
 
     async def delete(
         self, ctx: RequestContext, lb_id: UUID, *, cascade: bool, if_match: str | None

@@ -186,7 +186,11 @@ class ResourceService(Generic[M]):
         async with self.sessions() as session:
             return await self._visible(session, ctx, obj_id, parent_id)
 
-    async def related(self, obj: M) -> Related:
+    async def related(self, obj: M, among: Sequence[object] | None = None) -> Related:
+        """What ``obj`` refers to; found in ``among`` when it holds all of it (see
+        :attr:`~api_service.services.changes.Accepted.created`), else read."""
+        if among is not None:
+            return related_among(self.resource.related, obj, among)
         async with self.sessions() as session:
             (found,) = await related(session, self.resource.related, [obj])
         return found
@@ -331,6 +335,24 @@ async def related(
     ids = [obj.id for obj in objects]
     grouped = {name: await _grouped(session, relation, ids) for name, relation in relations.items()}
     return [Related({name: grouped[name][i] for name in relations}) for i in ids]
+
+
+def related_among(
+    relations: Mapping[str, Relation], obj: TreeObject, objects: Sequence[object]
+) -> Related:
+    """What :func:`related` reads of ``obj``, in the same order, from ``objects`` instead."""
+    found = {}
+    for name, relation in relations.items():
+        model = relation.child.parent.class_
+        order = (relation.child if relation.order is None else relation.order).key
+        children = [
+            child
+            for child in objects
+            if isinstance(child, model) and getattr(child, relation.parent.key) == obj.id
+        ]
+        children.sort(key=lambda child: (getattr(child, order), child.id))
+        found[name] = [child.id for child in children]
+    return Related(found)
 
 
 async def _grouped(

@@ -85,7 +85,8 @@ class Tree:
 
 
 async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
-    """The load balancer's objects, one query a table, each in creation order."""
+    """The load balancer's objects, one query a table, each in creation order; a table whose
+    objects all have a parent of the previous one is not read when that one had none."""
 
     async def rows(model: type[T]) -> list[T]:
         return list(
@@ -96,14 +97,17 @@ async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
             )
         )
 
+    listeners = await rows(Listener)
+    pools = await rows(Pool)
+    l7policies = await rows(L7Policy) if listeners else []
     return Tree(
         lb=lb,
-        listeners=await rows(Listener),
-        pools=await rows(Pool),
-        members=await rows(Member),
-        healthmonitors=await rows(HealthMonitor),
-        l7policies=await rows(L7Policy),
-        l7rules=await rows(L7Rule),
+        listeners=listeners,
+        pools=pools,
+        members=await rows(Member) if pools else [],
+        healthmonitors=await rows(HealthMonitor) if pools else [],
+        l7policies=l7policies,
+        l7rules=await rows(L7Rule) if l7policies else [],
     )
 
 

@@ -165,7 +165,9 @@ async def test_single_call_create_is_one_operation(client: LbaasClient, noop_dir
     lb = await _accepted(response, "loadbalancer")
     assert len(lb["listeners"]) == 2 and len(lb["pools"]) == 2
 
-    await client.wait_lb(lb["id"], ("ACTIVE",))
+    shown = await client.wait_lb(lb["id"], ("ACTIVE",))
+    for related in ("listeners", "pools", "vip_port_id"):
+        assert lb[related] == shown[related], "the 202 lists what a read shows, in its order"
     assert len(await client.operations(lb["id"])) == 1
     assert set(await _statuses(client, lb["id"])) == {"ACTIVE"}
     spec = received(noop_dir, lb["id"], 1)
