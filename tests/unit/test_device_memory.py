@@ -1,6 +1,7 @@
 """What an agent remembers of a device: orphans by inventory, late commands that change nothing."""
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -12,8 +13,11 @@ from agent_service.devices import Attempt, Devices, KnownDevice
 from agent_service.drivers import Driver, DriverRegistry, Superseded
 from agent_service.drivers.sim import SimDriver
 from agent_service.executor import CommandExecutor
+from agent_service.locks import DeviceLocks
 from agent_service.metrics import AgentMetrics
+from agent_service.outbound import Publisher
 from agent_service.settings import AgentSettings
+from agent_service.status import DeviceWatch
 from shared.messages import (
     Command,
     DeviceSpec,
@@ -240,3 +244,64 @@ async def test_an_agent_runs_at_most_max_parallel_driver_calls() -> None:
     results = await asyncio.gather(*runs)
     assert driver.most == 2
     assert [r.outcome for r in results] == [Outcome.ACTIVE] * 5
+
+
+class _Reads:
+    """A driver whose device ``hangs`` never answers a read; the others answer at once."""
+
+    def __init__(self, hangs: UUID) -> None:
+        self.hangs = hangs
+        self.reads: Counter[UUID] = Counter()
+        self.third_read = asyncio.Event()
+
+    async def status(self, device: DeviceSpec) -> dict[UUID, object]:
+        self.reads[device.id] += 1
+        if device.id == self.hangs:
+            await asyncio.Event().wait()
+        if self.reads[device.id] == 3:
+            self.third_read.set()
+        return {}
+
+
+class _Reports:
+    async def publish_status(self, report: object) -> None:
+        pass
+
+
+async def test_a_device_that_does_not_answer_holds_up_only_its_own_reads() -> None:
+    """The hung device's read times out after 2 s; the other is read every interval meanwhile."""
+    devices = Devices()
+    hung, quick = _device(), _device()
+    for device in (hung, quick):
+        devices.synced(DeviceSync(device=device, interval=60.0, issued_at=datetime.now(UTC)))
+    driver = _Reads(hangs=hung.id)
+    settings = AgentSettings(amqp_url="amqp://localhost/")
+    registry = DriverRegistry(settings, {"sim": lambda _: cast(Driver, driver)})
+    executor = CommandExecutor(
+        registry,
+        devices,
+        AgentMetrics(),
+        "agent-1",
+        poll_interval=0.01,
+        driver_timeout=5,
+        max_parallel=4,
+    )
+    watch = DeviceWatch(
+        devices,
+        registry,
+        executor,
+        DeviceLocks(),
+        cast(Publisher, _Reports()),
+        AgentMetrics(),
+        agent_id="agent-1",
+        interval=0.05,
+        orphan_grace=30,
+    )
+    watching = asyncio.create_task(watch.run())
+    try:
+        async with asyncio.timeout(1.5):
+            await driver.third_read.wait()
+        assert driver.reads[hung.id] == 1, "one read of the hung device at a time"
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
