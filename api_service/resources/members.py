@@ -53,14 +53,29 @@ def key(address: object, port: int) -> MemberKey:
 
 
 def new_member(
-    ctx: RequestContext, tree: Tree, pool: Pool, body: MemberCreate, generation: int
+    ctx: RequestContext,
+    tree: Tree,
+    pool: Pool,
+    body: MemberCreate,
+    generation: int,
+    taken: set[MemberKey] | None = None,
 ) -> Member:
+    """A member of ``pool``, refused when the pool has a live one at its address and port.
+
+    ``taken``: those of the pool's live members, kept by a caller that adds many (the new
+    member's is added to it), so that a thousand members are not a million comparisons.
+    """
     project = owner_project(ctx, body.project_id, tree.lb.project_id)
-    taken = {key(m.address, m.protocol_port) for m in tree.members_of(pool.id) if not m.deleting}
-    if key(body.address, body.protocol_port) in taken:
+    if taken is None:
+        taken = {
+            key(m.address, m.protocol_port) for m in tree.members_of(pool.id) if not m.deleting
+        }
+    member_key = key(body.address, body.protocol_port)
+    if member_key in taken:
         raise Conflict(
             f"Pool {pool.id} already has a member {body.address} port {body.protocol_port}."
         )
+    taken.add(member_key)
     member = Member(
         id=uuid4(),
         loadbalancer_id=tree.lb.id,
@@ -120,9 +135,10 @@ async def replace_members(
                     mark(member, ProvisioningStatus.PENDING_UPDATE, generation)
             elif not additive_only:
                 mark(member, ProvisioningStatus.PENDING_DELETE, generation)
+        taken = set(current)
         for member_key, body in wanted.items():
             if member_key not in current:
-                new_member(ctx, tree, pool, body, generation)
+                new_member(ctx, tree, pool, body, generation, taken)
         return pool
 
     async with service.sessions() as session:

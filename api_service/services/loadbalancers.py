@@ -24,7 +24,7 @@ from api_service.errors import Conflict, Forbidden, Invalid, NotFound
 from api_service.resources.healthmonitors import new_healthmonitor
 from api_service.resources.l7policies import new_policy
 from api_service.resources.listeners import new_listener, set_default_pool
-from api_service.resources.members import new_member
+from api_service.resources.members import MemberKey, new_member
 from api_service.resources.pools import new_pool
 from api_service.schemas.l7policies import L7Action
 from api_service.schemas.loadbalancers import LoadBalancerCreate, PoolInTree
@@ -288,8 +288,9 @@ def _create_children(ctx: RequestContext, tree: Tree, body: LoadBalancerCreate) 
 
 def _create_pool(ctx: RequestContext, tree: Tree, body: PoolInTree) -> Pool:
     pool = new_pool(ctx, tree, body, 1)
+    taken: set[MemberKey] = set()
     for member_body in body.members:
-        new_member(ctx, tree, pool, member_body, 1)
+        new_member(ctx, tree, pool, member_body, 1, taken)
     if body.healthmonitor is not None:
         new_healthmonitor(ctx, tree, pool, body.healthmonitor, 1)
     return pool

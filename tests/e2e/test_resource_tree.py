@@ -177,6 +177,20 @@ async def test_single_call_create_is_one_operation(client: LbaasClient, noop_dir
     assert sum(p["healthmonitor"] is not None for p in spec["pools"]) == 1
 
 
+async def test_a_tree_with_a_member_twice_is_refused_whole(client: LbaasClient) -> None:
+    device = await client.create_device("noop")
+    body = _tree_body(device, members=3)
+    members = body["listeners"][0]["default_pool"]["members"]
+    members.append(dict(members[1]))
+    body["name"] = f"twice-{device['id']}"
+    response = await client.http.post(f"{API}/loadbalancers", json={"loadbalancer": body})
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert f"already has a member {members[1]['address']} port 80" in response.json()["detail"]
+    named = await client.http.get(f"{API}/loadbalancers", params={"name": body["name"]})
+    assert named.json()["loadbalancers"] == []
+
+
 async def test_every_level_refuses_changes_while_pending(client: LbaasClient) -> None:
     device = await client.create_device("sim", url="sim://pending-tree?latency=3")
     body = _tree_body(device)
