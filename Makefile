@@ -41,6 +41,7 @@ lint: install
 bench: install services
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.state
+	$(BIN)/python -m bench.devices
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.haproxy
 	$(BIN)/python -m bench.unauthenticated
