@@ -4,7 +4,9 @@ A create that adds only kinds the project may have without limit takes no lock.
 Otherwise the project's quota row is locked, then usage is counted with the new
 objects already written, so concurrent creates of one project are counted one
 after the other and never exceed the limit. Changes check quotas last before
-their commit, so the lock is held briefly.
+their commit, so the lock is held briefly. A limit binds the creates that begin
+after it is set: one already past its unlocked read when the limit commits is
+not counted against it.
 """
 
 from collections import Counter
