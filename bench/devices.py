@@ -25,21 +25,12 @@ from typing import Any
 
 import httpx
 
+from bench.run import LONG_POLL_S, api_env, until_active
 from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
 from tests.support.stack import Agent, Api, isolated, running
 
 LBS = "/v2/lbaas/loadbalancers"
-LONG_POLL_S = 120
 TARGET_EFFICIENCY = 0.8
-
-
-async def _active(http: httpx.AsyncClient, lb_id: str) -> None:
-    response = await http.get(
-        f"{LBS}/{lb_id}", params={"wait_for": "ACTIVE", "timeout": LONG_POLL_S}
-    )
-    status = response.json()["loadbalancer"]["provisioning_status"]
-    if status != "ACTIVE":
-        raise AssertionError(f"{lb_id} is {status}")
 
 
 async def _update(http: httpx.AsyncClient, lb_id: str, name: str) -> None:
@@ -61,7 +52,7 @@ async def _loadbalancers(
             response = await client.create_lb(device)
             assert response.status_code == 202, response.text
             made.append(response.json()["loadbalancer"]["id"])
-    await asyncio.gather(*(_active(client.http, lb_id) for lb_id in made))
+    await asyncio.gather(*(until_active(client.http, lb_id) for lb_id in made))
     return made
 
 
@@ -73,7 +64,7 @@ async def across_devices(
     async def one_client(lb_id: str) -> None:
         for number in range(updates):
             await _update(client.http, lb_id, f"across-{number}")
-            await _active(client.http, lb_id)
+            await until_active(client.http, lb_id)
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client(lb_id) for lb_id in lbs))
@@ -92,7 +83,7 @@ async def on_one_device(client: LbaasClient, latency: float, updates: int) -> di
     lbs = await _loadbalancers(client, latency, 1, updates)
     started = time.perf_counter()
     await asyncio.gather(*(_update(client.http, lb_id, "one-device") for lb_id in lbs))
-    await asyncio.gather(*(_active(client.http, lb_id) for lb_id in lbs))
+    await asyncio.gather(*(until_active(client.http, lb_id) for lb_id in lbs))
     elapsed = time.perf_counter() - started
     serial = updates * latency
     return {
@@ -106,13 +97,7 @@ async def on_one_device(client: LbaasClient, latency: float, updates: int) -> di
 async def main(devices: int, latency: float, updates: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="lbaas-bench-devices-"))
     async with isolated() as isolation:
-        env = isolation.api_env(
-            log_level="WARNING",
-            rate_limit=1_000_000,
-            rate_burst=1_000_000,
-            max_waits_per_token=10_000,
-        )
-        api = Api(env, logs)
+        api = Api(api_env(isolation), logs)
         agent = Agent(isolation.agent_env(log_level="WARNING"), logs, "bench-devices-agent")
         limits = httpx.Limits(max_connections=devices * 2 + 10)
         async with (

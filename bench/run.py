@@ -76,6 +76,13 @@ class Clients:
         }
 
 
+def api_env(isolation: Isolation) -> dict[str, str]:
+    """An API's environment with no rate limit nor long-poll cap in the benchmark's way."""
+    return isolation.api_env(
+        log_level="WARNING", rate_limit=1_000_000, rate_burst=1_000_000, max_waits_per_token=10_000
+    )
+
+
 async def _create(http: httpx.AsyncClient) -> str:
     response = await http.post(LBS, json=CREATE)
     if response.status_code != 202:
@@ -84,7 +91,7 @@ async def _create(http: httpx.AsyncClient) -> str:
     return lb_id
 
 
-async def _until_active(http: httpx.AsyncClient, lb_id: str) -> None:
+async def until_active(http: httpx.AsyncClient, lb_id: str) -> None:
     """One long poll; ``ACTIVE`` or a failure."""
     response = await http.get(
         f"{LBS}/{lb_id}", params={"wait_for": "ACTIVE", "timeout": LONG_POLL_S}
@@ -103,7 +110,7 @@ async def one_client(http: httpx.AsyncClient, samples: int) -> dict[str, Any]:
         start = time.perf_counter()
         lb_id = await _create(http)
         post.append(time.perf_counter() - start)
-        await _until_active(http, lb_id)
+        await until_active(http, lb_id)
         to_active.append(time.perf_counter() - start)
     return {
         "healthz": percentiles_ms(healthz),
@@ -128,7 +135,7 @@ async def busy_clients(
                 lb_id = await _create(http)
                 seen.posts.append(time.perf_counter() - start)
                 if wait:
-                    await _until_active(http, lb_id)
+                    await until_active(http, lb_id)
                     seen.active_at.append(time.perf_counter())
             except (AssertionError, httpx.HTTPError) as exc:
                 seen.errors.append(str(exc) or type(exc).__name__)
@@ -140,9 +147,7 @@ async def busy_clients(
 async def measure_service(
     isolation: Isolation, logs: Path, samples: int, seconds: float, counts: Sequence[int]
 ) -> dict[str, Any]:
-    env = isolation.api_env(
-        log_level="WARNING", rate_limit=1_000_000, rate_burst=1_000_000, max_waits_per_token=10_000
-    )
+    env = api_env(isolation)
     first, second = Api(env, logs), Api(env, logs)
     agent = Agent(isolation.agent_env(log_level="WARNING"), logs, "bench-agent")
     limits = httpx.Limits(max_connections=max(counts) * 2)

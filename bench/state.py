@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 
 from bench.latency import percentiles_ms
+from bench.run import api_env
 from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
 from tests.support.stack import Agent, Api, Isolation, isolated, running
 
@@ -122,7 +123,7 @@ async def _timed(call: Callable[[], Awaitable[httpx.Response]], samples: int) ->
 async def main(loadbalancers: int, members: int, samples: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="lbaas-bench-state-"))
     async with isolated() as isolation:
-        api = Api(isolation.api_env(log_level="WARNING", rate_limit=1_000_000), logs)
+        api = Api(api_env(isolation), logs)
         agent = Agent(isolation.agent_env(log_level="WARNING"), logs, "bench-state-agent")
         async with running(api, agent), authenticated(api.url, timeout=120) as http:
             api.start()
