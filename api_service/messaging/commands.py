@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractQueue, AbstractRobustConnection
 from prometheus_client import Gauge
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import aliased
 
 from api_service.db.engine import SessionFactory
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 ClaimSyncs = Callable[[], Awaitable[list[tuple[int, DeviceSync]]]]
 
 _BATCH = 200
+_Head = Row[int, UUID, UUID, str, str]
+"""An outbox row to publish: id, op_id, loadbalancer_id, routing_key, payload."""
 _KEEP_PUBLISHED = timedelta(hours=1)
 
 
@@ -60,6 +64,8 @@ class CommandPublisher:
         self._exchange: AbstractExchange | None = None
         self._command_queues: list[AbstractQueue] = []
         self.wake = asyncio.Event()
+        self._one_pass = asyncio.Lock()
+        self._next: _Batch | None = None
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         """Look the topology up and open the confirming channel commands go through."""
@@ -120,9 +126,28 @@ class CommandPublisher:
     async def publish_new(self, loadbalancer_id: UUID) -> None:
         """The request path: publish the load balancer's head row, just committed.
 
-        A backlog behind it (only after an outage) is the relay's to publish.
+        The load balancers of requests that arrive while a pass runs are published together
+        by the next one (one query, their confirms awaited at once, one update): under load
+        a pass serves many requests. A failure leaves the rows to the relay, never to the
+        request: its change is committed. A backlog behind a head (only after an outage) is
+        the relay's to publish.
         """
-        await self._publish_heads(loadbalancer_id)
+        batch = self._next
+        if batch is None:
+            batch = self._next = _Batch()
+            batch.task = asyncio.create_task(self._publish_batch(batch))
+        batch.loadbalancer_ids.add(loadbalancer_id)
+        assert batch.task is not None
+        await asyncio.shield(batch.task)
+
+    async def _publish_batch(self, batch: "_Batch") -> None:
+        async with self._one_pass:
+            self._next = None
+            try:
+                await self._publish_heads(batch.loadbalancer_ids)
+            except Exception as exc:
+                log.warning("publishing new commands failed; the relay retries: %s", exc)
+                self.wake.set()
 
     async def publish_outbox(self) -> int:
         """Publish head rows until none is left; return the count."""
@@ -133,7 +158,9 @@ class CommandPublisher:
             if published == 0 or not complete:
                 return total
 
-    async def _publish_heads(self, loadbalancer_id: UUID | None) -> tuple[int, bool]:
+    async def _publish_heads(self, loadbalancer_ids: set[UUID] | None) -> tuple[int, bool]:
+        """Publish the head rows (of these load balancers; None: of all, a batch at a time) and
+        mark those confirmed; whether every one was."""
         exchange = self._exchange
         if exchange is None or not self.ready:
             return 0, False
@@ -147,39 +174,55 @@ class CommandPublisher:
             )
             .exists()
         )
-        query = select(OutboxRow).where(OutboxRow.published_at.is_(None), is_head)
-        if loadbalancer_id is not None:
-            query = query.where(OutboxRow.loadbalancer_id == loadbalancer_id)
+        query = select(
+            OutboxRow.id,
+            OutboxRow.op_id,
+            OutboxRow.loadbalancer_id,
+            OutboxRow.routing_key,
+            OutboxRow.payload,
+        ).where(OutboxRow.published_at.is_(None), is_head)
+        if loadbalancer_ids is not None:
+            query = query.where(OutboxRow.loadbalancer_id.in_(loadbalancer_ids))
         query = query.order_by(OutboxRow.id).limit(_BATCH).with_for_update(skip_locked=True)
-        published = 0
         async with self._sessions.begin() as session:
-            for row in await session.scalars(query):
-                try:
-                    payload = self._keys.open(row.payload)
-                except Unsealable as exc:
-                    _drop_unsealable(row, exc)
-                    continue
-                message = aio_pika.Message(
-                    payload.encode(),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=str(row.op_id),
+            rows = (await session.execute(query)).all()
+            outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
+            done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+            if done:
+                await session.execute(
+                    update(OutboxRow).where(OutboxRow.id.in_(done)).values(published_at=func.now())
                 )
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        await exchange.publish(message, routing_key=row.routing_key, mandatory=True)
-                except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
-                    row.attempts += 1
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-                    log.warning(
-                        "publishing command failed; the relay retries: %s",
-                        row.last_error,
-                        extra={"op_id": row.op_id, "loadbalancer_id": row.loadbalancer_id},
+            for row, outcome in zip(rows, outcomes, strict=True):
+                if outcome is not None:
+                    await session.execute(
+                        update(OutboxRow).where(OutboxRow.id == row.id).values(**outcome)
                     )
-                    return published, False
-                row.published_at = func.now()
-                published += 1
-        return published, True
+        return len(rows), all(outcome is None or "published_at" in outcome for outcome in outcomes)
+
+    async def _publish_row(self, exchange: AbstractExchange, row: _Head) -> dict[str, Any] | None:
+        """Publish one row and await its confirm: None, or what to record on the row instead."""
+        try:
+            payload = self._keys.open(row.payload)
+        except Unsealable as exc:
+            return _unsealable(row, exc)
+        message = aio_pika.Message(
+            payload.encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(row.op_id),
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                await exchange.publish(message, routing_key=row.routing_key, mandatory=True)
+        except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            log.warning(
+                "publishing command failed; the relay retries: %s",
+                error,
+                extra={"op_id": row.op_id, "loadbalancer_id": row.loadbalancer_id},
+            )
+            return {"attempts": OutboxRow.attempts + 1, "last_error": error}
+        return None
 
     async def run_relay(self, interval: float) -> None:
         """Publish what the request path could not, forever; purge old published rows."""
@@ -210,12 +253,19 @@ class CommandPublisher:
         return count or 0
 
 
-def _drop_unsealable(row: OutboxRow, exc: Unsealable) -> None:
+def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:
     """A key was dropped from LBAAS_SECRET_KEYS too early: the command cannot be sent. Leaving
     it would hold up every later command of its load balancer; its operation times out."""
-    row.published_at = func.now()
-    row.last_error = f"not published: {exc}"
     log.error(
         "dropping a command sealed under none of LBAAS_SECRET_KEYS",
         extra={"op_id": row.op_id, "loadbalancer_id": row.loadbalancer_id},
     )
+    return {"published_at": func.now(), "last_error": f"not published: {exc}"}
+
+
+@dataclass
+class _Batch:
+    """The load balancers whose new commands the next pass publishes."""
+
+    loadbalancer_ids: set[UUID] = field(default_factory=set)
+    task: "asyncio.Task[None] | None" = None
