@@ -28,7 +28,7 @@ from api_service.schemas.devices import DeviceCreate, DeviceUpdate
 from api_service.secret_keys import SecretKeys, Unsealable, new_key
 from api_service.services.devices import DeviceService
 from api_service.services.sealed import reseal
-from api_service.services.tokens import Role, TokenService
+from api_service.services.tokens import Role, TokenService, VerifiedTokens
 from api_service.settings import ApiSettings
 from shared.settings import invalid_settings
 from shared.topology import Names, declare_topology
@@ -88,7 +88,7 @@ def duration(text: str) -> timedelta:
 
 async def _tokens(settings: ApiSettings, args: argparse.Namespace) -> None:
     engine = create_engine(settings)
-    service = TokenService(session_factory(engine))
+    service = TokenService(session_factory(engine), VerifiedTokens(ttl=0))
     try:
         if args.action == "create":
             issued = await service.issue(

@@ -39,7 +39,7 @@ from api_service.services.providers import ProviderService
 from api_service.services.quotas import QuotaService
 from api_service.services.reaper import run_reaper
 from api_service.services.resource import ResourceService
-from api_service.services.tokens import Role, TokenService
+from api_service.services.tokens import Role, TokenService, VerifiedTokens
 from api_service.services.waiting import WaitSlots
 from api_service.settings import ApiSettings
 from shared.broker import Broker
@@ -111,7 +111,8 @@ class Runtime:
             metrics=metrics,
         )
         quotas = QuotaService(sessions, settings.quota_defaults)
-        tokens = TokenService(sessions)
+        verified = VerifiedTokens(settings.token_cache_seconds)
+        tokens = TokenService(sessions, verified)
         member_addresses = MemberAddresses(
             tuple(settings.reserved_member_networks), settings.allow_loopback_members
         )
@@ -132,7 +133,7 @@ class Runtime:
             operations=OperationService(sessions),
             networks=NetworkService(sessions),
             providers=ProviderService(sessions),
-            feed=SettledFeed(plain_dsn(settings.database_url)),
+            feed=SettledFeed(plain_dsn(settings.database_url), verified),
             metrics=metrics,
             tokens=tokens,
             quotas=quotas,

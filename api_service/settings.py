@@ -35,6 +35,13 @@ class ApiSettings(CommonSettings):
     metrics_port: int = Field(
         default=9879, ge=0, le=65535, description="Serve Prometheus metrics on this port; 0: not."
     )
+    token_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a replica trusts a token it found live without reading it again "
+        "(0: read it on every request). A revocation reaches every replica at once through the "
+        "database, at the latest after this long.",
+    )
     max_waits_per_token: int = Field(
         default=32, ge=1, description="Long polls (wait_for) one token may hold at once."
     )

@@ -1,9 +1,12 @@
-"""Wake-ups when a load balancer's tree settles, through PostgreSQL ``LISTEN/NOTIFY``.
+"""Wake-ups when a load balancer's tree settles, and token revocations, through PostgreSQL
+``LISTEN/NOTIFY``.
 
 Writers call :func:`notify_settled` inside the transaction that applies a
 result or a timeout; PostgreSQL delivers the notification on commit to every
 API replica, whichever one consumed the result. Long-polling requests wait on
-:class:`SettledFeed` instead of sleeping in a loop.
+:class:`SettledFeed` instead of sleeping in a loop. A revocation calls
+:func:`notify_revoked` the same way, so that every replica's cache of verified
+tokens drops it.
 """
 
 import asyncio
@@ -11,6 +14,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Protocol
 from uuid import UUID
 
 import asyncpg
@@ -20,11 +24,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 log = logging.getLogger(__name__)
 
 CHANNEL = "lbaas_settled"
+REVOKED_CHANNEL = "lbaas_token_revoked"
 _RECONNECT = 1.0
 
 
 async def notify_settled(session: AsyncSession, loadbalancer_id: UUID) -> None:
     await session.execute(select(func.pg_notify(CHANNEL, str(loadbalancer_id))))
+
+
+async def notify_revoked(session: AsyncSession, token_id: UUID) -> None:
+    await session.execute(select(func.pg_notify(REVOKED_CHANNEL, str(token_id))))
+
+
+class Revocations(Protocol):
+    """What follows token revocations (the cache of verified tokens)."""
+
+    def revoked(self, token_id: str) -> None: ...
+
+    def following(self, live: bool) -> None:
+        """Called with True once revocations are delivered, with False when they may be lost."""
 
 
 class SettledFeed:
@@ -38,8 +56,9 @@ class SettledFeed:
     (re)connection wakes every waiter, since notifications may have been missed meanwhile.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, revocations: Revocations | None = None) -> None:
         self._dsn = dsn
+        self._revocations = revocations
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
@@ -79,8 +98,15 @@ class SettledFeed:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
         await connection.add_listener(CHANNEL, self._on_notify)
+        if self._revocations is not None:
+            await connection.add_listener(REVOKED_CHANNEL, self._on_revoked)
+            self._revocations.following(True)
         self._wake_all()
         await lost.wait()
+
+    def _on_revoked(self, _: object, __: int, ___: str, payload: str) -> None:
+        if self._revocations is not None:
+            self._revocations.revoked(payload)
 
     async def _listen(self) -> None:
         while True:
@@ -91,6 +117,8 @@ class SettledFeed:
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("cannot listen for settled load balancers, retrying: %s", exc)
             finally:
+                if self._revocations is not None:
+                    self._revocations.following(False)
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close()

@@ -2,7 +2,8 @@
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID, uuid4
@@ -11,6 +12,7 @@ from sqlalchemy import ColumnElement, func, select, update
 
 from api_service.db.engine import SessionFactory
 from api_service.db.models import Token
+from api_service.db.notifications import notify_revoked
 from api_service.errors import Invalid, NotFound, Unauthenticated
 from api_service.settings import MIN_TOKEN_LENGTH
 
@@ -41,9 +43,58 @@ class IssuedToken:
     """The secret: shown to the caller once, never stored."""
 
 
+@dataclass
+class VerifiedTokens:
+    """Tokens found live, kept ``ttl`` seconds so that most requests need no query for theirs.
+
+    Only while revocations are followed (:meth:`following`, from the database feed): a
+    revocation drops its token at once in the replica that made it and, by a notification
+    at its commit, in every other one; a lost feed empties and disables the cache until it
+    listens again. An entry never outlives its token's expiry. Keys are digests or ids,
+    never a secret.
+    """
+
+    ttl: float
+    size: int = 10_000
+    _following: bool = False
+    _entries: dict[str, tuple[Token, float]] = field(default_factory=dict)
+    """key -> (token, monotonic deadline)"""
+
+    def get(self, key: str) -> Token | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        token, deadline = entry
+        if time.monotonic() >= deadline:
+            del self._entries[key]
+            return None
+        return token
+
+    def put(self, key: str, token: Token, now: datetime) -> None:
+        """Keep ``token``, found live at the database's ``now``."""
+        if not self._following or self.ttl <= 0:
+            return
+        keep = self.ttl
+        if token.expires_at is not None:
+            keep = min(keep, (token.expires_at - now).total_seconds())
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (token, time.monotonic() + keep)
+
+    def revoked(self, token_id: str) -> None:
+        for key in [k for k, (token, _) in self._entries.items() if str(token.id) == token_id]:
+            del self._entries[key]
+
+    def following(self, live: bool) -> None:
+        """Whether revocations reach :meth:`revoked` from now on (False: some may be missed)."""
+        self._entries.clear()
+        self._following = live
+
+
 @dataclass(frozen=True)
 class TokenService:
     sessions: SessionFactory
+    verified: VerifiedTokens
 
     async def issue(
         self,
@@ -84,15 +135,19 @@ class TokenService:
                 raise NotFound("Token", token_id)
             if token.revoked_at is None:
                 token.revoked_at = datetime.now(UTC)
+                await notify_revoked(session, token.id)
+        self.verified.revoked(str(token.id))
         return token
 
     async def verify(self, secret: str) -> Token:
         """The live token with this value, or 401; records when it was last used."""
-        return await self._live(Token.token_hash == digest(secret))
+        key = digest(secret)
+        return self.verified.get(key) or await self._live(Token.token_hash == key, key=key)
 
     async def verify_id(self, token_id: UUID) -> Token:
         """The live token of this id (that a sealed Keystone token names), or 401."""
-        return await self._live(Token.id == token_id)
+        key = f"id:{token_id}"
+        return self.verified.get(key) or await self._live(Token.id == token_id, key=key)
 
     async def verify_credential(
         self,
@@ -110,7 +165,7 @@ class TokenService:
             Token.token_hash == digest(secret), Token.name == name, Token.project_id == project_id
         )
 
-    async def _live(self, *criteria: ColumnElement[bool]) -> Token:
+    async def _live(self, *criteria: ColumnElement[bool], key: str | None = None) -> Token:
         async with self.sessions.begin() as session:
             found = (await session.execute(select(Token, func.now()).where(*criteria))).first()
             if found is None:
@@ -124,4 +179,6 @@ class TokenService:
                 await session.execute(
                     update(Token).where(Token.id == token.id).values(last_used_at=now)
                 )
+        if key is not None:
+            self.verified.put(key, token, now)
         return token
