@@ -45,6 +45,7 @@ bench: install services
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.haproxy
 	$(BIN)/python -m bench.unauthenticated
+	$(BIN)/python -m bench.memory
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
