@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import and_, select
+from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -329,12 +329,43 @@ def _all(conditions: list[Any]) -> Any:
 async def related(
     session: AsyncSession, relations: Mapping[str, Relation], objects: Sequence[TreeObject]
 ) -> list[Related]:
-    """The related ids each object's body lists: one query per relation for a whole page."""
+    """The related ids each object's body lists: one query for every relation of a whole page
+    (the objects' ids bound once, as an array)."""
     if not objects or not relations:
         return [Related() for _ in objects]
-    ids = [obj.id for obj in objects]
-    grouped = {name: await _grouped(session, relation, ids) for name, relation in relations.items()}
-    return [Related({name: grouped[name][i] for name in relations}) for i in ids]
+    ids = bindparam("ids", [obj.id for obj in objects], type_=ARRAY(Uuid()))
+    names = list(relations)
+    query = union_all(
+        *(
+            select(
+                literal(index).label("relation"),
+                relation.parent.label("parent"),
+                relation.child.label("child"),
+                func.row_number()
+                .over(
+                    partition_by=relation.parent,
+                    order_by=(
+                        relation.child if relation.order is None else relation.order,
+                        relation.child,
+                    ),
+                )
+                .label("rank"),
+            ).where(relation.parent == any_(ids))
+            for index, relation in enumerate(relations.values())
+        )
+    )
+    grouped: dict[tuple[int, UUID], list[tuple[int, UUID]]] = defaultdict(list)
+    for index, parent_id, child_id, rank in await session.execute(query):
+        grouped[index, parent_id].append((rank, child_id))
+    return [
+        Related(
+            {
+                name: [child for _, child in sorted(grouped.get((index, obj.id), ()))]
+                for index, name in enumerate(names)
+            }
+        )
+        for obj in objects
+    ]
 
 
 def related_among(
@@ -353,18 +384,3 @@ def related_among(
         children.sort(key=lambda child: (getattr(child, order), child.id))
         found[name] = [child.id for child in children]
     return Related(found)
-
-
-async def _grouped(
-    session: AsyncSession, relation: Relation, parent_ids: list[UUID]
-) -> defaultdict[UUID, list[UUID]]:
-    order = relation.child if relation.order is None else relation.order
-    rows = await session.execute(
-        select(relation.parent, relation.child)
-        .where(relation.parent.in_(parent_ids))
-        .order_by(order, relation.child)
-    )
-    grouped: defaultdict[UUID, list[UUID]] = defaultdict(list)
-    for parent_id, child_id in rows:
-        grouped[parent_id].append(child_id)
-    return grouped

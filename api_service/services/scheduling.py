@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from uuid import UUID
 
-from sqlalchemy import func, literal, select, text, update
+from sqlalchemy import ScalarSelect, Select, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import Device, DeviceSubnet, LoadBalancer, VipPort, VipSubnet
@@ -31,9 +31,10 @@ async def pick_device(
     exclude: UUID | None = None,
 ) -> Device:
     """Take a place on the enabled device of ``provider`` with the most free capacity that
-    serves one of ``subnets`` (None: any), in ``device_group`` if one is named."""
-    if not await session.scalar(select(literal(True)).where(Device.driver == provider).limit(1)):
-        raise Invalid("provider", f"provider {provider!r} is not available")
+    serves one of ``subnets`` (None: any), in ``device_group`` if one is named.
+
+    The choice and the count are one statement; only when no place is found is it said why.
+    """
     candidates = select(Device.id).where(
         Device.enabled, Device.driver == provider, Device.loadbalancer_count < Device.capacity
     )
@@ -42,30 +43,48 @@ async def pick_device(
     if device_group is not None:
         candidates = candidates.where(Device.device_group == device_group)
     if subnets is not None:
-        serving = select(DeviceSubnet.device_id).where(DeviceSubnet.subnet_id.in_(subnets))
-        served = select(literal(True)).where(Device.driver == provider, Device.id.in_(serving))
+        candidates = candidates.where(Device.id.in_(_serving(subnets)))
+    best = (
+        candidates.order_by((Device.capacity - Device.loadbalancer_count).desc(), Device.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    for _ in range(_PLACEMENT_ATTEMPTS):
+        device = await _take_place(session, best)
+        if device is not None:
+            return device
+        if not await session.scalar(candidates.limit(1)):
+            break  # none left, rather than taken by another create meanwhile
+    await _refuse_placement(session, provider, subnets, device_group)
+    raise AssertionError("unreachable")
+
+
+async def _refuse_placement(
+    session: AsyncSession, provider: str, subnets: Sequence[UUID] | None, device_group: str | None
+) -> None:
+    """Why no device of ``provider`` took a place: it has none, none serves the subnets, or
+    all of them are full or disabled."""
+    if not await session.scalar(select(literal(True)).where(Device.driver == provider).limit(1)):
+        raise Invalid("provider", f"provider {provider!r} is not available")
+    if subnets is not None:
+        served = select(literal(True)).where(
+            Device.driver == provider, Device.id.in_(_serving(subnets))
+        )
         if not await session.scalar(served.limit(1)):
             raise Invalid(
                 "vip_subnet_id",
                 f"no device of provider {provider!r} serves "
                 + ", ".join(f"subnet {subnet}" for subnet in subnets),
             )
-        candidates = candidates.where(Device.id.in_(serving))
-    candidates = candidates.order_by(
-        (Device.capacity - Device.loadbalancer_count).desc(), Device.id
-    ).limit(1)
-    for _ in range(_PLACEMENT_ATTEMPTS):
-        device_id = await session.scalar(candidates)
-        if device_id is None:
-            break
-        device = await _take_place(session, device_id)
-        if device is not None:
-            return device
     group = f" in device group {device_group!r}" if device_group is not None else ""
     raise NoCapacity(
         "No Capacity",
         f"No enabled device of provider {provider!r}{group} has room for another load balancer.",
     )
+
+
+def _serving(subnets: Sequence[UUID]) -> Select[UUID]:
+    return select(DeviceSubnet.device_id).where(DeviceSubnet.subnet_id.in_(subnets))
 
 
 async def take_pinned_place(
@@ -106,7 +125,7 @@ async def release_place(session: AsyncSession, device_id: UUID) -> None:
     )
 
 
-async def _take_place(session: AsyncSession, device_id: UUID) -> Device | None:
+async def _take_place(session: AsyncSession, device_id: UUID | ScalarSelect[UUID]) -> Device | None:
     taken = await session.scalars(
         update(Device)
         .where(
