@@ -49,18 +49,13 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
     if OperationStatus(operation.status).is_final and not _heals(operation, result, lb):
         return Applied(Verdict.DUPLICATE, operation)
 
-    operation.agent_id = result.agent_id
-    operation.started_at = result.started_at
-    operation.finished_at = result.finished_at
-    operation.completed_at = func.now()
-    operation.error = None if result.error is None else for_project(result.error)
-    operation.error_detail = result.detail
     if lb is None or lb.generation != result.generation:
+        _record(operation, result)
         operation.status = OperationStatus.SUPERSEDED.value
         return Applied(Verdict.STALE, operation)
 
-    await notify_settled(session, lb.id)
-    tree = await load_tree(session, lb)
+    tree = await load_tree(session, lb)  # read before anything changes: nothing to flush yet
+    _record(operation, result)
     if result.outcome is Outcome.ERROR:
         operation.status = OperationStatus.FAILED.value
         apply_failure(
@@ -75,7 +70,18 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
         operation.error = operation.error_detail = None
         for removed in apply_success(tree):
             await session.delete(removed)
+    await notify_settled(session, lb.id)
     return Applied(Verdict.APPLIED, operation)
+
+
+def _record(operation: Operation, result: Result) -> None:
+    """What the agent says of its run, whatever becomes of it."""
+    operation.agent_id = result.agent_id
+    operation.started_at = result.started_at
+    operation.finished_at = result.finished_at
+    operation.completed_at = func.now()
+    operation.error = None if result.error is None else for_project(result.error)
+    operation.error_detail = result.detail
 
 
 def _heals(operation: Operation, result: Result, lb: LoadBalancer | None) -> bool:

@@ -101,7 +101,8 @@ async def test_driver_failure_is_error_with_reason_and_error_can_be_deleted(
 
 
 async def test_concurrent_updates_one_wins_one_conflicts(client: LbaasClient) -> None:
-    device = await client.create_device("noop")
+    # a slow device: the winner's change is still PENDING_UPDATE when the other one locks
+    device = await client.create_device("sim", url="sim://slow-race?latency=1")
     lb = (await client.create_lb(device)).json()["loadbalancer"]
     await client.wait_lb(lb["id"])
 
