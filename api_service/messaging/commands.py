@@ -18,13 +18,27 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractQueue, AbstractRobustConnection
 from prometheus_client import Gauge
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Integer,
+    Row,
+    Select,
+    Uuid,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from api_service.db.engine import SessionFactory
@@ -41,6 +55,12 @@ ClaimSyncs = Callable[[], Awaitable[list[tuple[int, DeviceSync]]]]
 _BATCH = 200
 _Head = Row[int, UUID, UUID, str, str]
 """An outbox row to publish: id, op_id, loadbalancer_id, routing_key, payload."""
+_MARK_PUBLISHED = (
+    update(OutboxRow)
+    .where(OutboxRow.id == any_(bindparam("done", type_=ARRAY(BigInteger()))))
+    .values(published_at=func.now())
+    .execution_options(synchronize_session=False)
+)
 _KEEP_PUBLISHED = timedelta(hours=1)
 
 
@@ -164,34 +184,14 @@ class CommandPublisher:
         exchange = self._exchange
         if exchange is None or not self.ready:
             return 0, False
-        older = aliased(OutboxRow)
-        is_head = ~(
-            select(older.id)
-            .where(
-                older.loadbalancer_id == OutboxRow.loadbalancer_id,
-                older.published_at.is_(None),
-                older.id < OutboxRow.id,
-            )
-            .exists()
-        )
-        query = select(
-            OutboxRow.id,
-            OutboxRow.op_id,
-            OutboxRow.loadbalancer_id,
-            OutboxRow.routing_key,
-            OutboxRow.payload,
-        ).where(OutboxRow.published_at.is_(None), is_head)
-        if loadbalancer_ids is not None:
-            query = query.where(OutboxRow.loadbalancer_id.in_(loadbalancer_ids))
-        query = query.order_by(OutboxRow.id).limit(_BATCH).with_for_update(skip_locked=True)
+        query = _heads(by_loadbalancer=loadbalancer_ids is not None)
+        params = {"limit": _BATCH, "ids": list(loadbalancer_ids or ())}
         async with self._sessions.begin() as session:
-            rows = (await session.execute(query)).all()
+            rows = (await session.execute(query, params)).all()
             outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
             done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if done:
-                await session.execute(
-                    update(OutboxRow).where(OutboxRow.id.in_(done)).values(published_at=func.now())
-                )
+                await session.execute(_MARK_PUBLISHED, {"done": done})
             for row, outcome in zip(rows, outcomes, strict=True):
                 if outcome is not None:
                     await session.execute(
@@ -251,6 +251,38 @@ class CommandPublisher:
                 select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
             )
         return count or 0
+
+
+@cache
+def _heads(*, by_loadbalancer: bool) -> Select[int, UUID, UUID, str, str]:
+    """The head rows to publish (of the load balancers bound as ``ids``), ``limit`` at most;
+    built once: the request path runs it for every batch."""
+    older = aliased(OutboxRow)
+    is_head = ~(
+        select(older.id)
+        .where(
+            older.loadbalancer_id == OutboxRow.loadbalancer_id,
+            older.published_at.is_(None),
+            older.id < OutboxRow.id,
+        )
+        .exists()
+    )
+    query = select(
+        OutboxRow.id,
+        OutboxRow.op_id,
+        OutboxRow.loadbalancer_id,
+        OutboxRow.routing_key,
+        OutboxRow.payload,
+    ).where(OutboxRow.published_at.is_(None), is_head)
+    if by_loadbalancer:
+        query = query.where(
+            OutboxRow.loadbalancer_id == any_(bindparam("ids", type_=ARRAY(Uuid())))
+        )
+    return (
+        query.order_by(OutboxRow.id)
+        .limit(bindparam("limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:

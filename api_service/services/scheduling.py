@@ -7,11 +7,25 @@ device row until commit: concurrent creates on one device are counted one
 after the other and never exceed its capacity.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from uuid import UUID
 
-from sqlalchemy import ScalarSelect, Select, func, literal, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Update,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import Device, DeviceSubnet, LoadBalancer, VipPort, VipSubnet
@@ -35,25 +49,22 @@ async def pick_device(
 
     The choice and the count are one statement; only when no place is found is it said why.
     """
-    candidates = select(Device.id).where(
-        Device.enabled, Device.driver == provider, Device.loadbalancer_count < Device.capacity
+    candidates, take = _placement(
+        excluding=exclude is not None,
+        in_group=device_group is not None,
+        on_subnets=subnets is not None,
     )
-    if exclude is not None:
-        candidates = candidates.where(Device.id != exclude)
-    if device_group is not None:
-        candidates = candidates.where(Device.device_group == device_group)
-    if subnets is not None:
-        candidates = candidates.where(Device.id.in_(_serving(subnets)))
-    best = (
-        candidates.order_by((Device.capacity - Device.loadbalancer_count).desc(), Device.id)
-        .limit(1)
-        .scalar_subquery()
-    )
+    params = {
+        "provider": provider,
+        "exclude": exclude,
+        "group": device_group,
+        "subnets": list(subnets or ()),
+    }
     for _ in range(_PLACEMENT_ATTEMPTS):
-        device = await _take_place(session, best)
+        device = await _take_place(session, take, params)
         if device is not None:
             return device
-        if not await session.scalar(candidates.limit(1)):
+        if not await session.scalar(candidates, params):
             break  # none left, rather than taken by another create meanwhile
     await _refuse_placement(session, provider, subnets, device_group)
     raise AssertionError("unreachable")
@@ -87,6 +98,49 @@ def _serving(subnets: Sequence[UUID]) -> Select[UUID]:
     return select(DeviceSubnet.device_id).where(DeviceSubnet.subnet_id.in_(subnets))
 
 
+@cache
+def _placement(*, excluding: bool, in_group: bool, on_subnets: bool) -> tuple[Select[UUID], Update]:
+    """Whether a device has room (bound: ``provider``, ``exclude``, ``group``, ``subnets``),
+    and the statement taking a place on the roomiest one; built once per shape, since every
+    create runs them."""
+    candidates = select(Device.id).where(
+        Device.enabled,
+        Device.driver == bindparam("provider"),
+        Device.loadbalancer_count < Device.capacity,
+    )
+    if excluding:
+        candidates = candidates.where(Device.id != bindparam("exclude"))
+    if in_group:
+        candidates = candidates.where(Device.device_group == bindparam("group"))
+    if on_subnets:
+        serving = select(DeviceSubnet.device_id).where(
+            DeviceSubnet.subnet_id == any_(bindparam("subnets", type_=ARRAY(Uuid())))
+        )
+        candidates = candidates.where(Device.id.in_(serving))
+    best = (
+        candidates.order_by((Device.capacity - Device.loadbalancer_count).desc(), Device.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return candidates.limit(1), _taking(Device.id == best)
+
+
+@cache
+def _pinned() -> Update:
+    """Taking a place on the device bound as ``device_id``."""
+    return _taking(Device.id == bindparam("device_id"))
+
+
+def _taking(which: ColumnElement[bool]) -> Update:
+    return (
+        update(Device)
+        .where(which, Device.enabled, Device.loadbalancer_count < Device.capacity)
+        .values(loadbalancer_count=Device.loadbalancer_count + 1)
+        .returning(Device)
+        .execution_options(populate_existing=True)
+    )
+
+
 async def take_pinned_place(
     session: AsyncSession,
     device_id: UUID,
@@ -111,7 +165,7 @@ async def take_pinned_place(
         )
     if not device.enabled:
         raise Conflict(f"Device {device_id} is disabled.")
-    placed = await _take_place(session, device_id)
+    placed = await _take_place(session, _pinned(), {"device_id": device_id})
     if placed is None:
         raise Conflict(f"Device {device_id} is full ({device.capacity} load balancers).")
     return placed
@@ -125,18 +179,10 @@ async def release_place(session: AsyncSession, device_id: UUID) -> None:
     )
 
 
-async def _take_place(session: AsyncSession, device_id: UUID | ScalarSelect[UUID]) -> Device | None:
-    taken = await session.scalars(
-        update(Device)
-        .where(
-            Device.id == device_id,
-            Device.enabled,
-            Device.loadbalancer_count < Device.capacity,
-        )
-        .values(loadbalancer_count=Device.loadbalancer_count + 1)
-        .returning(Device),
-        execution_options={"populate_existing": True},
-    )
+async def _take_place(
+    session: AsyncSession, take: Update, params: Mapping[str, object]
+) -> Device | None:
+    taken = await session.scalars(take, params)
     return taken.one_or_none()
 
 
