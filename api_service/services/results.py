@@ -3,8 +3,10 @@
 import hmac
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import LoadBalancer, Operation
@@ -38,12 +40,8 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
 
     Locks the load balancer before the operation, as every writer does.
     """
-    lb = await session.scalar(
-        select(LoadBalancer).where(LoadBalancer.id == result.loadbalancer_id).with_for_update()
-    )
-    operation = await session.scalar(
-        select(Operation).where(Operation.id == result.op_id).with_for_update()
-    )
+    lb = await session.scalar(_locked(LoadBalancer), {"id": result.loadbalancer_id})
+    operation = await session.scalar(_locked(Operation), {"id": result.op_id})
     if operation is None or not _matches(operation, result):
         return Applied(Verdict.UNKNOWN, None)
     if OperationStatus(operation.status).is_final and not _heals(operation, result, lb):
@@ -72,6 +70,12 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
             await session.delete(removed)
     await notify_settled(session, lb.id)
     return Applied(Verdict.APPLIED, operation)
+
+
+@cache
+def _locked(model: type[LoadBalancer] | type[Operation]) -> Select[Any]:
+    """The row of ``model`` bound as ``id``, locked; built once, as every result runs it."""
+    return select(model).where(model.id == bindparam("id")).with_for_update()
 
 
 def _record(operation: Operation, result: Result) -> None:

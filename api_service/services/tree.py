@@ -6,10 +6,11 @@ first, so a tree is only ever changed by one transaction at a time.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from functools import cache
+from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import (
@@ -89,13 +90,8 @@ async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
     objects all have a parent of the previous one is not read when that one had none."""
 
     async def rows(model: type[T]) -> list[T]:
-        return list(
-            await session.scalars(
-                select(model)
-                .where(model.loadbalancer_id == lb.id)  # type: ignore[attr-defined]
-                .order_by(model.created_at, model.id)
-            )
-        )
+        query = _of_loadbalancer()[model]
+        return list(await session.scalars(query, {"loadbalancer_id": lb.id}))
 
     listeners = await rows(Listener)
     pools = await rows(Pool)
@@ -109,6 +105,18 @@ async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
         l7policies=l7policies,
         l7rules=await rows(L7Rule) if l7policies else [],
     )
+
+
+@cache
+def _of_loadbalancer() -> dict[type[TreeObject], Select[Any]]:
+    """Each child table's objects of the load balancer bound as ``loadbalancer_id``; built
+    once, as every change and result reads a tree."""
+    return {
+        model: select(model)
+        .where(model.loadbalancer_id == bindparam("loadbalancer_id"))
+        .order_by(model.created_at, model.id)
+        for model in (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule)
+    }
 
 
 def mark(obj: TreeObject, status: ProvisioningStatus, generation: int) -> None:
