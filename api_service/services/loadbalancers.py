@@ -20,7 +20,7 @@ from api_service.db.models import (
     Pool,
     TreeObject,
 )
-from api_service.errors import Conflict, Forbidden, Invalid, NotFound
+from api_service.errors import Conflict, Forbidden, Invalid, NoCapacity, NotFound
 from api_service.resources.healthmonitors import new_healthmonitor
 from api_service.resources.l7policies import new_policy
 from api_service.resources.listeners import new_listener, set_default_pool
@@ -40,14 +40,21 @@ from api_service.services.networks import place_vip, take_port, vip_request, vip
 from api_service.services.objects import creation_fields, requested_project, visible
 from api_service.services.scheduling import (
     IpAddress,
+    choose_device,
     pick_device,
+    pinned_device,
     release_place,
-    take_pinned_place,
+    take_place,
 )
 from api_service.services.tree import Tree, load_tree, mark
 from shared.status import CommandAction, ProvisioningStatus
 
-_VIP_RACE_ATTEMPTS = 3
+_CREATE_ATTEMPTS = 5
+"""A create is tried again when another one took its VIP or its device's last place first."""
+
+
+class _DeviceFilled(Exception):
+    """The device chosen for a create had no place left when the create came to count it."""
 
 
 @dataclass
@@ -86,17 +93,26 @@ class LoadBalancerService:
                 "Only an admin may set device_id or vip_address: they choose the device."
             )
         requested_vip = ip_address(body.vip_address) if body.vip_address else None
-        for attempt in range(_VIP_RACE_ATTEMPTS):
+        for attempt in range(_CREATE_ATTEMPTS):
+            last = attempt == _CREATE_ATTEMPTS - 1
             try:
                 accepted = await self._create(ctx, body, project_id, requested_vip)
             except IntegrityError as exc:
                 if not _address_taken(exc):
                     raise
-                if requested_vip is not None or attempt == _VIP_RACE_ATTEMPTS - 1:
+                if requested_vip is not None or last:
                     raise Conflict(
                         f"vip_address {requested_vip or ''} is already in use."
                     ) from None
-                continue  # another device with an overlapping range took that VIP first
+                continue  # another create took that VIP first
+            except _DeviceFilled as filled:
+                if body.device_id is not None:
+                    raise Conflict(f"Device {body.device_id} is full.") from None
+                if last:
+                    raise NoCapacity(
+                        "No Capacity", f"Device {filled} filled up while this create ran."
+                    ) from None
+                continue  # another create took the last place first: choose again
             await self.changes.publish(accepted.loadbalancer.id)
             return accepted
         raise AssertionError("unreachable")
@@ -122,14 +138,14 @@ class LoadBalancerService:
                 address=requested_vip,
             )
             if body.device_id is not None:
-                device = await take_pinned_place(
+                device = await pinned_device(
                     session,
                     body.device_id,
                     placement.provider,
                     device_group=placement.device_group,
                 )
             else:
-                device = await pick_device(
+                device = await choose_device(
                     session,
                     placement.provider or self.default_provider,
                     wanted.subnets,
@@ -162,6 +178,8 @@ class LoadBalancerService:
                 target_id=lb.id,
                 command_action=CommandAction.APPLY,
             )
+            if not await take_place(session, device.id):
+                raise _DeviceFilled(device.id)
         return Accepted(
             target=lb, loadbalancer=lb, operation=operation, created=(*tree.objects(), port)
         )

@@ -1,26 +1,27 @@
 """Placement: which device hosts a new load balancer (one serving a subnet its VIP may be
 on), and which address of the subnet's allocation pools the VIP gets.
 
-A device's ``loadbalancer_count`` is raised in the creating transaction with a
-guarded ``UPDATE … WHERE loadbalancer_count < capacity``, which also locks the
-device row until commit: concurrent creates on one device are counted one
-after the other and never exceed its capacity.
+A create chooses its device first (a read, no lock) and counts its place last, just before
+its commit, with a guarded ``UPDATE … WHERE loadbalancer_count < capacity``: the device row
+is locked only from that statement to the commit, so concurrent creates on one device run
+side by side, are counted one after the other and never exceed its capacity (one that finds
+the device filled meanwhile chooses again). Concurrent allocations on one subnet skip each
+other's addresses: each claims its address with a transaction-scoped advisory lock taken
+with *try*, never waited for.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from uuid import UUID
 
 from sqlalchemy import (
     ARRAY,
-    ColumnElement,
     Select,
     Update,
     Uuid,
     any_,
     bindparam,
-    func,
     literal,
     select,
     text,
@@ -34,9 +35,25 @@ from api_service.errors import Conflict, Invalid, NoCapacity, NotFound
 IpAddress = IPv4Address | IPv6Address
 
 _PLACEMENT_ATTEMPTS = 5
+_CLAIM_SPAN = 63
+_CLAIM = text(
+    "SELECT candidate FROM"
+    " (SELECT CASE WHEN top IS NULL THEN CAST(:first AS inet)"
+    "  WHEN top < CAST(:last AS inet) THEN top + 1 END AS start"
+    "  FROM (SELECT max(ip_address) AS top FROM vip_ports"
+    "   WHERE ip_address BETWEEN CAST(:first AS inet) AND CAST(:last AS inet)) AS used) AS pool,"
+    " LATERAL (SELECT pool.start + step AS candidate FROM generate_series(0, :span) AS step)"
+    "  AS tried"
+    " WHERE candidate <= CAST(:last AS inet)"
+    " AND pg_try_advisory_xact_lock(1818386803, hashtext(host(candidate)))"
+    " LIMIT 1"
+)
+"""The address after the highest one in use in the pool ``first``..``last``, or the next of
+``span`` after it that no other transaction claims: each is claimed with an advisory lock
+(namespace ``b'lbas'``) until the commit, tried in order and never waited for."""
 
 
-async def pick_device(
+async def choose_device(
     session: AsyncSession,
     provider: str,
     subnets: Sequence[UUID] | None,
@@ -44,12 +61,10 @@ async def pick_device(
     device_group: str | None = None,
     exclude: UUID | None = None,
 ) -> Device:
-    """Take a place on the enabled device of ``provider`` with the most free capacity that
-    serves one of ``subnets`` (None: any), in ``device_group`` if one is named.
-
-    The choice and the count are one statement; only when no place is found is it said why.
-    """
-    candidates, take = _placement(
+    """The enabled device of ``provider`` with the most free capacity that serves one of
+    ``subnets`` (None: any), in ``device_group`` if one is named; not counted yet (see
+    :func:`take_place`). Says why when there is none."""
+    candidates = _candidates(
         excluding=exclude is not None,
         in_group=device_group is not None,
         on_subnets=subnets is not None,
@@ -60,14 +75,40 @@ async def pick_device(
         "group": device_group,
         "subnets": list(subnets or ()),
     }
+    device = await session.scalar(candidates, params)
+    if device is None:
+        await _refuse_placement(session, provider, subnets, device_group)
+    assert device is not None
+    return device
+
+
+async def pick_device(
+    session: AsyncSession,
+    provider: str,
+    subnets: Sequence[UUID] | None,
+    *,
+    device_group: str | None = None,
+    exclude: UUID | None = None,
+) -> Device:
+    """Choose a device (:func:`choose_device`) and take a place on it at once."""
     for _ in range(_PLACEMENT_ATTEMPTS):
-        device = await _take_place(session, take, params)
-        if device is not None:
+        device = await choose_device(
+            session, provider, subnets, device_group=device_group, exclude=exclude
+        )
+        if await take_place(session, device.id):
             return device
-        if not await session.scalar(candidates, params):
-            break  # none left, rather than taken by another create meanwhile
-    await _refuse_placement(session, provider, subnets, device_group)
-    raise AssertionError("unreachable")
+    group = f" in device group {device_group!r}" if device_group is not None else ""
+    raise NoCapacity(
+        "No Capacity",
+        f"No enabled device of provider {provider!r}{group} has room for another load balancer.",
+    )
+
+
+async def take_place(session: AsyncSession, device_id: UUID) -> bool:
+    """Count a load balancer on the device if it is enabled and has room; whether it did.
+    A create does this last: the device row stays locked until its commit."""
+    taken = await session.scalar(_taking(), {"device_id": device_id})
+    return taken is not None
 
 
 async def _refuse_placement(
@@ -99,11 +140,10 @@ def _serving(subnets: Sequence[UUID]) -> Select[UUID]:
 
 
 @cache
-def _placement(*, excluding: bool, in_group: bool, on_subnets: bool) -> tuple[Select[UUID], Update]:
-    """Whether a device has room (bound: ``provider``, ``exclude``, ``group``, ``subnets``),
-    and the statement taking a place on the roomiest one; built once per shape, since every
-    create runs them."""
-    candidates = select(Device.id).where(
+def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[Device]:
+    """The roomiest device (bound: ``provider``, ``exclude``, ``group``, ``subnets``); built once
+    per shape, since every create runs it."""
+    candidates = select(Device).where(
         Device.enabled,
         Device.driver == bindparam("provider"),
         Device.loadbalancer_count < Device.capacity,
@@ -117,39 +157,36 @@ def _placement(*, excluding: bool, in_group: bool, on_subnets: bool) -> tuple[Se
             DeviceSubnet.subnet_id == any_(bindparam("subnets", type_=ARRAY(Uuid())))
         )
         candidates = candidates.where(Device.id.in_(serving))
-    best = (
-        candidates.order_by((Device.capacity - Device.loadbalancer_count).desc(), Device.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return candidates.limit(1), _taking(Device.id == best)
+    return candidates.order_by(
+        (Device.capacity - Device.loadbalancer_count).desc(), Device.id
+    ).limit(1)
 
 
 @cache
-def _pinned() -> Update:
-    """Taking a place on the device bound as ``device_id``."""
-    return _taking(Device.id == bindparam("device_id"))
-
-
-def _taking(which: ColumnElement[bool]) -> Update:
+def _taking() -> Update:
+    """Counting a place on the device bound as ``device_id``, if it has one."""
     return (
         update(Device)
-        .where(which, Device.enabled, Device.loadbalancer_count < Device.capacity)
+        .where(
+            Device.id == bindparam("device_id"),
+            Device.enabled,
+            Device.loadbalancer_count < Device.capacity,
+        )
         .values(loadbalancer_count=Device.loadbalancer_count + 1)
-        .returning(Device)
-        .execution_options(populate_existing=True)
+        .returning(Device.id)
+        .execution_options(synchronize_session=False)
     )
 
 
-async def take_pinned_place(
+async def pinned_device(
     session: AsyncSession,
     device_id: UUID,
     provider: str | None,
     *,
     device_group: str | None = None,
 ) -> Device:
-    """Take a place on the device an admin named: of ``provider`` and in ``device_group``
-    when the create names them (itself, or by its flavor or zone)."""
+    """The device an admin named, if enabled: of ``provider`` and in ``device_group`` when the
+    create names them (itself, or by its flavor or zone); not counted yet (:func:`take_place`)."""
     device = await session.get(Device, device_id)
     if device is None:
         raise NotFound("Device", device_id)
@@ -165,10 +202,7 @@ async def take_pinned_place(
         )
     if not device.enabled:
         raise Conflict(f"Device {device_id} is disabled.")
-    placed = await _take_place(session, _pinned(), {"device_id": device_id})
-    if placed is None:
-        raise Conflict(f"Device {device_id} is full ({device.capacity} load balancers).")
-    return placed
+    return device
 
 
 async def release_place(session: AsyncSession, device_id: UUID) -> None:
@@ -177,13 +211,6 @@ async def release_place(session: AsyncSession, device_id: UUID) -> None:
         .where(Device.id == device_id)
         .values(loadbalancer_count=Device.loadbalancer_count - 1)
     )
-
-
-async def _take_place(
-    session: AsyncSession, take: Update, params: Mapping[str, object]
-) -> Device | None:
-    taken = await session.scalars(take, params)
-    return taken.one_or_none()
 
 
 async def served_subnets(
@@ -243,13 +270,13 @@ async def _taken(session: AsyncSession, address: IpAddress) -> bool:
 
 
 async def _free_in(session: AsyncSession, first: IpAddress, last: IpAddress) -> IpAddress | None:
-    in_pool = VipPort.ip_address.between(str(first), str(last))
-    highest = await session.scalar(select(func.max(VipPort.ip_address)).where(in_pool))
-    if highest is None:
-        return first
-    top = _address(highest)
-    if int(top) < int(last):
-        return top + 1
+    """The first address after the highest one in use that no concurrent allocation holds
+    (:data:`_CLAIM` skips those); when the pool is used up to its end, a gap, lowest first."""
+    claimed = await session.scalar(
+        _CLAIM, {"first": str(first), "last": str(last), "span": _CLAIM_SPAN}
+    )
+    if claimed is not None:
+        return _address(claimed)
     if not await _taken(session, first):
         return first
     gap = await session.scalar(

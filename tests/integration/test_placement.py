@@ -1,28 +1,35 @@
 """Placement: the device with the most free capacity wins; capacity holds under concurrency."""
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.support.client import LbaasClient, authenticated
-from tests.support.stack import Api, isolated, running
+from tests.support.stack import Api, Isolation, eventually, isolated, running
 
 LBS = "/v2/lbaas/loadbalancers"
 
 
 @pytest.fixture
-async def lone_api(log_dir: Path) -> AsyncIterator[LbaasClient]:
+async def lone_stack(log_dir: Path) -> AsyncIterator[tuple[LbaasClient, Isolation]]:
     """An API on a database of its own (no agent: placement happens at the API)."""
     async with isolated() as isolation:
         api = Api(isolation.env(), log_dir)
         async with running(api), authenticated(api.url) as http:
             api.start()
             await api.wait_ready("/readyz")
-            yield LbaasClient(http)
+            yield LbaasClient(http), isolation
+
+
+@pytest.fixture
+def lone_api(lone_stack: tuple[LbaasClient, Isolation]) -> LbaasClient:
+    return lone_stack[0]
 
 
 async def _create(client: LbaasClient) -> httpx.Response:
@@ -57,6 +64,62 @@ async def test_capacity_holds_under_concurrent_creates(lone_api: LbaasClient) ->
     assert len(vips) == 5
     listed = (await lone_api.http.get(f"/v2/lbaas/devices/{device['id']}")).json()["device"]
     assert listed["loadbalancer_count"] == 5
+
+
+async def test_a_create_locks_its_device_only_to_count_its_place(
+    lone_stack: tuple[LbaasClient, Isolation],
+) -> None:
+    """With the device row held elsewhere, a create does all its work (VIP, rows, command)
+    and waits only at counting its place, its last statement; then it is accepted."""
+    client, isolation = lone_stack
+    device = await client.create_device("noop", capacity=10)
+    holder, watcher = await isolation.db(), await isolation.db()
+    try:
+        async with holder.transaction():
+            await holder.execute(
+                "SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE", uuid.UUID(device["id"])
+            )
+            create = asyncio.create_task(_create(client))
+
+            async def waiting() -> asyncpg.Record | None:
+                found: asyncpg.Record | None = await watcher.fetchrow(
+                    "SELECT pid, query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return found
+
+            waits = await eventually(waiting, timeout=10, what="the create to wait on a lock")
+            assert waits["query"].startswith("UPDATE devices SET loadbalancer_count"), waits
+            written = await watcher.fetch(
+                "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE l.pid = $1 AND l.mode = 'RowExclusiveLock' AND l.granted",
+                waits["pid"],
+            )
+            assert {"loadbalancers", "vip_ports", "operations", "outbox"} <= {
+                row["relname"] for row in written
+            }
+            assert not create.done()
+        created = await asyncio.wait_for(create, timeout=10)
+        assert created.status_code == 202, created.text
+    finally:
+        await holder.close()
+        await watcher.close()
+
+
+async def test_concurrent_creates_on_one_subnet_claim_distinct_addresses(
+    lone_api: LbaasClient,
+) -> None:
+    """Creates running at once on two devices serving one subnet each claim another address,
+    the lowest free ones, none refused."""
+    for _ in range(2):
+        await lone_api.create_device("noop", cidr="10.81.0.0/24", capacity=100)
+    responses = await asyncio.gather(*(_create(lone_api) for _ in range(20)))
+    assert [r.status_code for r in responses] == [202] * 20, [r.text for r in responses]
+    vips = sorted(
+        (r.json()["loadbalancer"]["vip_address"] for r in responses),
+        key=lambda a: int(a.rsplit(".", 1)[1]),
+    )
+    assert vips == [f"10.81.0.{i}" for i in range(1, 21)]
 
 
 async def test_device_updates_respect_what_it_hosts(lone_api: LbaasClient) -> None:
