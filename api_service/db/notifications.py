@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "lbaas_settled"
 REVOKED_CHANNEL = "lbaas_token_revoked"
 _RECONNECT = 1.0
+_REMEMBERED = 10_000
+"""Load balancers whose last notification the feed remembers (for :meth:`SettledFeed.mark`)."""
 
 
 async def notify_settled(session: AsyncSession, loadbalancer_id: UUID) -> None:
@@ -54,6 +56,10 @@ class SettledFeed:
     children; a long poll of an object not PENDING_* answers at once) are exactly those
     whose object changed. Waiters of other load balancers are not woken. Only a
     (re)connection wakes every waiter, since notifications may have been missed meanwhile.
+
+    A reader that reads before it subscribes (it learns the load balancer from what it read)
+    takes a :meth:`mark` first and asks :meth:`settled_since` once subscribed, rather than
+    reading again.
     """
 
     def __init__(self, dsn: str, revocations: Revocations | None = None) -> None:
@@ -61,6 +67,13 @@ class SettledFeed:
         self._revocations = revocations
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._count = 0
+        """Notifications and (re)connections so far."""
+        self._last: dict[str, int] = {}
+        """The count at each load balancer's last notification, for the newest ones."""
+        self._forgotten = 0
+        """A mark below this one may have missed a notification (forgotten, or lost while
+        disconnected)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="settled-feed")
@@ -83,12 +96,27 @@ class SettledFeed:
             if not self._waiters[key]:
                 del self._waiters[key]
 
+    def mark(self) -> int:
+        """Now, to ask :meth:`settled_since` about later."""
+        return self._count
+
+    def settled_since(self, loadbalancer_id: UUID, mark: int) -> bool:
+        """Whether the tree may have settled since ``mark`` (True when that is not known)."""
+        return self._forgotten > mark or self._last.get(str(loadbalancer_id), 0) > mark
+
     def _on_notify(self, _: object, __: int, ___: str, payload: str) -> None:
+        self._count += 1
+        self._last.pop(payload, None)
+        self._last[payload] = self._count
+        if len(self._last) > _REMEMBERED:
+            self._forgotten = self._last.pop(next(iter(self._last)))
         for event in self._waiters.get(payload, ()):
             event.set()
 
     def _wake_all(self) -> None:
         """After a lost connection notifications may have been missed: let every waiter re-read."""
+        self._count += 1
+        self._forgotten = self._count
         for events in self._waiters.values():
             for event in events:
                 event.set()

@@ -375,6 +375,7 @@ async def read_settled(
 
     A poll that has to wait takes one of its token's slots (429 when it holds them all).
     """
+    mark = runtime.feed.mark()
     obj = await read()
     if poll.wait_for is None or is_done(obj, poll.wait_for):
         return obj
@@ -384,6 +385,7 @@ async def read_settled(
                 runtime.feed,
                 loadbalancer_of(obj),
                 read,
+                (obj, mark),
                 wait_for=poll.wait_for,
                 timeout=poll.timeout,
             )

@@ -69,19 +69,25 @@ async def wait_settled(
     feed: SettledFeed,
     loadbalancer_id: UUID,
     read: Callable[[], Awaitable[T]],
+    first: tuple[T, int],
     *,
     wait_for: str,
     timeout: float,
 ) -> T:
-    """Re-read the object each time its tree settles, until it is done or ``timeout`` passes."""
+    """Re-read the object each time its tree settles, until it is done or ``timeout`` passes;
+    ``first`` is what was read (not done) and the feed's mark taken just before."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    obj, mark = first
     with feed.subscribe(loadbalancer_id) as settled:
+        stale = feed.settled_since(loadbalancer_id, mark)
         while True:
-            settled.clear()
-            obj = await read()
+            if stale:
+                settled.clear()
+                obj = await read()
             remaining = deadline - loop.time()
             if is_done(obj, wait_for) or remaining <= 0:
                 return obj
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), remaining)
+            stale = True

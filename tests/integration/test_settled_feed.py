@@ -59,3 +59,35 @@ async def test_only_the_waiters_of_the_settled_load_balancer_wake(isolation: Iso
         finally:
             await feed.stop()
             await notifier.close()
+
+
+async def test_a_mark_tells_whether_a_tree_may_have_settled_since(isolation: Isolation) -> None:
+    """What a reader that read before subscribing asks instead of reading again."""
+    name = f"settled-mark-{uuid.uuid4().hex[:8]}"
+    feed = SettledFeed(f"{plain_dsn(isolation.database_url)}?application_name={name}")
+    a, b = uuid.uuid4(), uuid.uuid4()
+    notifier = await isolation.db()
+    with feed.subscribe(b) as of_b:
+        feed.start()
+        try:
+            await asyncio.wait_for(of_b.wait(), TIMEOUT)  # listening
+            of_b.clear()
+            mark = feed.mark()
+            assert not feed.settled_since(a, mark) and not feed.settled_since(b, mark)
+            await notifier.execute("SELECT pg_notify($1, $2)", CHANNEL, str(b))
+            await asyncio.wait_for(of_b.wait(), TIMEOUT)
+            assert feed.settled_since(b, mark) and not feed.settled_since(a, mark)
+            assert not feed.settled_since(b, feed.mark())
+
+            of_b.clear()
+            mark = feed.mark()
+            await notifier.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                name,
+            )
+            await asyncio.wait_for(of_b.wait(), TIMEOUT)  # reconnected
+            assert feed.settled_since(a, mark)  # anything may have been missed meanwhile
+        finally:
+            await feed.stop()
+            await notifier.close()
