@@ -50,7 +50,8 @@ class VerifiedTokens:
     Only while revocations are followed (:meth:`following`, from the database feed): a
     revocation drops its token at once in the replica that made it and, by a notification
     at its commit, in every other one; a lost feed empties and disables the cache until it
-    listens again. An entry never outlives its token's expiry. Keys are digests or ids,
+    listens again. A token read before a revocation arrived is not kept after it
+    (:meth:`epoch`). An entry never outlives its token's expiry. Keys are digests or ids,
     never a secret.
     """
 
@@ -59,6 +60,12 @@ class VerifiedTokens:
     _following: bool = False
     _entries: dict[str, tuple[Token, float]] = field(default_factory=dict)
     """key -> (token, monotonic deadline)"""
+    _revocations: int = 0
+    """Revocations (and feed changes) seen so far."""
+
+    def epoch(self) -> int:
+        """Now, to give :meth:`put` for a token about to be read."""
+        return self._revocations
 
     def get(self, key: str) -> Token | None:
         entry = self._entries.get(key)
@@ -70,9 +77,10 @@ class VerifiedTokens:
             return None
         return token
 
-    def put(self, key: str, token: Token, now: datetime) -> None:
-        """Keep ``token``, found live at the database's ``now``."""
-        if not self._following or self.ttl <= 0:
+    def put(self, key: str, token: Token, now: datetime, epoch: int) -> None:
+        """Keep ``token``, found live at the database's ``now`` by a read begun at ``epoch``
+        (not if a revocation has arrived since: it may be this token's)."""
+        if not self._following or self.ttl <= 0 or epoch != self._revocations:
             return
         keep = self.ttl
         if token.expires_at is not None:
@@ -82,11 +90,13 @@ class VerifiedTokens:
         self._entries[key] = (token, time.monotonic() + keep)
 
     def revoked(self, token_id: str) -> None:
+        self._revocations += 1
         for key in [k for k, (token, _) in self._entries.items() if str(token.id) == token_id]:
             del self._entries[key]
 
     def following(self, live: bool) -> None:
         """Whether revocations reach :meth:`revoked` from now on (False: some may be missed)."""
+        self._revocations += 1
         self._entries.clear()
         self._following = live
 
@@ -166,6 +176,7 @@ class TokenService:
         )
 
     async def _live(self, *criteria: ColumnElement[bool], key: str | None = None) -> Token:
+        epoch = self.verified.epoch()
         async with self.sessions.begin() as session:
             found = (await session.execute(select(Token, func.now()).where(*criteria))).first()
             if found is None:
@@ -180,5 +191,5 @@ class TokenService:
                     update(Token).where(Token.id == token.id).values(last_used_at=now)
                 )
         if key is not None:
-            self.verified.put(key, token, now)
+            self.verified.put(key, token, now, epoch)
         return token
