@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -152,19 +152,17 @@ class CommandPublisher:
         request: its change is committed. A backlog behind a head (only after an outage) is
         the relay's to publish.
         """
-        batch = self._next
-        if batch is None:
-            batch = self._next = _Batch()
-            batch.task = asyncio.create_task(self._publish_batch(batch))
-        batch.loadbalancer_ids.add(loadbalancer_id)
-        assert batch.task is not None
-        await asyncio.shield(batch.task)
+        if self._next is None:
+            ids: set[UUID] = set()
+            self._next = _Batch(ids, asyncio.create_task(self._publish_batch(ids)))
+        self._next.loadbalancer_ids.add(loadbalancer_id)
+        await asyncio.shield(self._next.task)
 
-    async def _publish_batch(self, batch: "_Batch") -> None:
+    async def _publish_batch(self, loadbalancer_ids: set[UUID]) -> None:
         async with self._one_pass:
             self._next = None
             try:
-                await self._publish_heads(batch.loadbalancer_ids)
+                await self._publish_heads(loadbalancer_ids)
             except Exception as exc:
                 log.warning("publishing new commands failed; the relay retries: %s", exc)
                 self.wake.set()
@@ -295,9 +293,9 @@ def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:
     return {"published_at": func.now(), "last_error": f"not published: {exc}"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Batch:
-    """The load balancers whose new commands the next pass publishes."""
+    """The load balancers whose new commands the next pass publishes, and that pass."""
 
-    loadbalancer_ids: set[UUID] = field(default_factory=set)
-    task: "asyncio.Task[None] | None" = None
+    loadbalancer_ids: set[UUID]
+    task: "asyncio.Task[None]"

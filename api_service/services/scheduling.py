@@ -13,6 +13,7 @@ with *try*, never waited for.
 from collections.abc import Sequence
 from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import NoReturn
 from uuid import UUID
 
 from sqlalchemy import (
@@ -78,7 +79,6 @@ async def choose_device(
     device = await session.scalar(candidates, params)
     if device is None:
         await _refuse_placement(session, provider, subnets, device_group)
-    assert device is not None
     return device
 
 
@@ -97,11 +97,7 @@ async def pick_device(
         )
         if await take_place(session, device.id):
             return device
-    group = f" in device group {device_group!r}" if device_group is not None else ""
-    raise NoCapacity(
-        "No Capacity",
-        f"No enabled device of provider {provider!r}{group} has room for another load balancer.",
-    )
+    await _refuse_placement(session, provider, subnets, device_group)
 
 
 async def take_place(session: AsyncSession, device_id: UUID) -> bool:
@@ -113,7 +109,7 @@ async def take_place(session: AsyncSession, device_id: UUID) -> bool:
 
 async def _refuse_placement(
     session: AsyncSession, provider: str, subnets: Sequence[UUID] | None, device_group: str | None
-) -> None:
+) -> NoReturn:
     """Why no device of ``provider`` took a place: it has none, none serves the subnets, or
     all of them are full or disabled."""
     if not await session.scalar(select(literal(True)).where(Device.driver == provider).limit(1)):
