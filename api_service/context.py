@@ -196,19 +196,19 @@ async def request_context(
     return caller.context
 
 
-def writer_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
+async def writer_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
     if not ctx.may_write:
         raise Forbidden(f"The {ctx.role.value} role may not make changes.")
     return ctx
 
 
-def admin_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
+async def admin_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
     if not ctx.is_admin:
         raise Forbidden("Only an admin may do this.")
     return ctx
 
 
-def global_reader_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
+async def global_reader_context(ctx: RequestContext = Depends(request_context)) -> RequestContext:
     if not ctx.reads_all:
         raise Forbidden("Only an admin or a global observer may read this.")
     return ctx

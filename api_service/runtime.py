@@ -262,6 +262,11 @@ class Runtime:
         return False
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    """The dependency (``async``: FastAPI runs a plain ``def`` dependency in a worker thread)."""
+    return runtime_of(request)

@@ -30,16 +30,16 @@ from api_service.db.models import StatsRow, TreeObject
 from api_service.idempotency import KEY_PATTERN
 from api_service.problems import PROBLEM_RESPONSES, ProblemError, problems
 from api_service.routers.listing import page_links, select_fields
-from api_service.runtime import Runtime, get_runtime
+from api_service.runtime import Runtime, runtime_of
 from api_service.schemas.fields import IP_FORMATS, TIMESTAMP_SCHEMA, not_null
 from api_service.schemas.links import Links, link
 from api_service.schemas.loadbalancers import StatsBody, StatsOut
 from api_service.services.changes import Accepted, etag
 from api_service.services.resource import COMMON_FILTERS, COMMON_SORTS, Filters, Related
-from api_service.services.waiting import TooManyWaits, is_done, wait_settled
+from api_service.services.waiting import Settling, TooManyWaits, is_done, wait_settled
 from shared.status import ProvisioningStatus
 
-T = TypeVar("T", bound=TreeObject)
+T = TypeVar("T", bound=Settling)
 
 Out = Callable[[Any, Related, RequestContext], BaseModel]
 
@@ -291,7 +291,7 @@ def _filter_parameter(name: str, spec: Callable[[str], object] | Filter) -> dict
 def absolute_url(request: Request, path: str) -> str:
     """``path`` (from the root: ``/v2/...``) under the API's public URL (``LBAAS_PUBLIC_URL``);
     never from the request's ``Host`` or ``X-Forwarded-*`` headers, which the client writes."""
-    return get_runtime(request).settings.links_base_url + path
+    return runtime_of(request).settings.links_base_url + path
 
 
 def accepted(request: Request, response: Response, path: str, change: Accepted) -> None:
@@ -342,7 +342,7 @@ class LongPoll:
     """The token that waits (long polls are counted per token)."""
 
 
-def if_match_header(
+async def if_match_header(
     if_match: str | None = Header(
         default=None,
         alias="If-Match",
@@ -353,7 +353,7 @@ def if_match_header(
     return if_match
 
 
-def long_poll(
+async def long_poll(
     wait_for: ProvisioningStatus | None = Query(
         default=None,
         description="Answer once the object leaves PENDING_* or reaches this status (long poll).",

@@ -18,7 +18,7 @@ from api_service.errors import Unauthenticated
 from api_service.problems import problems
 from api_service.routers.http import CHECKED, absolute_url
 from api_service.routers.root import Link
-from api_service.runtime import Runtime, get_runtime
+from api_service.runtime import Runtime, get_runtime, runtime_of
 from api_service.schemas.fields import ProjectId, not_null
 from api_service.schemas.identity import (
     AuthBody,
@@ -287,7 +287,7 @@ def _token_body(request: Request, token: KeystoneToken, *, with_catalog: bool) -
 
 
 def _catalog(request: Request) -> list[CatalogService]:
-    region = get_runtime(request).settings.identity_region
+    region = runtime_of(request).settings.identity_region
     return [
         CatalogService(
             id=_stable_id("service", kind),

@@ -7,7 +7,7 @@ the request's ``Host``.
 """
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 from uuid import UUID
@@ -54,16 +54,16 @@ def parse_list_query(
 def list_query_dependency(
     reserved: frozenset[str] = frozenset(),
     default_sort: Sequence[tuple[str, bool]] = DEFAULT_SORT,
-) -> Callable[[Request], ListQuery]:
+) -> Callable[[Request], Awaitable[ListQuery]]:
     """A FastAPI dependency parsing the request's list parameters, leaving ``reserved`` alone."""
 
-    def dependency(request: Request) -> ListQuery:
+    async def dependency(request: Request) -> ListQuery:
         return parse_list_query(request.query_params, reserved, default_sort)
 
     return dependency
 
 
-def list_query(request: Request) -> ListQuery:
+async def list_query(request: Request) -> ListQuery:
     """A FastAPI dependency for collections whose list takes no parameters of its own."""
     return parse_list_query(request.query_params)
 

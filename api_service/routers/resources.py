@@ -104,14 +104,14 @@ def resource_router(resource: Resource[Any], service: ServiceOf, codes: StatusCo
         runtime: Runtime = args["runtime"]
         svc = service(runtime)
         poll: LongPoll = args["poll"]
-        obj = await read_settled(
+        shown = await read_settled(
             runtime,
             poll,
-            lambda: svc.get(args["ctx"], args["obj_id"], args.get("parent_id")),
-            lambda x: getattr(x, "loadbalancer_id", x.id),
+            lambda: svc.shown(args["ctx"], args["obj_id"], args.get("parent_id")),
+            lambda x: getattr(x.obj, "loadbalancer_id", x.obj.id),
         )
-        with_etag(args["response"], obj)
-        return r.body(**{r.key: r.out(obj, await svc.related(obj), args["ctx"])})
+        with_etag(args["response"], shown.obj)
+        return r.body(**{r.key: r.out(shown.obj, shown.related, args["ctx"])})
 
     async def update(**args: Any) -> Any:
         runtime: Runtime = args["runtime"]

@@ -14,11 +14,23 @@ object's current ETag, a field an update sends as null goes back to its default
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, func, literal, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    Executable,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -81,6 +93,18 @@ class Related:
 
     def of(self, name: str) -> list[UUID]:
         return list(self.ids.get(name, ()))
+
+
+@dataclass(frozen=True)
+class Shown(Generic[M]):
+    """An object as a GET shows it: with the ids it refers to."""
+
+    obj: M
+    related: Related
+
+    @property
+    def provisioning_status(self) -> str:
+        return self.obj.provisioning_status
 
 
 @dataclass(frozen=True)
@@ -161,6 +185,11 @@ class Resource(Generic[M]):
     def all_defaults(self) -> Mapping[str, object]:
         return {**COMMON_DEFAULTS, **self.defaults}
 
+    @cached_property
+    def related_query(self) -> Executable | None:
+        """The ids of every relation of a set of objects (``:ids``): one statement, built once."""
+        return related_query(self.related)
+
 
 @dataclass(frozen=True)
 class Parent:
@@ -182,9 +211,14 @@ class ResourceService(Generic[M]):
     sessions: SessionFactory
     changes: Changes
 
-    async def get(self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None = None) -> M:
+    async def shown(
+        self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None = None
+    ) -> "Shown[M]":
+        """The object and what it refers to, read in one session."""
         async with self.sessions() as session:
-            return await self._visible(session, ctx, obj_id, parent_id)
+            obj = await self._visible(session, ctx, obj_id, parent_id)
+            (found,) = await related(session, self.resource, [obj])
+        return Shown(obj, found)
 
     async def related(self, obj: M, among: Sequence[object] | None = None) -> Related:
         """What ``obj`` refers to; found in ``among`` when it holds all of it (see
@@ -192,7 +226,7 @@ class ResourceService(Generic[M]):
         if among is not None:
             return related_among(self.resource.related, obj, among)
         async with self.sessions() as session:
-            (found,) = await related(session, self.resource.related, [obj])
+            (found,) = await related(session, self.resource, [obj])
         return found
 
     async def page(
@@ -219,7 +253,7 @@ class ResourceService(Generic[M]):
                 },
                 sortable=COMMON_SORTS | r.sorts,
             )
-            return page, await related(session, r.related, page.items)
+            return page, await related(session, r, page.items)
 
     async def create(
         self, ctx: RequestContext, body: Any, parent_id: UUID | None = None
@@ -326,16 +360,13 @@ def _all(conditions: list[Any]) -> Any:
     return and_(*conditions) if conditions else None
 
 
-async def related(
-    session: AsyncSession, relations: Mapping[str, Relation], objects: Sequence[TreeObject]
-) -> list[Related]:
-    """The related ids each object's body lists: one query for every relation of a whole page
-    (the objects' ids bound once, as an array)."""
-    if not objects or not relations:
-        return [Related() for _ in objects]
-    ids = bindparam("ids", [obj.id for obj in objects], type_=ARRAY(Uuid()))
-    names = list(relations)
-    query = union_all(
+def related_query(relations: Mapping[str, Relation]) -> Executable | None:
+    """Rows (relation index, parent, child, rank) of every relation of the parents ``:ids``
+    (an array)."""
+    if not relations:
+        return None
+    ids = bindparam("ids", type_=ARRAY(Uuid()))
+    return union_all(
         *(
             select(
                 literal(index).label("relation"),
@@ -354,9 +385,21 @@ async def related(
             for index, relation in enumerate(relations.values())
         )
     )
+
+
+async def related(
+    session: AsyncSession, resource: "Resource[Any]", objects: Sequence[TreeObject]
+) -> list[Related]:
+    """The related ids each object's body lists: one query for every relation of a whole page
+    (the objects' ids bound once, as an array)."""
+    query = resource.related_query
+    if not objects or query is None:
+        return [Related() for _ in objects]
     grouped: dict[tuple[int, UUID], list[tuple[int, UUID]]] = defaultdict(list)
-    for index, parent_id, child_id, rank in await session.execute(query):
+    rows = await session.execute(query, {"ids": [obj.id for obj in objects]})
+    for index, parent_id, child_id, rank in rows:
         grouped[index, parent_id].append((rank, child_id))
+    names = list(resource.related)
     return [
         Related(
             {

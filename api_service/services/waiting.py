@@ -10,16 +10,23 @@ import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from prometheus_client import Gauge
 
-from api_service.db.models import TreeObject
 from api_service.db.notifications import SettledFeed
 from shared.status import PENDING_STATUSES
 
-T = TypeVar("T", bound=TreeObject)
+
+class Settling(Protocol):
+    """What a long poll watches: a tree object, or what shows one."""
+
+    @property
+    def provisioning_status(self) -> str: ...
+
+
+T = TypeVar("T", bound=Settling)
 
 
 class TooManyWaits(Exception):
@@ -59,7 +66,7 @@ class WaitSlots:
                 del self._held[token_id]
 
 
-def is_done(obj: TreeObject, wait_for: str) -> bool:
+def is_done(obj: Settling, wait_for: str) -> bool:
     """Whether a long poll for ``wait_for`` answers with ``obj`` as it is."""
     status = obj.provisioning_status
     return status == wait_for or status not in PENDING_STATUSES

@@ -20,7 +20,12 @@ from api_service.db.listing import MAX_LIMIT, ListQuery, Page, fetch_page, parse
 from api_service.db.models import Device, LoadBalancer
 from api_service.errors import DomainError
 from api_service.problems import install_problem_handlers, problem_of
-from api_service.routers.listing import list_query, list_query_dependency, page_links, select_fields
+from api_service.routers.listing import (
+    list_query_dependency,
+    page_links,
+    parse_list_query,
+    select_fields,
+)
 from api_service.settings import ApiSettings
 from tests.support.stack import isolated
 
@@ -108,7 +113,12 @@ async def _page(db: Db, url: str, scope: Any = WALK) -> tuple[Page[Device], dict
     request = _request(url)
     async with db.sessions() as session:
         page = await fetch_page(
-            session, Device, list_query(request), scope=scope, filterable=FILTERS, sortable=SORTS
+            session,
+            Device,
+            parse_list_query(request.query_params),
+            scope=scope,
+            filterable=FILTERS,
+            sortable=SORTS,
         )
     links = page_links(request, ORIGIN, page, lambda device: device.id)
     flags = (("previous", page.has_previous), ("next", page.has_next))
@@ -314,7 +324,7 @@ async def test_tag_filters(db: Db) -> None:
             page = await fetch_page(
                 session,
                 LoadBalancer,
-                list_query(request),
+                parse_list_query(request.query_params),
                 scope=LoadBalancer.project_id == project,
                 filterable={"name": str},
                 sortable=frozenset({"name"}),
