@@ -10,10 +10,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import Insert, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
@@ -123,21 +124,22 @@ class Changes:
         spec = build_spec(tree)
         await require_supported(session, device.driver, spec, changed_ids(tree))
         result_secret = secrets.token_urlsafe(32)
-        operation = Operation(
-            id=uuid4(),
-            project_id=lb.project_id,
-            loadbalancer_id=lb.id,
-            device_id=device.id,
-            action=action,
-            command_action=command_action.value,
-            target_type=target_type,
-            target_id=target_id,
-            generation=lb.generation,
-            status=OperationStatus.PENDING.value,
-            requested_by=ctx.token_name,
-            requested_by_token_id=ctx.token_id,
-            result_secret_hash=digest(result_secret),
-        )
+        values = {
+            "id": uuid4(),
+            "project_id": lb.project_id,
+            "loadbalancer_id": lb.id,
+            "device_id": device.id,
+            "action": action,
+            "command_action": command_action.value,
+            "target_type": target_type,
+            "target_id": target_id,
+            "generation": lb.generation,
+            "status": OperationStatus.PENDING.value,
+            "requested_by": ctx.token_name,
+            "requested_by_token_id": ctx.token_id,
+            "result_secret_hash": digest(result_secret),
+        }
+        operation = Operation(**values)
         command = Command(
             op_id=operation.id,
             device_id=device.id,
@@ -152,20 +154,41 @@ class Changes:
             trace_context=current_context(),
             result_secret=SecretStr(result_secret),
         )
-        session.add_all(
-            [
-                operation,
-                OutboxRow(
-                    op_id=operation.id,
-                    loadbalancer_id=lb.id,
-                    routing_key=str(shard_for(device.id, self.shards)),
-                    payload=self.keys.seal(command.model_dump_json()),
-                ),
-            ]
+        connection = await session.connection()
+        await connection.execute(
+            _operation_with_command(tuple(values)),
+            {
+                **{f"operation_{name}": value for name, value in values.items()},
+                "routing_key": str(shard_for(device.id, self.shards)),
+                "payload": self.keys.seal(command.model_dump_json()),
+            },
         )
         await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation))
         await session.flush()
         return operation
+
+
+@cache
+def _operation_with_command(fields: tuple[str, ...]) -> Insert:
+    """The operation row and its outbox row in one statement (bound: ``operation_<field>`` for
+    each of ``fields``, ``routing_key``, ``payload``); built once, since every change writes
+    it."""
+    operation = (
+        insert(Operation)
+        .values({name: bindparam(f"operation_{name}") for name in fields})
+        .cte("operation")
+    )
+    return (
+        insert(OutboxRow)
+        .values(
+            op_id=bindparam("operation_id"),
+            loadbalancer_id=bindparam("operation_loadbalancer_id"),
+            routing_key=bindparam("routing_key"),
+            payload=bindparam("payload"),
+            attempts=0,
+        )
+        .add_cte(operation)
+    )
 
 
 async def lock_mutable(

@@ -30,7 +30,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.db.models import Device, DeviceSubnet, LoadBalancer, VipPort, VipSubnet
+from api_service.db.models import (
+    Device,
+    DeviceSubnet,
+    LoadBalancer,
+    Provider,
+    VipPort,
+    VipSubnet,
+)
 from api_service.errors import Conflict, Invalid, NoCapacity, NotFound
 
 IpAddress = IPv4Address | IPv6Address
@@ -76,9 +83,10 @@ async def choose_device(
         "group": device_group,
         "subnets": list(subnets or ()),
     }
-    device = await session.scalar(candidates, params)
-    if device is None:
+    chosen = (await session.execute(candidates, params)).first()
+    if chosen is None:
         await _refuse_placement(session, provider, subnets, device_group)
+    device: Device = chosen[0]
     return device
 
 
@@ -136,13 +144,18 @@ def _serving(subnets: Sequence[UUID]) -> Select[UUID]:
 
 
 @cache
-def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[Device]:
+def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[Device, Provider]:
     """The roomiest device (bound: ``provider``, ``exclude``, ``group``, ``subnets``); built once
-    per shape, since every create runs it."""
-    candidates = select(Device).where(
-        Device.enabled,
-        Device.driver == bindparam("provider"),
-        Device.loadbalancer_count < Device.capacity,
+    per shape, since every create runs it. Its provider's row comes along (when announced):
+    the create checks its options against it from the session, without a query of its own."""
+    candidates = (
+        select(Device, Provider)
+        .outerjoin(Provider, Provider.name == Device.driver)
+        .where(
+            Device.enabled,
+            Device.driver == bindparam("provider"),
+            Device.loadbalancer_count < Device.capacity,
+        )
     )
     if excluding:
         candidates = candidates.where(Device.id != bindparam("exclude"))
