@@ -227,18 +227,26 @@ async def served_subnets(
 ) -> list[VipSubnet]:
     """The subnets of ``subnets`` (None: any) the device serves, in the order given (else the
     oldest first)."""
-    query = (
-        select(VipSubnet)
-        .join(DeviceSubnet, DeviceSubnet.subnet_id == VipSubnet.id)
-        .where(DeviceSubnet.device_id == device.id)
-        .order_by(VipSubnet.created_at, VipSubnet.id)
-    )
-    if subnets is not None:
-        query = query.where(VipSubnet.id.in_(subnets))
-    found = list(await session.scalars(query))
+    params = {"device_id": device.id, "subnets": list(subnets or ())}
+    found = list(await session.scalars(_served(among=subnets is not None), params))
     if subnets is not None:
         found.sort(key=lambda subnet: list(subnets).index(subnet.id))
     return found
+
+
+@cache
+def _served(*, among: bool) -> Select[VipSubnet]:
+    """The subnets the device bound as ``device_id`` serves (of ``subnets`` when ``among``),
+    the oldest first; built once per shape, since every create runs it."""
+    query = (
+        select(VipSubnet)
+        .join(DeviceSubnet, DeviceSubnet.subnet_id == VipSubnet.id)
+        .where(DeviceSubnet.device_id == bindparam("device_id"))
+        .order_by(VipSubnet.created_at, VipSubnet.id)
+    )
+    if among:
+        query = query.where(VipSubnet.id == any_(bindparam("subnets", type_=ARRAY(Uuid()))))
+    return query
 
 
 async def allocate_address(
