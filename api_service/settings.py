@@ -58,7 +58,15 @@ class ApiSettings(CommonSettings):
     )
     result_prefetch: int = Field(default=64, ge=1)
     default_provider: str = "haproxy"
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Database connections kept open (as many more are opened, and closed again, at a "
+            "peak): above what requests, long polls and results use at once, a connection is "
+            "opened and closed per use, which costs more than the statement it serves."
+        ),
+    )
     bootstrap_admin_token: SecretStr | None = Field(
         default=None, description="An admin token (project 'admin') ensured at start-up."
     )
