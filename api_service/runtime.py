@@ -15,7 +15,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api_service.db.engine import SessionFactory, create_engine, plain_dsn, session_factory
+from api_service.db.engine import (
+    SessionFactory,
+    create_engine,
+    plain_dsn,
+    read_session_factory,
+    session_factory,
+)
 from api_service.db.notifications import SettledFeed
 from api_service.idempotency import purge_expired_keys
 from api_service.messaging.commands import CommandPublisher
@@ -84,6 +90,7 @@ class Runtime:
     def build(cls, settings: ApiSettings, metrics: Metrics) -> "Runtime":
         engine = create_engine(settings)
         sessions = session_factory(engine)
+        reads = read_session_factory(engine)
         names = Names(settings.queue_prefix, settings.command_shards)
         keys = SecretKeys(settings.secret_keys)
 
@@ -127,7 +134,7 @@ class Runtime:
             commands=commands,
             results=results,
             loadbalancers=LoadBalancerService(sessions, changes, settings.default_provider),
-            resources={r.key: ResourceService(r, sessions, changes) for r in RESOURCES},
+            resources={r.key: ResourceService(r, reads, changes) for r in RESOURCES},
             definitions={d.kind: DefinitionService(sessions, d) for d in DEFINITIONS},
             devices=DeviceService(sessions, keys),
             operations=OperationService(sessions),

@@ -27,3 +27,15 @@ def plain_dsn(database_url: str) -> str:
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions for reads only, each statement on its own (autocommit), on the same pool.
+
+    Under PostgreSQL's READ COMMITTED every statement takes its own snapshot, in a
+    transaction or not, so a read sees the same without one and saves the two round trips
+    of its ``BEGIN`` and ``ROLLBACK``. Nothing that writes or locks may use them.
+    """
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )

@@ -141,7 +141,7 @@ async def replace_members(
                 new_member(ctx, tree, pool, body, generation, taken)
         return pool
 
-    async with service.sessions() as session:
+    async with service.reads() as session:
         loadbalancer_id = await loadbalancer_via(session, ctx, Pool, "Pool", pool_id, "pool_id")
     return await service.changes.change(
         ctx, loadbalancer_id, edit, action="batch_update", target_type="member"

@@ -208,14 +208,16 @@ class Parent:
 @dataclass(frozen=True)
 class ResourceService(Generic[M]):
     resource: Resource[M]
-    sessions: SessionFactory
+    reads: SessionFactory
+    """Read-only sessions (``db.engine.read_session_factory``): every change goes through
+    ``changes``."""
     changes: Changes
 
     async def shown(
         self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None = None
     ) -> "Shown[M]":
         """The object and what it refers to, read in one session."""
-        async with self.sessions() as session:
+        async with self.reads() as session:
             obj = await self._visible(session, ctx, obj_id, parent_id)
             (found,) = await related(session, self.resource, [obj])
         return Shown(obj, found)
@@ -225,7 +227,7 @@ class ResourceService(Generic[M]):
         :attr:`~api_service.services.changes.Accepted.created`), else read."""
         if among is not None:
             return related_among(self.resource.related, obj, among)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             (found,) = await related(session, self.resource, [obj])
         return found
 
@@ -237,7 +239,7 @@ class ResourceService(Generic[M]):
         conditions = []
         if not ctx.reads_all:
             conditions.append(r.model.project_id == ctx.project_id)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             if r.parent is not None:
                 await _visible_parent(session, ctx, r.parent, parent_id)
                 conditions.append(r.parent.column == parent_id)
@@ -261,7 +263,7 @@ class ResourceService(Generic[M]):
         r = self.resource
         locate, new = r.locate, r.new
         assert locate is not None and new is not None, f"{r.title} has its own create"
-        async with self.sessions() as session:
+        async with self.reads() as session:
             loadbalancer_id = await locate(session, ctx, body, parent_id)
 
         async def edit(session: AsyncSession, tree: Tree, generation: int) -> TreeObject:
@@ -314,7 +316,7 @@ class ResourceService(Generic[M]):
         edit: Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]],
         action: str,
     ) -> Accepted:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             obj = await self._visible(session, ctx, obj_id, parent_id)
         return await self.changes.change(
             ctx, _loadbalancer_of(obj), edit, action=action, target_type=self.resource.key
