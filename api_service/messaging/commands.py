@@ -59,7 +59,6 @@ _MARK_PUBLISHED = (
     update(OutboxRow)
     .where(OutboxRow.id == any_(bindparam("done", type_=ARRAY(BigInteger()))))
     .values(published_at=func.now())
-    .execution_options(synchronize_session=False)
 )
 _KEEP_PUBLISHED = timedelta(hours=1)
 
@@ -189,7 +188,8 @@ class CommandPublisher:
             outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
             done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if done:
-                await session.execute(_MARK_PUBLISHED, {"done": done})
+                connection = await session.connection()
+                await connection.execute(_MARK_PUBLISHED, {"done": done})
             for row, outcome in zip(rows, outcomes, strict=True):
                 if outcome is not None:
                     await session.execute(

@@ -11,8 +11,10 @@ not counted against it.
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,7 +80,9 @@ class QuotaService:
         """Refuse (403) if the objects just written take the project over a limit."""
         if not added:
             return
-        limits = self._limits(await session.get(Quota, project_id))
+        connection = await session.connection()  # a plain read: the row is not kept
+        row = (await connection.execute(_quota_row(), {"project_id": project_id})).first()
+        limits = self._limits(row)
         if all(limits[kind] == UNLIMITED for kind in added):
             return
         limits = self._limits(await _locked_row(session, project_id))
@@ -99,13 +103,20 @@ class QuotaService:
                     f"has {(used or 0) - count} and asked for {count} more.",
                 )
 
-    def _limits(self, row: Quota | None) -> dict[str, int]:
+    def _limits(self, row: Quota | Row[Any] | None) -> dict[str, int]:
         return {
             kind: value
             if row is not None and (value := getattr(row, kind)) is not None
             else self.defaults[kind]
             for kind in KINDS
         }
+
+
+@cache
+def _quota_row() -> Select[Any]:
+    """The quota row of the project bound as ``project_id``; built once, as every create
+    reads it."""
+    return select(*Quota.__table__.columns).where(Quota.project_id == bindparam("project_id"))
 
 
 async def _locked_row(session: AsyncSession, project_id: str) -> Quota:

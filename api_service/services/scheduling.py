@@ -111,7 +111,8 @@ async def pick_device(
 async def take_place(session: AsyncSession, device_id: UUID) -> bool:
     """Count a load balancer on the device if it is enabled and has room; whether it did.
     A create does this last: the device row stays locked until its commit."""
-    taken = await session.scalar(_taking(), {"device_id": device_id})
+    connection = await session.connection()  # a plain UPDATE: nothing of it is in the session
+    taken = await connection.scalar(_taking(), {"device_id": device_id})
     return taken is not None
 
 
@@ -183,7 +184,6 @@ def _taking() -> Update:
         )
         .values(loadbalancer_count=Device.loadbalancer_count + 1)
         .returning(Device.id)
-        .execution_options(synchronize_session=False)
     )
 
 
