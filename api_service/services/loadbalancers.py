@@ -1,5 +1,7 @@
 """Load balancer rules: placement, single-call tree create, cascade delete, failover."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from uuid import UUID, uuid4
@@ -44,7 +46,6 @@ from api_service.services.scheduling import (
     pick_device,
     pinned_device,
     release_place,
-    take_place,
 )
 from api_service.services.tree import Tree, load_tree, mark
 from shared.status import CommandAction, ProvisioningStatus
@@ -54,7 +55,7 @@ _CREATE_ATTEMPTS = 5
 
 
 class _DeviceFilled(Exception):
-    """The device chosen for a create had no place left when the create came to count it."""
+    """The device chosen for a create had no place left when the create committed."""
 
 
 @dataclass
@@ -105,12 +106,12 @@ class LoadBalancerService:
                         f"vip_address {requested_vip or ''} is already in use."
                     ) from None
                 continue  # another create took that VIP first
-            except _DeviceFilled as filled:
+            except _DeviceFilled:
                 if body.device_id is not None:
                     raise Conflict(f"Device {body.device_id} is full.") from None
                 if last:
                     raise NoCapacity(
-                        "No Capacity", f"Device {filled} filled up while this create ran."
+                        "No Capacity", "Every device chosen filled up while this create ran."
                     ) from None
                 continue  # another create took the last place first: choose again
             await self.changes.publish(accepted.loadbalancer.id)
@@ -124,7 +125,7 @@ class LoadBalancerService:
         project_id: str,
         requested_vip: IpAddress | None,
     ) -> Accepted:
-        async with self.sessions.begin() as session:
+        async with _counted_at_commit(), self.sessions.begin() as session:
             placement = await placement_of(
                 session, body.provider, body.flavor_id, body.availability_zone
             )
@@ -178,8 +179,6 @@ class LoadBalancerService:
                 target_id=lb.id,
                 command_action=CommandAction.APPLY,
             )
-            if not await take_place(session, device.id):
-                raise _DeviceFilled(device.id)
         return Accepted(
             target=lb, loadbalancer=lb, operation=operation, created=(*tree.objects(), port)
         )
@@ -280,10 +279,28 @@ class LoadBalancerService:
         return resync
 
 
+@asynccontextmanager
+async def _counted_at_commit() -> AsyncIterator[None]:
+    """A new load balancer takes its place on its device when its transaction commits (a
+    trigger, migration 0010): a device found full or disabled then fails the commit."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if _violated(exc) != "devices_room":
+            raise
+        raise _DeviceFilled() from None
+
+
 def _address_taken(error: IntegrityError) -> bool:
     """Whether a create lost a race for its VIP (to a load balancer or a port)."""
-    violated = str(error.orig)
-    return "loadbalancers_vip_address_key" in violated or "vip_ports_ip_address_key" in violated
+    return _violated(error) in ("loadbalancers_vip_address_key", "vip_ports_ip_address_key")
+
+
+def _violated(error: IntegrityError) -> str | None:
+    """The constraint the statement (or the commit) violated, as PostgreSQL names it."""
+    driver_error = getattr(error.orig, "driver_exception", None)
+    name: str | None = getattr(driver_error, "constraint_name", None)
+    return name
 
 
 def _create_children(ctx: RequestContext, tree: Tree, body: LoadBalancerCreate) -> None:

@@ -1,13 +1,15 @@
 """Placement: which device hosts a new load balancer (one serving a subnet its VIP may be
 on), and which address of the subnet's allocation pools the VIP gets.
 
-A create chooses its device first (a read, no lock) and counts its place last, just before
-its commit, with a guarded ``UPDATE … WHERE loadbalancer_count < capacity``: the device row
-is locked only from that statement to the commit, so concurrent creates on one device run
-side by side, are counted one after the other and never exceed its capacity (one that finds
-the device filled meanwhile chooses again). Concurrent allocations on one subnet skip each
-other's addresses: each claims its address with a transaction-scoped advisory lock taken
-with *try*, never waited for.
+A create chooses its device first (a read, no lock); its load balancer row counts its
+place when the transaction commits (a deferred trigger runs the guarded ``UPDATE …
+WHERE loadbalancer_count < capacity``, migration 0010). The device row is locked only while
+a commit runs in the server, so concurrent creates on one device run side by side, are
+counted one after the other and never exceed its capacity (one whose commit finds the
+device filled meanwhile chooses again). A failover moves a load balancer with
+:func:`pick_device`, which counts its place at once. Concurrent allocations on one subnet
+skip each other's addresses: each claims its address with a transaction-scoped advisory
+lock taken with *try*, never waited for.
 """
 
 from collections.abc import Sequence
@@ -70,8 +72,8 @@ async def choose_device(
     exclude: UUID | None = None,
 ) -> Device:
     """The enabled device of ``provider`` with the most free capacity that serves one of
-    ``subnets`` (None: any), in ``device_group`` if one is named; not counted yet (see
-    :func:`take_place`). Says why when there is none."""
+    ``subnets`` (None: any), in ``device_group`` if one is named; not counted yet (a new
+    load balancer's row is counted at commit). Says why when there is none."""
     candidates = _candidates(
         excluding=exclude is not None,
         in_group=device_group is not None,
@@ -103,14 +105,14 @@ async def pick_device(
         device = await choose_device(
             session, provider, subnets, device_group=device_group, exclude=exclude
         )
-        if await take_place(session, device.id):
+        if await _take_place(session, device.id):
             return device
     await _refuse_placement(session, provider, subnets, device_group)
 
 
-async def take_place(session: AsyncSession, device_id: UUID) -> bool:
-    """Count a load balancer on the device if it is enabled and has room; whether it did.
-    A create does this last: the device row stays locked until its commit."""
+async def _take_place(session: AsyncSession, device_id: UUID) -> bool:
+    """Count a load balancer moved to the device if it is enabled and has room; whether it
+    did (the device row stays locked until the commit)."""
     connection = await session.connection()  # a plain UPDATE: nothing of it is in the session
     taken = await connection.scalar(_taking(), {"device_id": device_id})
     return taken is not None
@@ -195,7 +197,8 @@ async def pinned_device(
     device_group: str | None = None,
 ) -> Device:
     """The device an admin named, if enabled: of ``provider`` and in ``device_group`` when the
-    create names them (itself, or by its flavor or zone); not counted yet (:func:`take_place`)."""
+    create names them (itself, or by its flavor or zone); not counted yet (see
+    :func:`choose_device`)."""
     device = await session.get(Device, device_id)
     if device is None:
         raise NotFound("Device", device_id)

@@ -66,11 +66,11 @@ async def test_capacity_holds_under_concurrent_creates(lone_api: LbaasClient) ->
     assert listed["loadbalancer_count"] == 5
 
 
-async def test_a_create_locks_its_device_only_to_count_its_place(
+async def test_a_create_locks_its_device_only_while_it_commits(
     lone_stack: tuple[LbaasClient, Isolation],
 ) -> None:
     """With the device row held elsewhere, a create does all its work (VIP, rows, command)
-    and waits only at counting its place, its last statement; then it is accepted."""
+    and waits only in its commit, which counts its place; then it is accepted."""
     client, isolation = lone_stack
     device = await client.create_device("noop", capacity=10)
     holder, watcher = await isolation.db(), await isolation.db()
@@ -89,7 +89,7 @@ async def test_a_create_locks_its_device_only_to_count_its_place(
                 return found
 
             waits = await eventually(waiting, timeout=10, what="the create to wait on a lock")
-            assert waits["query"].startswith("UPDATE devices SET loadbalancer_count"), waits
+            assert waits["query"].startswith("COMMIT"), waits
             written = await watcher.fetch(
                 "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
                 " WHERE l.pid = $1 AND l.mode = 'RowExclusiveLock' AND l.granted",
