@@ -36,7 +36,6 @@ from api_service.db.models import (
     Device,
     DeviceSubnet,
     LoadBalancer,
-    Provider,
     VipPort,
     VipSubnet,
 )
@@ -85,10 +84,9 @@ async def choose_device(
         "group": device_group,
         "subnets": list(subnets or ()),
     }
-    chosen = (await session.execute(candidates, params)).first()
-    if chosen is None:
+    device = await session.scalar(candidates, params)
+    if device is None:
         await _refuse_placement(session, provider, subnets, device_group)
-    device: Device = chosen[0]
     return device
 
 
@@ -147,18 +145,13 @@ def _serving(subnets: Sequence[UUID]) -> Select[UUID]:
 
 
 @cache
-def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[Device, Provider]:
+def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[Device]:
     """The roomiest device (bound: ``provider``, ``exclude``, ``group``, ``subnets``); built once
-    per shape, since every create runs it. Its provider's row comes along (when announced):
-    the create checks its options against it from the session, without a query of its own."""
-    candidates = (
-        select(Device, Provider)
-        .outerjoin(Provider, Provider.name == Device.driver)
-        .where(
-            Device.enabled,
-            Device.driver == bindparam("provider"),
-            Device.loadbalancer_count < Device.capacity,
-        )
+    per shape, since every create runs it."""
+    candidates = select(Device).where(
+        Device.enabled,
+        Device.driver == bindparam("provider"),
+        Device.loadbalancer_count < Device.capacity,
     )
     if excluding:
         candidates = candidates.where(Device.id != bindparam("exclude"))
