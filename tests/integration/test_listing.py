@@ -299,7 +299,10 @@ async def test_tag_filters(db: Db) -> None:
         "d": [],
         "e": ["green"],
     }
+    device = _device(0, project)  # a device of its own, with room: each row counts on it
+    device.capacity, device.enabled, device.operating_status = len(tagged), True, "tags"
     async with db.sessions.begin() as session:
+        await session.execute(insert(Device), [_columns(device)])
         await session.execute(
             insert(LoadBalancer),
             [
@@ -310,7 +313,7 @@ async def test_tag_filters(db: Db) -> None:
                     "provisioning_status": "ACTIVE",
                     "operating_status": "ONLINE",
                     "provider": "noop",
-                    "device_id": db.walk[0].id,
+                    "device_id": device.id,
                     "vip_address": ip_address(f"192.0.2.{i + 1}"),
                     "tags": tags,
                 }
