@@ -1,10 +1,11 @@
 """Status reports: operating statuses and traffic totals, as the devices show them.
 
 A report changes no provisioning status and does not take a load balancer's
-change lock (``FOR UPDATE``). It takes ``FOR KEY SHARE`` on the device's load
-balancers first, in id order, which only waits for a change being written
-(milliseconds, never a ``PENDING`` apply) and keeps the order every writer
-locks in: load balancers, then their objects, then the device row. It updates
+change lock (``FOR UPDATE``). It takes ``FOR NO KEY UPDATE`` on the device's
+load balancers first, in id order, which waits only for a change or a result
+being written (milliseconds, never a ``PENDING`` apply), makes two reports of
+one device run one after the other, and keeps the order every writer locks
+in: load balancers, then their objects, then the device row. It updates
 only the operating statuses that changed, leaving ``updated_at`` and so the
 ETag alone. Reports are ordered by when the API received them, not by the
 agent's clock: only a report received after the last one applied for its
