@@ -341,6 +341,10 @@ class LongPoll:
     waiter: UUID | None
     """The token that waits (long polls are counted per token)."""
 
+    def answers(self, obj: Settling) -> bool:
+        """Whether the poll answers with ``obj`` as it is (always, without ``wait_for``)."""
+        return self.wait_for is None or is_done(obj, self.wait_for)
+
 
 async def if_match_header(
     if_match: str | None = Header(
@@ -377,8 +381,9 @@ async def read_settled(
     """
     mark = runtime.feed.mark()
     obj = await read()
-    if poll.wait_for is None or is_done(obj, poll.wait_for):
+    if poll.answers(obj):
         return obj
+    assert poll.wait_for is not None, "a poll without wait_for answers at once"
     try:
         with runtime.waits.hold(poll.waiter):
             return await wait_settled(

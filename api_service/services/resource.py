@@ -100,7 +100,8 @@ class Shown(Generic[M]):
     """An object as a GET shows it: with the ids it refers to."""
 
     obj: M
-    related: Related
+    related: Related | None
+    """None when not read (see :meth:`ResourceService.shown`)."""
 
     @property
     def provisioning_status(self) -> str:
@@ -214,12 +215,18 @@ class ResourceService(Generic[M]):
     changes: Changes
 
     async def shown(
-        self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None = None
+        self,
+        ctx: RequestContext,
+        obj_id: UUID,
+        parent_id: UUID | None = None,
+        *,
+        answers: Callable[[M], bool] = lambda _: True,
     ) -> "Shown[M]":
-        """The object and what it refers to, read in one session."""
+        """The object and, when it ``answers`` (a long poll reads until one does), what it
+        refers to, read in one session."""
         async with self.reads() as session:
             obj = await self._visible(session, ctx, obj_id, parent_id)
-            (found,) = await related(session, self.resource, [obj])
+            found = (await related(session, self.resource, [obj]))[0] if answers(obj) else None
         return Shown(obj, found)
 
     async def related(self, obj: M, among: Sequence[object] | None = None) -> Related:

@@ -349,15 +349,19 @@ async def test_child_failure_marks_the_child_and_frees_the_load_balancer(
     assert "simulated failure" in shown["status_reason"]
 
 
+_ONE_LISTENER = [{"protocol": "TCP", "protocol_port": 80}]
+
+
 async def test_long_poll_returns_when_the_result_arrives(client: LbaasClient) -> None:
     device = await client.create_device("sim", url="sim://long-poll?latency=1.5")
-    lb = await _accepted(await client.create_lb(device), "loadbalancer")
+    lb = await _accepted(await client.create_lb(device, listeners=_ONE_LISTENER), "loadbalancer")
 
     response = await client.http.get(
         f"{API}/loadbalancers/{lb['id']}", params={"wait_for": "ACTIVE", "timeout": 30}, timeout=40
     )
     answered = time.time()
     assert response.json()["loadbalancer"]["provisioning_status"] == "ACTIVE"
+    assert response.json()["loadbalancer"]["listeners"] == lb["listeners"] != []
     operation = (await client.operations(lb["id"]))[0]
     result_applied = datetime.fromisoformat(operation["completed_at"]).timestamp()
     assert 0 <= answered - result_applied < 1.0
@@ -365,13 +369,14 @@ async def test_long_poll_returns_when_the_result_arrives(client: LbaasClient) ->
 
 async def test_long_poll_gives_up_at_its_timeout(client: LbaasClient) -> None:
     device = await client.create_device("sim", url="sim://long-poll-slow?latency=5")
-    lb = await _accepted(await client.create_lb(device), "loadbalancer")
+    lb = await _accepted(await client.create_lb(device, listeners=_ONE_LISTENER), "loadbalancer")
     start = asyncio.get_running_loop().time()
     response = await client.http.get(
         f"{API}/loadbalancers/{lb['id']}", params={"wait_for": "ACTIVE", "timeout": 0.5}
     )
     waited = asyncio.get_running_loop().time() - start
     assert response.json()["loadbalancer"]["provisioning_status"] == "PENDING_CREATE"
+    assert response.json()["loadbalancer"]["listeners"] == lb["listeners"] != []
     assert 0.5 <= waited < 3
 
 
