@@ -4,7 +4,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,18 @@ from api_service.db.listing import TIMESTAMP, TIMESTAMP_FORMAT
 from shared.allow_lists import COOKIE_NAME, EXPECTED_CODES, URL_PATH
 
 StrictBool = Annotated[bool, Strict()]
+
+
+def _boolean(value: object) -> object:
+    """A ``Literal[True]`` or ``Literal[False]`` alone takes ``1`` or ``0`` too (they compare
+    equal): JSON's ``true`` and ``false`` only."""
+    if not isinstance(value, bool):
+        raise ValueError("must be a boolean")
+    return value
+
+
+OnlyTrue = Annotated[Literal[True], BeforeValidator(_boolean)]
+OnlyFalse = Annotated[Literal[False], BeforeValidator(_boolean)]
 
 INT32_MAX = 2**31 - 1
 """The largest value an integer column holds: every unbounded count is capped there."""

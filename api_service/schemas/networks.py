@@ -12,6 +12,8 @@ from api_service.schemas.fields import (
     CIDR,
     IpAddress,
     IpAddressOut,
+    OnlyFalse,
+    OnlyTrue,
     ProjectId,
     RequestBody,
     Text255,
@@ -40,8 +42,8 @@ class NetworkCreate(RequestBody):
     project_id: ProjectId | None = Field(
         default=None, description="The owner shown; every project may read the network."
     )
-    admin_state_up: Literal[True] = True
-    shared: Literal[True] = Field(default=True, description="VIP networks are always shared.")
+    admin_state_up: OnlyTrue = True
+    shared: OnlyTrue = Field(default=True, description="VIP networks are always shared.")
 
 
 class NetworkCreateBody(RequestBody):
@@ -91,7 +93,7 @@ class SubnetCreate(RequestBody):
     gateway_ip: IpAddress | None = None
     allocation_pools: Annotated[list[AllocationPool], Field(max_length=100)] | None = None
     project_id: ProjectId | None = None
-    enable_dhcp: Literal[False] = False
+    enable_dhcp: OnlyFalse = False
 
 
 class SubnetCreateBody(RequestBody):
@@ -148,7 +150,7 @@ class PortCreate(RequestBody):
     )
     name: Text255 = ""
     project_id: ProjectId | None = Field(default=None, description="Whose port it is.")
-    admin_state_up: Literal[True] = True
+    admin_state_up: OnlyTrue = True
 
 
 class PortCreateBody(RequestBody):

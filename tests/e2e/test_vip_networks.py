@@ -166,11 +166,15 @@ async def test_bad_subnets_are_refused_and_change_nothing(client: LbaasClient) -
         ),
         ({"ip_version": 6}, "ip_version"),
         ({"cidr": base + "1/24"}, "cidr"),
+        ({"enable_dhcp": 0}, "enable_dhcp"),
     ):
         body = {"network_id": network["id"], "cidr": cidr, **fields}
         _assert_problem(
             await client.http.post("/v2.0/subnets", json={"subnet": body}), 400, mentions
         )
+    for flag in ("shared", "admin_state_up"):  # 1 is not true
+        network_body = {"network": {"name": "n", flag: 1}}
+        _assert_problem(await client.http.post("/v2.0/networks", json=network_body), 400, flag)
     missing = {"network_id": str(uuid.uuid4()), "cidr": cidr}
     _assert_problem(
         await client.http.post("/v2.0/subnets", json={"subnet": missing}), 404, "Network"
