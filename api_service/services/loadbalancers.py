@@ -1,7 +1,5 @@
 """Load balancer rules: placement, single-call tree create, cascade delete, failover."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from uuid import UUID, uuid4
@@ -54,8 +52,11 @@ _CREATE_ATTEMPTS = 5
 """A create is tried again when another one took its VIP or its device's last place first."""
 
 
-class _DeviceFilled(Exception):
-    """The device chosen for a create had no place left when the create committed."""
+_DEVICE_FULL = "devices_room"
+"""What a create's commit violates when its device filled up meanwhile: the trigger that
+counts a new load balancer on its device at commit (migration 0010) found no room."""
+_VIP_TAKEN = ("loadbalancers_vip_address_key", "vip_ports_ip_address_key")
+"""What a create violates when another one took its VIP first."""
 
 
 @dataclass
@@ -99,21 +100,22 @@ class LoadBalancerService:
             try:
                 accepted = await self._create(ctx, body, project_id, requested_vip)
             except IntegrityError as exc:
-                if not _address_taken(exc):
+                violated = _violated(exc)
+                if violated == _DEVICE_FULL:
+                    if body.device_id is not None:
+                        raise Conflict(f"Device {body.device_id} is full.") from None
+                    if last:
+                        raise NoCapacity(
+                            "No Capacity", "Every device chosen filled up while this create ran."
+                        ) from None
+                    continue  # another create took the last place first: choose again
+                if violated not in _VIP_TAKEN:
                     raise
                 if requested_vip is not None or last:
                     raise Conflict(
                         f"vip_address {requested_vip or ''} is already in use."
                     ) from None
                 continue  # another create took that VIP first
-            except _DeviceFilled:
-                if body.device_id is not None:
-                    raise Conflict(f"Device {body.device_id} is full.") from None
-                if last:
-                    raise NoCapacity(
-                        "No Capacity", "Every device chosen filled up while this create ran."
-                    ) from None
-                continue  # another create took the last place first: choose again
             await self.changes.publish(accepted.loadbalancer.id)
             return accepted
         raise AssertionError("unreachable")
@@ -125,7 +127,7 @@ class LoadBalancerService:
         project_id: str,
         requested_vip: IpAddress | None,
     ) -> Accepted:
-        async with _counted_at_commit(), self.sessions.begin() as session:
+        async with self.sessions.begin() as session:
             placement = await placement_of(
                 session, body.provider, body.flavor_id, body.availability_zone
             )
@@ -277,23 +279,6 @@ class LoadBalancerService:
                 continue
             resync.operations.append(accepted.operation)
         return resync
-
-
-@asynccontextmanager
-async def _counted_at_commit() -> AsyncIterator[None]:
-    """A new load balancer takes its place on its device when its transaction commits (a
-    trigger, migration 0010): a device found full or disabled then fails the commit."""
-    try:
-        yield
-    except IntegrityError as exc:
-        if _violated(exc) != "devices_room":
-            raise
-        raise _DeviceFilled() from None
-
-
-def _address_taken(error: IntegrityError) -> bool:
-    """Whether a create lost a race for its VIP (to a load balancer or a port)."""
-    return _violated(error) in ("loadbalancers_vip_address_key", "vip_ports_ip_address_key")
 
 
 def _violated(error: IntegrityError) -> str | None:

@@ -32,13 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api_service.db.models import (
-    Device,
-    DeviceSubnet,
-    LoadBalancer,
-    VipPort,
-    VipSubnet,
-)
+from api_service.db.models import Device, DeviceSubnet, LoadBalancer, VipPort, VipSubnet
 from api_service.errors import Conflict, Invalid, NoCapacity, NotFound
 
 IpAddress = IPv4Address | IPv6Address
