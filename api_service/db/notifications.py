@@ -18,7 +18,7 @@ from typing import Protocol
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import BindParameter, ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,12 @@ _REMEMBERED = 10_000
 
 
 async def notify_settled(session: AsyncSession, loadbalancer_id: UUID) -> None:
-    await session.execute(select(func.pg_notify(CHANNEL, str(loadbalancer_id))))
+    await session.execute(select(settled_notice(str(loadbalancer_id))))
+
+
+def settled_notice(loadbalancer_id: str | BindParameter[str]) -> ColumnElement[str]:
+    """The SQL that notifies the waiters of ``loadbalancer_id``, for a statement to select."""
+    return func.pg_notify(CHANNEL, loadbalancer_id)
 
 
 async def notify_revoked(session: AsyncSession, token_id: UUID) -> None:

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import CompoundSelect, Select, bindparam, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import (
@@ -86,24 +86,44 @@ class Tree:
 
 
 async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
-    """The load balancer's objects, one query a table, each in creation order; a table whose
-    objects all have a parent of the previous one is not read when that one had none."""
+    """The load balancer's objects, each kind in creation order: one query says which child
+    tables hold any of its objects, then one query reads each of those (none for a bare load
+    balancer)."""
+    present = set(await session.scalars(_present(), {"loadbalancer_id": lb.id}))
 
     async def rows(model: type[T]) -> list[T]:
+        if model.__name__ not in present:
+            return []
         query = _of_loadbalancer()[model]
         return list(await session.scalars(query, {"loadbalancer_id": lb.id}))
 
-    listeners = await rows(Listener)
-    pools = await rows(Pool)
-    l7policies = await rows(L7Policy) if listeners else []
     return Tree(
         lb=lb,
-        listeners=listeners,
-        pools=pools,
-        members=await rows(Member) if pools else [],
-        healthmonitors=await rows(HealthMonitor) if pools else [],
-        l7policies=l7policies,
-        l7rules=await rows(L7Rule) if l7policies else [],
+        listeners=await rows(Listener),
+        pools=await rows(Pool),
+        members=await rows(Member),
+        healthmonitors=await rows(HealthMonitor),
+        l7policies=await rows(L7Policy),
+        l7rules=await rows(L7Rule),
+    )
+
+
+_CHILDREN = (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule)
+
+
+@cache
+def _present() -> CompoundSelect[str]:
+    """The kinds of child (model names) the load balancer bound as ``loadbalancer_id`` has:
+    an index probe each; built once, as every change and result reads a tree."""
+    return union_all(
+        *(
+            select(literal(model.__name__)).where(
+                select(model.id)
+                .where(model.loadbalancer_id == bindparam("loadbalancer_id"))
+                .exists()
+            )
+            for model in _CHILDREN
+        )
     )
 
 
@@ -115,7 +135,7 @@ def _of_loadbalancer() -> dict[type[TreeObject], Select[Any]]:
         model: select(model)
         .where(model.loadbalancer_id == bindparam("loadbalancer_id"))
         .order_by(model.created_at, model.id)
-        for model in (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule)
+        for model in _CHILDREN
     }
 
 
