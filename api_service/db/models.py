@@ -63,6 +63,11 @@ class Device(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    provider: Mapped["Provider | None"] = relationship(
+        primaryjoin="foreign(Device.driver) == Provider.name", viewonly=True, lazy="joined"
+    )
+    """Its driver as the agents last announced it, read with the device: every change checks
+    its options against it."""
 
 
 class VipNetwork(Base):

@@ -122,7 +122,7 @@ class Changes:
         assert device is not None, "loadbalancers.device_id is a foreign key"
         await session.flush()
         spec = build_spec(tree)
-        await require_supported(session, device.driver, spec, changed_ids(tree))
+        require_supported(device, spec, changed_ids(tree))
         result_secret = secrets.token_urlsafe(32)
         values = {
             "id": uuid4(),

@@ -162,7 +162,7 @@ async def claim_syncs(
 
 async def get_device(session: AsyncSession, device_id: UUID, *, lock: bool = False) -> Device:
     query = select(Device).where(Device.id == device_id)
-    device = await session.scalar(query.with_for_update() if lock else query)
+    device = await session.scalar(query.with_for_update(of=Device) if lock else query)
     if device is None:
         raise NotFound("Device", device_id)
     return device

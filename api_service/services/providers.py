@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.engine import SessionFactory
-from api_service.db.models import Provider
+from api_service.db.models import Device, Provider
 from api_service.errors import NotFound, UnsupportedOption
 from api_service.services.tree import Tree
 from shared.capabilities import BASELINE, Capabilities
@@ -77,16 +77,14 @@ def changed_ids(tree: Tree) -> set[UUID]:
     }
 
 
-async def require_supported(
-    session: AsyncSession, provider: str, spec: LoadBalancerSpec, changed: set[UUID]
-) -> None:
+def require_supported(device: Device, spec: LoadBalancerSpec, changed: set[UUID]) -> None:
     """Raise :class:`UnsupportedOption` for the first option of a changed object of ``spec``
-    that ``provider`` does not support."""
-    row = await session.get(Provider, provider)
+    that the device's provider does not support."""
+    row = device.provider
     capabilities = BASELINE if row is None else Capabilities.model_validate(row.capabilities)
     unsupported = capabilities.first_unsupported(spec, changed)
     if unsupported is not None:
-        raise UnsupportedOption(provider, unsupported.field, unsupported.option)
+        raise UnsupportedOption(device.driver, unsupported.field, unsupported.option)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ async def reseal(sessions: SessionFactory, keys: SecretKeys) -> Resealed:
     secret is sealed under none of the keys."""
     async with sessions.begin() as session:
         devices = await session.scalars(
-            select(Device).where(Device.management_secret.is_not(None)).with_for_update()
+            select(Device).where(Device.management_secret.is_not(None)).with_for_update(of=Device)
         )
         device_count = 0
         for device in devices:
