@@ -63,7 +63,9 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
     recorded = _recorded(result)
     if lb is None or lb.generation != result.generation:
         status = OperationStatus.SUPERSEDED
-        await connection.execute(_finishing(settles=False), _finish(operation, status, recorded))
+        await connection.execute(
+            _finishing(settles=False), _finishing_params(operation, status, recorded)
+        )
         return Applied(Verdict.STALE, _finished(operation, status))
 
     tree = await load_tree(session, lb)
@@ -85,7 +87,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
                 await session.delete(removed)
     await connection.execute(
         _finishing(settles=True),
-        {**_finish(operation, status, recorded), "settled_id": str(lb.id)},
+        {**_finishing_params(operation, status, recorded), "settled_id": str(lb.id)},
     )
     return Applied(Verdict.APPLIED, _finished(operation, status))
 
@@ -112,9 +114,8 @@ _RECORDED = ("agent_id", "started_at", "finished_at", "error", "error_detail")
 @cache
 def _finishing(*, settles: bool) -> Executable:
     """The operation bound as ``op_id`` gets ``new_status`` and the :data:`_RECORDED` values
-    (bound as ``new_<name>``);
-    when the tree ``settles``, with the notification for the load balancer bound as
-    ``settled_id`` (:func:`~api_service.db.notifications.settled_notice`). Built once."""
+    (bound as ``new_<name>``); when the tree ``settles``, in one statement with the
+    notification for the load balancer bound as ``settled_id``. Built once."""
     finishing = (
         update(Operation)
         .where(Operation.id == bindparam("op_id"))
@@ -141,7 +142,7 @@ def _recorded(result: Result) -> dict[str, Any]:
     }
 
 
-def _finish(
+def _finishing_params(
     operation: Row[Any], status: OperationStatus, recorded: dict[str, Any]
 ) -> dict[str, Any]:
     values = {"status": status.value, **recorded}
