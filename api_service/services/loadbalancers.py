@@ -40,10 +40,11 @@ from api_service.services.networks import place_vip, take_port, vip_request, vip
 from api_service.services.objects import creation_fields, requested_project, visible
 from api_service.services.scheduling import (
     IpAddress,
-    choose_device,
+    choose_placement,
     pick_device,
     pinned_device,
     release_place,
+    served_subnets,
 )
 from api_service.services.tree import Tree, load_tree, mark
 from shared.status import CommandAction, ProvisioningStatus
@@ -147,14 +148,15 @@ class LoadBalancerService:
                     placement.provider,
                     device_group=placement.device_group,
                 )
+                served = await served_subnets(session, device, wanted.subnets)
             else:
-                device = await choose_device(
+                device, served = await choose_placement(
                     session,
                     placement.provider or self.default_provider,
                     wanted.subnets,
                     device_group=placement.device_group,
                 )
-            subnet, address = await place_vip(session, device, wanted)
+            subnet, address = await place_vip(session, device, served, wanted)
             lb = LoadBalancer(
                 id=uuid4(),
                 provider=device.driver,

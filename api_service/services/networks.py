@@ -46,7 +46,6 @@ from api_service.services.scheduling import (
     IpAddress,
     allocate_address,
     host_range,
-    served_subnets,
 )
 from api_service.services.tree import Tree
 
@@ -271,12 +270,11 @@ async def vip_request(
 
 
 async def place_vip(
-    session: AsyncSession, device: Device, wanted: VipRequest
+    session: AsyncSession, device: Device, served: list[VipSubnet], wanted: VipRequest
 ) -> tuple[VipSubnet, IpAddress]:
     """The subnet and address of a new load balancer's VIP on ``device``: the requested
-    port's, or the requested (or the next free) address of the first subnet the device serves
-    that has one."""
-    served = await served_subnets(session, device, wanted.subnets)
+    port's, or the requested (or the next free) address of the first subnet of ``served``
+    (those of the VIP's subnets the device serves) that has one."""
     if not served:
         field = "vip_address" if wanted.address is not None else "vip_subnet_id"
         raise Invalid(field, f"device {device.id} serves no subnet the VIP may be on")

@@ -84,6 +84,24 @@ async def choose_device(
     return device
 
 
+async def choose_placement(
+    session: AsyncSession,
+    provider: str,
+    subnets: Sequence[UUID] | None,
+    *,
+    device_group: str | None = None,
+) -> tuple[Device, list[VipSubnet]]:
+    """:func:`choose_device` and the subnets it serves (:func:`served_subnets`) in one query;
+    when that finds nothing, the two steps again, to say why."""
+    params = {"provider": provider, "group": device_group, "subnets": list(subnets or ())}
+    query = _placement(in_group=device_group is not None, on_subnets=subnets is not None)
+    rows = (await session.execute(query, params)).all()
+    if not rows:
+        device = await choose_device(session, provider, subnets, device_group=device_group)
+        return device, await served_subnets(session, device, subnets)
+    return rows[0][0], _in_order([subnet for _, subnet in rows], subnets)
+
+
 async def pick_device(
     session: AsyncSession,
     provider: str,
@@ -162,6 +180,27 @@ def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[
 
 
 @cache
+def _placement(*, in_group: bool, on_subnets: bool) -> Select[Device, VipSubnet]:
+    """The roomiest device (:func:`_candidates`) with each subnet it serves (of ``subnets``
+    when ``on_subnets``), the oldest first; built once per shape."""
+    chosen = (
+        _candidates(excluding=False, in_group=in_group, on_subnets=on_subnets)
+        .with_only_columns(Device.id)
+        .scalar_subquery()
+    )
+    query = (
+        select(Device, VipSubnet)
+        .join(DeviceSubnet, DeviceSubnet.device_id == Device.id)
+        .join(VipSubnet, VipSubnet.id == DeviceSubnet.subnet_id)
+        .where(Device.id == chosen)
+        .order_by(VipSubnet.created_at, VipSubnet.id)
+    )
+    if on_subnets:
+        query = query.where(VipSubnet.id == any_(bindparam("subnets", type_=ARRAY(Uuid()))))
+    return query
+
+
+@cache
 def _taking() -> Update:
     """Counting a place on the device bound as ``device_id``, if it has one."""
     return (
@@ -219,6 +258,11 @@ async def served_subnets(
     oldest first)."""
     params = {"device_id": device.id, "subnets": list(subnets or ())}
     found = list(await session.scalars(_served(among=subnets is not None), params))
+    return _in_order(found, subnets)
+
+
+def _in_order(found: list[VipSubnet], subnets: Sequence[UUID] | None) -> list[VipSubnet]:
+    """``found`` in the order of ``subnets`` (None: as found)."""
     if subnets is not None:
         found.sort(key=lambda subnet: list(subnets).index(subnet.id))
     return found
