@@ -104,7 +104,7 @@ class Runtime:
         commands = CommandPublisher(
             broker,
             names,
-            sessions,
+            engine,
             keys,
             publish_timeout=settings.publish_timeout,
             backlog=metrics.outbox_backlog,

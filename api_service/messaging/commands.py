@@ -39,9 +39,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 
-from api_service.db.engine import SessionFactory
 from api_service.db.models import OutboxRow
 from api_service.secret_keys import SecretKeys, Unsealable
 from shared.broker import Broker
@@ -68,7 +68,7 @@ class CommandPublisher:
         self,
         broker: Broker,
         names: Names,
-        sessions: SessionFactory,
+        engine: AsyncEngine,
         keys: SecretKeys,
         *,
         publish_timeout: float,
@@ -76,7 +76,8 @@ class CommandPublisher:
     ) -> None:
         self._broker = broker
         self._names = names
-        self._sessions = sessions
+        self._engine = engine
+        """Plain connections, no ORM session: the outbox is only ever read and marked."""
         self._keys = keys
         self._timeout = publish_timeout
         self._backlog = backlog
@@ -183,16 +184,15 @@ class CommandPublisher:
             return 0, False
         query = _heads(by_loadbalancer=loadbalancer_ids is not None)
         params = {"limit": _BATCH, "ids": list(loadbalancer_ids or ())}
-        async with self._sessions.begin() as session:
-            rows = (await session.execute(query, params)).all()
+        async with self._engine.begin() as connection:
+            rows = (await connection.execute(query, params)).all()
             outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
             done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if done:
-                connection = await session.connection()
                 await connection.execute(_MARK_PUBLISHED, {"done": done})
             for row, outcome in zip(rows, outcomes, strict=True):
                 if outcome is not None:
-                    await session.execute(
+                    await connection.execute(
                         update(OutboxRow).where(OutboxRow.id == row.id).values(**outcome)
                     )
         return len(rows), all(outcome is None or "published_at" in outcome for outcome in outcomes)
@@ -230,8 +230,8 @@ class CommandPublisher:
                 if count:
                     log.info("outbox relay published %d command(s)", count)
                 self._backlog.set(await self.pending_count())
-                async with self._sessions.begin() as session:
-                    await session.execute(
+                async with self._engine.begin() as connection:
+                    await connection.execute(
                         delete(OutboxRow).where(
                             OutboxRow.published_at < func.now() - _KEEP_PUBLISHED
                         )
@@ -244,8 +244,8 @@ class CommandPublisher:
             self.wake.clear()
 
     async def pending_count(self) -> int:
-        async with self._sessions() as session:
-            count = await session.scalar(
+        async with self._engine.connect() as connection:
+            count = await connection.scalar(
                 select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
             )
         return count or 0
