@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -86,6 +86,7 @@ class CommandPublisher:
         self.wake = asyncio.Event()
         self._one_pass = asyncio.Lock()
         self._next: _Batch | None = None
+        self._passes: set[asyncio.Task[None]] = set()
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         """Look the topology up and open the confirming channel commands go through."""
@@ -151,21 +152,31 @@ class CommandPublisher:
         a pass serves many requests. A failure leaves the rows to the relay, never to the
         request: its change is committed. A backlog behind a head (only after an outage) is
         the relay's to publish.
-        """
-        if self._next is None:
-            ids: set[UUID] = set()
-            self._next = _Batch(ids, asyncio.create_task(self._publish_batch(ids)))
-        self._next.loadbalancer_ids.add(loadbalancer_id)
-        await asyncio.shield(self._next.task)
 
-    async def _publish_batch(self, loadbalancer_ids: set[UUID]) -> None:
+        The request waits for its command's confirm, not for the commit that marks its row
+        published: a mark lost with the API or the database only has the relay publish the
+        command again, and a command applied twice changes nothing (it is the whole tree at
+        its generation; a device refuses an older one as superseded).
+        """
+        batch = self._next
+        if batch is None:
+            batch = self._next = _Batch()
+            task = asyncio.create_task(self._publish_batch(batch))
+            self._passes.add(task)
+            task.add_done_callback(self._passes.discard)
+        batch.loadbalancer_ids.add(loadbalancer_id)
+        await batch.sent.wait()
+
+    async def _publish_batch(self, batch: "_Batch") -> None:
         async with self._one_pass:
             self._next = None
             try:
-                await self._publish_heads(loadbalancer_ids)
+                await self._publish_heads(batch.loadbalancer_ids, on_sent=batch.sent.set)
             except Exception as exc:
                 log.warning("publishing new commands failed; the relay retries: %s", exc)
                 self.wake.set()
+            finally:
+                batch.sent.set()
 
     async def publish_outbox(self) -> int:
         """Publish head rows until none is left; return the count."""
@@ -176,9 +187,12 @@ class CommandPublisher:
             if published == 0 or not complete:
                 return total
 
-    async def _publish_heads(self, loadbalancer_ids: set[UUID] | None) -> tuple[int, bool]:
-        """Publish the head rows (of these load balancers; None: of all, a batch at a time) and
-        mark those confirmed; whether every one was."""
+    async def _publish_heads(
+        self, loadbalancer_ids: set[UUID] | None, *, on_sent: Callable[[], None] | None = None
+    ) -> tuple[int, bool]:
+        """Publish the head rows (of these load balancers; None: of all, a batch at a time),
+        call ``on_sent`` once the broker answered for each, and mark those confirmed; whether
+        every one was."""
         exchange = self._exchange
         if exchange is None or not self.ready:
             return 0, False
@@ -187,6 +201,8 @@ class CommandPublisher:
         async with self._engine.begin() as connection:
             rows = (await connection.execute(query, params)).all()
             outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
+            if on_sent is not None:
+                on_sent()
             done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if done:
                 await connection.execute(_MARK_PUBLISHED, {"done": done})
@@ -295,7 +311,7 @@ def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Batch:
-    """The load balancers whose new commands the next pass publishes, and that pass."""
+    """The load balancers whose new commands the next pass publishes, and when it has."""
 
-    loadbalancer_ids: set[UUID]
-    task: "asyncio.Task[None]"
+    loadbalancer_ids: set[UUID] = field(default_factory=set)
+    sent: asyncio.Event = field(default_factory=asyncio.Event)
