@@ -8,7 +8,7 @@ Starts its own database, vhost and prefix, an ``lbaas-api`` and an ``lbaas-agent
   POST → ``ACTIVE`` learned by long poll (``?wait_for=ACTIVE``);
 - busy clients (1, 16 and 64 by default), each POSTing and long-polling for ``--seconds``:
   accepted/s, end-to-end load balancers/s (all ``ACTIVE``, over the time of the last), POST p50
-  and p99, errors;
+  and p99, errors, and the CPU time the API and the agent spent per load balancer;
 - the accept path with one API process, then two (a second replica on the same database and
   vhost, started before the first measure so that its start-up is in neither, the clients
   alternating between them).
@@ -25,6 +25,7 @@ are ratios to the floor measured in the same run.
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ import httpx
 from bench import floor
 from bench.latency import percentiles_ms
 from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
-from tests.support.stack import Agent, Api, Isolation, isolated, running
+from tests.support.stack import Agent, Api, Isolation, Process, isolated, running
 
 OCTAVIA = {
     "post_p50_ms": 34.3,
@@ -145,6 +146,27 @@ async def busy_clients(
     return seen.report(clients, seconds)
 
 
+def cpu_seconds(process: Process) -> float:
+    """User and system CPU time of a running process so far (Linux ``/proc``)."""
+    assert process.popen is not None
+    fields = Path(f"/proc/{process.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def busy_with_cpu(
+    http: httpx.AsyncClient, clients: int, seconds: float, api: Api, agent: Agent
+) -> dict[str, Any]:
+    """:func:`busy_clients` waiting for ACTIVE, with the API's and the agent's CPU time per
+    load balancer made ACTIVE: what the machine's noise moves least."""
+    before = cpu_seconds(api), cpu_seconds(agent)
+    row = await busy_clients([http], clients, seconds, wait=True)
+    after = cpu_seconds(api), cpu_seconds(agent)
+    active = max(row["active"], 1)
+    row["api_cpu_ms_per_lb"] = 1000 * (after[0] - before[0]) / active
+    row["agent_cpu_ms_per_lb"] = 1000 * (after[1] - before[1]) / active
+    return row
+
+
 async def measure_service(
     isolation: Isolation, logs: Path, samples: int, seconds: float, counts: Sequence[int]
 ) -> dict[str, Any]:
@@ -163,7 +185,7 @@ async def measure_service(
         await LbaasClient(http).create_device("noop", cidr="10.128.0.0/12", capacity=1_000_000)
         await one_client(http, 20)  # warm-up
         report: dict[str, Any] = {"one_client": await one_client(http, samples)}
-        report["busy"] = [await busy_clients([http], n, seconds, wait=True) for n in counts]
+        report["busy"] = [await busy_with_cpu(http, n, seconds, first, agent) for n in counts]
         second.start()  # running, idle, during the one-process measure: both pay its upkeep
         await second.wait_ready("/readyz")
         accept_seconds = min(seconds, 15.0)
@@ -257,13 +279,14 @@ def print_report(
     floor.print_table(floor_report)
     print(
         f"\n{'busy clients':<14}{'accepted/s':>12}{'LB/s':>9}{'POST p50':>10}"
-        f"{'POST p99':>10}{'errors':>8}"
+        f"{'POST p99':>10}{'errors':>8}{'API CPU/LB':>12}{'agent CPU/LB':>14}"
     )
     for row in service["busy"]:
         post = row["post"] or {"p50_ms": 0.0, "p99_ms": 0.0}
         print(
             f"{row['clients']:<14}{row['accepted_per_s']:>12.1f}{row['end_to_end_per_s']:>9.1f}"
             f"{post['p50_ms']:>10.1f}{post['p99_ms']:>10.1f}{row['errors']:>8}"
+            f"{row['api_cpu_ms_per_lb']:>10.2f}ms{row['agent_cpu_ms_per_lb']:>12.2f}ms"
         )
     print(f"\n{'measure':<38}{'value':>10}{'target':>10}  {'met':<5}{'Octavia':>9}  basis")
     for row in rows:
