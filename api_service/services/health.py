@@ -21,11 +21,12 @@ every load balancer of a device that stopped answering.
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import (
@@ -273,12 +274,25 @@ async def _accumulate(
     """Add what each row's counters grew by since the last report of the same epoch.
 
     A new epoch (the device started a new process) counts from zero, so its
-    values are added whole; so are counters that went down within an epoch.
+    values are added whole; so are counters that went down within an epoch. The rows
+    travel as one array a column (one statement whatever their number, built once).
     """
     if not rows:
         return
+    columns = tuple(rows[0])
     table = model.__table__  # type: ignore[attr-defined]
-    statement = insert(table).values(rows)
+    connection = await session.connection()
+    await connection.execute(
+        _accumulating(table, key, columns), {name: [row[name] for row in rows] for name in columns}
+    )
+
+
+@cache
+def _accumulating(table: Table, key: str, columns: tuple[str, ...]) -> Insert:
+    """The upsert of :func:`_accumulate`: each of ``columns`` bound as an array of its values."""
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    given = func.unnest(*arrays).table_valued(*columns).render_derived(name="given")
+    statement = insert(table).from_select(columns, select(*(given.c[name] for name in columns)))
     new = statement.excluded
     grown = {
         name: table.c[name]
@@ -294,16 +308,14 @@ async def _accumulate(
         )
         for name in CUMULATIVE
     }
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c[key]],
-            set_={
-                **grown,
-                **{f"seen_{name}": new[f"seen_{name}"] for name in CUMULATIVE},
-                "epoch": new.epoch,
-                "active_connections": new.active_connections,
-                "reported_at": new.reported_at,
-            },
-            where=table.c.reported_at < new.reported_at,
-        )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={
+            **grown,
+            **{f"seen_{name}": new[f"seen_{name}"] for name in CUMULATIVE},
+            "epoch": new.epoch,
+            "active_connections": new.active_connections,
+            "reported_at": new.reported_at,
+        },
+        where=table.c.reported_at < new.reported_at,
     )
