@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
-from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
@@ -32,7 +33,7 @@ from api_service.services.addresses import MemberAddresses
 from api_service.services.devices import device_spec
 from api_service.services.networks import check_member_subnets
 from api_service.services.providers import changed_ids, require_supported
-from api_service.services.quotas import QuotaService, kind_of
+from api_service.services.quotas import QuotaService, kind_of, quota_row
 from api_service.services.tokens import digest
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
 from shared.logging import REQUEST_ID
@@ -155,30 +156,33 @@ class Changes:
             result_secret=SecretStr(result_secret),
         )
         connection = await session.connection()
-        await connection.execute(
+        quota = await connection.execute(
             _operation_with_command(tuple(values)),
             {
                 **{f"operation_{name}": value for name, value in values.items()},
                 "routing_key": str(shard_for(device.id, self.shards)),
                 "payload": self.keys.seal(command.model_dump_json()),
+                "project_id": lb.project_id,
             },
         )
-        await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation))
+        await self.quotas.enforce(
+            session, lb.project_id, created(tree, lb.generation), quota.first()
+        )
         await session.flush()
         return operation
 
 
 @cache
-def _operation_with_command(fields: tuple[str, ...]) -> Insert:
-    """The operation row and its outbox row in one statement (bound: ``operation_<field>`` for
-    each of ``fields``, ``routing_key``, ``payload``); built once, since every change writes
-    it."""
+def _operation_with_command(fields: tuple[str, ...]) -> Select[Any]:
+    """The operation row and its outbox row written, and the project's quota row read, in one
+    statement (bound: ``operation_<field>`` for each of ``fields``, ``routing_key``,
+    ``payload``, ``project_id``); built once, since every change runs it."""
     operation = (
         insert(Operation)
         .values({name: bindparam(f"operation_{name}") for name in fields})
         .cte("operation")
     )
-    return (
+    outbox = (
         insert(OutboxRow)
         .values(
             op_id=bindparam("operation_id"),
@@ -187,8 +191,9 @@ def _operation_with_command(fields: tuple[str, ...]) -> Insert:
             payload=bindparam("payload"),
             attempts=0,
         )
-        .add_cte(operation)
+        .cte("outbox")
     )
+    return quota_row().add_cte(operation).add_cte(outbox)
 
 
 async def lock_mutable(

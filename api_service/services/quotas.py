@@ -76,12 +76,18 @@ class QuotaService:
             if row is not None:
                 await session.delete(row)
 
-    async def enforce(self, session: AsyncSession, project_id: str, added: Counter[str]) -> None:
-        """Refuse (403) if the objects just written take the project over a limit."""
+    async def enforce(
+        self,
+        session: AsyncSession,
+        project_id: str,
+        added: Counter[str],
+        row: Row[Any] | None,
+    ) -> None:
+        """Refuse (403) if the objects just written take the project over a limit; ``row`` is
+        the project's quota row (:func:`quota_row`) read, unlocked, with the change's last
+        write (None: it has none)."""
         if not added:
             return
-        connection = await session.connection()  # a plain read: the row is not kept
-        row = (await connection.execute(_quota_row(), {"project_id": project_id})).first()
         limits = self._limits(row)
         if all(limits[kind] == UNLIMITED for kind in added):
             return
@@ -113,8 +119,8 @@ class QuotaService:
 
 
 @cache
-def _quota_row() -> Select[Any]:
-    """The quota row of the project bound as ``project_id``; built once, as every create
+def quota_row() -> Select[Any]:
+    """The quota row of the project bound as ``project_id``; built once, as every change
     reads it."""
     return select(*Quota.__table__.columns).where(Quota.project_id == bindparam("project_id"))
 
