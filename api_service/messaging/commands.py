@@ -168,15 +168,19 @@ class CommandPublisher:
         await batch.sent.wait()
 
     async def _publish_batch(self, batch: "_Batch") -> None:
-        async with self._one_pass:
-            self._next = None
-            try:
+        """One pass; its waiters are released however it ends (cancelled too, even while it
+        waits for the previous pass)."""
+        try:
+            async with self._one_pass:
+                self._next = None
                 await self._publish_heads(batch.loadbalancer_ids, on_sent=batch.sent.set)
-            except Exception as exc:
-                log.warning("publishing new commands failed; the relay retries: %s", exc)
-                self.wake.set()
-            finally:
-                batch.sent.set()
+        except Exception as exc:
+            log.warning("publishing new commands failed; the relay retries: %s", exc)
+            self.wake.set()
+        finally:
+            if self._next is batch:
+                self._next = None
+            batch.sent.set()
 
     async def publish_outbox(self) -> int:
         """Publish head rows until none is left; return the count."""

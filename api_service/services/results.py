@@ -78,11 +78,11 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
         )
     else:
         status = OperationStatus.SUCCEEDED
-        recorded |= {"error": None, "error_detail": None}
         if operation.command_action == CommandAction.DELETE:
             await session.delete(lb)
             await release_place(session, lb.device_id)
         else:
+            recorded |= {"error": None, "error_detail": None}
             for removed in apply_success(tree):
                 await session.delete(removed)
     await connection.execute(
