@@ -3,18 +3,19 @@
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from functools import cache
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Executable, Row, Select, String, bindparam, func, select, update
+from sqlalchemy import Executable, Row, Select, String, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import LoadBalancer, Operation
 from api_service.db.notifications import settled_notice
 from api_service.services.scheduling import release_place
 from api_service.services.tokens import digest
-from api_service.services.tree import apply_failure, apply_success, load_tree
+from api_service.services.tree import apply_failure, load_tree, settling
 from shared.messages import Result
 from shared.redaction import for_project
 from shared.status import CommandAction, OperationStatus, Outcome
@@ -48,12 +49,13 @@ class Applied:
 async def apply_result(session: AsyncSession, result: Result) -> Applied:
     """Record ``result`` on its operation and, if it is for the current generation, on the tree.
 
-    Locks the load balancer before the operation, as every writer does. The operation is
-    read and written as a plain row (one ``UPDATE``, together with the notification when the
-    tree settles): only the tree goes through the session.
+    Locks the load balancer before the operation, as every writer does. Both are read as
+    plain rows, and a success is one statement: the tree settled (:func:`tree.settling`),
+    the operation finished and the waiters notified. Only a failure, which must know what
+    changed at the generation, loads the tree into the session.
     """
-    lb = await session.scalar(_locked_loadbalancer(), {"id": result.loadbalancer_id})
     connection = await session.connection()
+    lb = (await connection.execute(_locked_loadbalancer(), {"id": result.loadbalancer_id})).first()
     operation = (await connection.execute(_locked_operation(), {"id": result.op_id})).first()
     if operation is None or not _matches(operation, result):
         return Applied(Verdict.UNKNOWN, None)
@@ -64,38 +66,48 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
     if lb is None or lb.generation != result.generation:
         status = OperationStatus.SUPERSEDED
         await connection.execute(
-            _finishing(settles=False), _finishing_params(operation, status, recorded)
+            _finishing(settles=None), _finishing_params(operation, status, recorded)
         )
         return Applied(Verdict.STALE, _finished(operation, status))
 
-    tree = await load_tree(session, lb)
     if result.outcome is Outcome.ERROR:
         status = OperationStatus.FAILED
+        tree = await load_tree(session, await session.get_one(LoadBalancer, lb.id))
         apply_failure(
             tree,
             result.generation,
             f"{operation.action} failed on the device: {recorded['error']}",
         )
+        await session.flush()
+        settles = Settles.NOTHING
+    elif operation.command_action == CommandAction.DELETE:
+        status = OperationStatus.SUCCEEDED
+        settles = Settles.DELETED
+        await release_place(session, lb.device_id)
     else:
         status = OperationStatus.SUCCEEDED
-        if operation.command_action == CommandAction.DELETE:
-            await session.delete(lb)
-            await release_place(session, lb.device_id)
-        else:
-            recorded |= {"error": None, "error_detail": None}
-            for removed in apply_success(tree):
-                await session.delete(removed)
+        settles = Settles.TREE
+        recorded |= {"error": None, "error_detail": None}
     await connection.execute(
-        _finishing(settles=True),
-        {**_finishing_params(operation, status, recorded), "settled_id": str(lb.id)},
+        _finishing(settles=settles),
+        {
+            **_finishing_params(operation, status, recorded),
+            "settled_id": str(lb.id),
+            "tree_id": lb.id,
+        },
     )
     return Applied(Verdict.APPLIED, _finished(operation, status))
 
 
 @cache
-def _locked_loadbalancer() -> Select[LoadBalancer]:
-    """The load balancer bound as ``id``, locked; built once, as every result runs it."""
-    return select(LoadBalancer).where(LoadBalancer.id == bindparam("id")).with_for_update()
+def _locked_loadbalancer() -> Select[UUID, int, UUID]:
+    """The load balancer bound as ``id`` (what a result needs of it), locked; built once, as
+    every result runs it."""
+    return (
+        select(LoadBalancer.id, LoadBalancer.generation, LoadBalancer.device_id)
+        .where(LoadBalancer.id == bindparam("id"))
+        .with_for_update()
+    )
 
 
 @cache
@@ -108,14 +120,26 @@ def _locked_operation() -> Select[Any]:
     )
 
 
+class Settles(Enum):
+    """What a result for the current generation does besides finishing its operation."""
+
+    NOTHING = "nothing"
+    """The tree was changed in the session (a failure)."""
+    TREE = "tree"
+    """The tree settles (:func:`tree.settling`)."""
+    DELETED = "deleted"
+    """The load balancer goes, and its whole tree with it (``ON DELETE CASCADE``)."""
+
+
 _RECORDED = ("agent_id", "started_at", "finished_at", "error", "error_detail")
 
 
 @cache
-def _finishing(*, settles: bool) -> Executable:
+def _finishing(*, settles: Settles | None) -> Executable:
     """The operation bound as ``op_id`` gets ``new_status`` and the :data:`_RECORDED` values
-    (bound as ``new_<name>``); when the tree ``settles``, in one statement with the
-    notification for the load balancer bound as ``settled_id``. Built once."""
+    (bound as ``new_<name>``); for a result of the current generation (``settles`` not None),
+    in one statement with what it ``settles`` and the notification for the load balancer
+    bound as ``settled_id`` (and as ``tree_id``). Built once for each."""
     finishing = (
         update(Operation)
         .where(Operation.id == bindparam("op_id"))
@@ -124,11 +148,17 @@ def _finishing(*, settles: bool) -> Executable:
             | {"completed_at": func.now()}
         )
     )
-    if not settles:
+    if settles is None:
         return finishing
-    return select(settled_notice(bindparam("settled_id", type_=String()))).add_cte(
+    statement = select(settled_notice(bindparam("settled_id", type_=String()))).add_cte(
         finishing.cte("finished")
     )
+    if settles is Settles.TREE:
+        statement = statement.add_cte(*settling())
+    elif settles is Settles.DELETED:
+        removed = delete(LoadBalancer).where(LoadBalancer.id == bindparam("tree_id"))
+        statement = statement.add_cte(removed.cte("removed"))
+    return statement
 
 
 def _recorded(result: Result) -> dict[str, Any]:
@@ -153,7 +183,7 @@ def _finished(operation: Row[Any], status: OperationStatus) -> Finished:
     return Finished(operation.action, status, operation.created_at)
 
 
-def _heals(operation: Row[Any], result: Result, lb: LoadBalancer | None) -> bool:
+def _heals(operation: Row[Any], result: Result, lb: Row[UUID, int, UUID] | None) -> bool:
     """A success after a failure of the current generation: the agent repaired the device.
 
     (It applied the command again once the device answered; see ``agent_service.status``.)

@@ -10,7 +10,22 @@ from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import CompoundSelect, Select, bindparam, literal, select, union_all
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    case,
+    delete,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import (
@@ -167,31 +182,54 @@ def mark_parents(tree: Tree, obj: TreeObject) -> None:
             parent.provisioning_status = ProvisioningStatus.PENDING_UPDATE.value
 
 
-def apply_success(tree: Tree) -> list[TreeObject]:
-    """The device holds the tree's spec: deleted objects go, every other one is ACTIVE.
+@cache
+def settling() -> tuple[CTE, ...]:
+    """The device holds the spec of the load balancer bound as ``tree_id`` (an UPDATE of a
+    child table keeps the name ``loadbalancer_id`` for that column's new value): its deleted
+    objects go and every other object of its tree is ACTIVE, as data-modifying CTEs
+    for one statement (PostgreSQL runs each to completion whether the statement reads it or
+    not). Built once, as every successful result runs it.
 
-    Returns the objects to delete. A level-triggered apply provisions the whole
-    tree, so objects left in ERROR by an earlier failure are ACTIVE again too.
+    A level-triggered apply provisions the whole tree, so objects left in ERROR by an earlier
+    failure are ACTIVE again too. Disabled objects are OFFLINE; an object that was OFFLINE is
+    ONLINE until the device's next status report says otherwise; any other operating status
+    is the last one reported. Only rows that change are written: the others keep their
+    ``updated_at``, hence their ETag.
     """
-    removed = []
-    for obj in tree.objects():
-        if obj.deleting:
-            removed.append(obj)
-            continue
-        obj.provisioning_status = ProvisioningStatus.ACTIVE.value
-        obj.status_reason = None
-        obj.operating_status = _operating_status(obj).value
-    return removed
+    removed = [
+        delete(model)
+        .where(model.loadbalancer_id == bindparam("tree_id"), model.deleting)
+        .cte(f"removed_{model.__name__.lower()}")
+        for model in _CHILDREN
+    ]
+    settled = [
+        _settled(model, model.loadbalancer_id == bindparam("tree_id")) for model in _CHILDREN
+    ]
+    lb = _settled(LoadBalancer, LoadBalancer.id == bindparam("tree_id"))
+    return (*removed, *settled, lb)
 
 
-def _operating_status(obj: TreeObject) -> OperatingStatus:
-    """Disabled objects are OFFLINE; an object that was OFFLINE is ONLINE until the device's
-    next status report says otherwise; any other status is the last one reported."""
-    if not obj.admin_state_up:
-        return OperatingStatus.OFFLINE
-    if obj.operating_status == OperatingStatus.OFFLINE:
-        return OperatingStatus.ONLINE
-    return OperatingStatus(obj.operating_status)
+def _settled(model: type[TreeObject], of_tree: ColumnElement[bool]) -> CTE:
+    operating = case(
+        (not_(model.admin_state_up), OperatingStatus.OFFLINE.value),
+        (model.operating_status == OperatingStatus.OFFLINE.value, OperatingStatus.ONLINE.value),
+        else_=model.operating_status,
+    )
+    changes = or_(
+        model.provisioning_status != ProvisioningStatus.ACTIVE.value,
+        model.status_reason.is_not(None),
+        model.operating_status != operating,
+    )
+    return (
+        update(model)
+        .where(of_tree, not_(model.deleting), changes)
+        .values(
+            provisioning_status=ProvisioningStatus.ACTIVE.value,
+            status_reason=null(),
+            operating_status=operating,
+        )
+        .cte(f"settled_{model.__name__.lower()}")
+    )
 
 
 def apply_failure(tree: Tree, generation: int, reason: str) -> None:

@@ -6,34 +6,35 @@ their role (``member_a1`` is the first member of ``pool_a``) so that
 :func:`provisioning` can show the whole tree's statuses at once.
 """
 
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from uuid import uuid4
 
 import pytest
 
 from api_service.db.models import (
-    HealthMonitor,
     L7Policy,
     L7Rule,
-    Listener,
-    LoadBalancer,
-    Member,
-    Pool,
     TreeObject,
 )
 from api_service.services.tree import (
     Tree,
     apply_failure,
-    apply_success,
     apply_timeout,
     build_spec,
     mark,
     mark_parents,
 )
-from shared.status import OperatingStatus, ProvisioningStatus
+from shared.status import ProvisioningStatus
+from tests.support.trees import (
+    PROJECT,
+    Sample,
+    common_columns,
+    make_lb,
+    make_listener,
+    make_pool,
+    sample_tree,
+)
 
-PROJECT = "project-1"
 ACTIVE = ProvisioningStatus.ACTIVE
 ERROR = ProvisioningStatus.ERROR
 PENDING_CREATE = ProvisioningStatus.PENDING_CREATE
@@ -41,129 +42,9 @@ PENDING_UPDATE = ProvisioningStatus.PENDING_UPDATE
 PENDING_DELETE = ProvisioningStatus.PENDING_DELETE
 
 
-def _common(name: str) -> dict[str, object]:
-    """The columns every tree object has, in a settled state at generation 1."""
-    return {
-        "id": uuid4(),
-        "project_id": PROJECT,
-        "name": name,
-        "description": f"{name} description",
-        "admin_state_up": True,
-        "provisioning_status": ACTIVE.value,
-        "operating_status": OperatingStatus.ONLINE.value,
-        "status_reason": None,
-        "tags": [],
-        "changed_generation": 1,
-        "deleting": False,
-    }
-
-
-def make_lb(vip: IPv4Address | IPv6Address = IPv4Address("192.0.2.10")) -> LoadBalancer:
-    return LoadBalancer(
-        **_common("lb"),
-        provider="noop",
-        device_id=uuid4(),
-        vip_address=vip,
-        vip_subnet_id=None,
-        vip_network_id=None,
-        generation=1,
-    )
-
-
-def make_listener(lb: LoadBalancer, name: str, port: int, pool: Pool | None) -> Listener:
-    return Listener(
-        **_common(name),
-        loadbalancer_id=lb.id,
-        protocol="HTTP",
-        protocol_port=port,
-        connection_limit=-1,
-        default_pool_id=pool.id if pool is not None else None,
-        timeout_client_data=50000,
-        timeout_member_connect=5000,
-        timeout_member_data=50000,
-        timeout_tcp_inspect=0,
-        insert_headers={"X-Forwarded-For": "true"},
-        allowed_cidrs=["198.51.100.0/24"],
-    )
-
-
-def make_pool(lb: LoadBalancer, name: str) -> Pool:
-    return Pool(
-        **_common(name),
-        loadbalancer_id=lb.id,
-        protocol="HTTP",
-        lb_algorithm="ROUND_ROBIN",
-        session_persistence=None,
-    )
-
-
-def make_member(pool: Pool, name: str, address: str, port: int = 80) -> Member:
-    return Member(
-        **_common(name),
-        loadbalancer_id=pool.loadbalancer_id,
-        pool_id=pool.id,
-        address=ip_address(address),
-        protocol_port=port,
-        weight=1,
-        backup=False,
-        monitor_address=None,
-        monitor_port=None,
-        subnet_id=None,
-    )
-
-
-def make_healthmonitor(pool: Pool, name: str) -> HealthMonitor:
-    return HealthMonitor(
-        **_common(name),
-        loadbalancer_id=pool.loadbalancer_id,
-        pool_id=pool.id,
-        type="HTTP",
-        delay=5,
-        timeout=3,
-        max_retries=3,
-        max_retries_down=3,
-        http_method="GET",
-        url_path="/healthz",
-        expected_codes="200",
-    )
-
-
-@dataclass
-class Sample:
-    """lb ─ listener_a → pool_a (member_a1, member_a2, hm_a); listener_b → pool_b (member_b1)."""
-
-    tree: Tree
-    lb: LoadBalancer
-    listener_a: Listener
-    listener_b: Listener
-    pool_a: Pool
-    pool_b: Pool
-    member_a1: Member
-    member_a2: Member
-    member_b1: Member
-    hm_a: HealthMonitor
-
-
 @pytest.fixture
 def sample() -> Sample:
-    lb = make_lb()
-    pool_a, pool_b = make_pool(lb, "pool_a"), make_pool(lb, "pool_b")
-    listener_a = make_listener(lb, "listener_a", 80, pool_a)
-    listener_b = make_listener(lb, "listener_b", 81, pool_b)
-    member_a1 = make_member(pool_a, "member_a1", "10.0.0.1")
-    member_a2 = make_member(pool_a, "member_a2", "10.0.0.2")
-    member_b1 = make_member(pool_b, "member_b1", "10.0.1.1")
-    hm_a = make_healthmonitor(pool_a, "hm_a")
-    tree = Tree(
-        lb=lb,
-        listeners=[listener_a, listener_b],
-        pools=[pool_a, pool_b],
-        members=[member_a1, member_a2, member_b1],
-        healthmonitors=[hm_a],
-    )
-    return Sample(
-        tree, lb, listener_a, listener_b, pool_a, pool_b, member_a1, member_a2, member_b1, hm_a
-    )
+    return sample_tree()
 
 
 def provisioning(tree: Tree) -> dict[str, str]:
@@ -298,64 +179,6 @@ def test_mark_parents_keeps_a_parent_that_is_already_pending(sample: Sample) -> 
     mark_parents(sample.tree, sample.member_a1)
     assert sample.pool_a.provisioning_status == PENDING_CREATE
     assert sample.listener_a.provisioning_status == PENDING_UPDATE
-
-
-# --- apply_success ------------------------------------------------------------------------
-
-
-def test_apply_success_makes_every_object_active(sample: Sample) -> None:
-    mark(sample.member_a1, PENDING_UPDATE, 2)
-    mark_parents(sample.tree, sample.member_a1)
-    sample.member_b1.provisioning_status = ERROR.value
-    sample.member_b1.status_reason = "earlier failure"
-    assert apply_success(sample.tree) == []
-    assert provisioning(sample.tree) == settled(sample.tree)
-    assert all(obj.status_reason is None for obj in sample.tree.objects())
-
-
-def test_apply_success_returns_the_deleting_objects_and_leaves_them_alone(
-    sample: Sample,
-) -> None:
-    mark(sample.member_a2, PENDING_DELETE, 2)
-    mark_parents(sample.tree, sample.member_a2)
-    # A delete the reaper already moved to ERROR is still removed.
-    mark(sample.hm_a, PENDING_DELETE, 1)
-    sample.hm_a.provisioning_status = ERROR.value
-    expected: list[TreeObject] = [sample.member_a2, sample.hm_a]
-    assert apply_success(sample.tree) == expected
-    assert provisioning(sample.tree) == settled(sample.tree, member_a2=PENDING_DELETE, hm_a=ERROR)
-
-
-def test_apply_success_keeps_reported_operating_statuses(sample: Sample) -> None:
-    sample.member_a1.operating_status = OperatingStatus.ERROR.value
-    sample.pool_a.operating_status = OperatingStatus.DEGRADED.value
-    sample.hm_a.operating_status = OperatingStatus.NO_MONITOR.value
-    sample.member_b1.operating_status = OperatingStatus.DRAINING.value
-    apply_success(sample.tree)
-    assert sample.member_a1.operating_status == OperatingStatus.ERROR
-    assert sample.pool_a.operating_status == OperatingStatus.DEGRADED
-    assert sample.hm_a.operating_status == OperatingStatus.NO_MONITOR
-    assert sample.member_b1.operating_status == OperatingStatus.DRAINING
-
-
-def test_apply_success_turns_offline_into_online(sample: Sample) -> None:
-    for obj in sample.tree.objects():
-        obj.operating_status = OperatingStatus.OFFLINE.value
-    apply_success(sample.tree)
-    assert set(operating(sample.tree).values()) == {OperatingStatus.ONLINE.value}
-
-
-def test_apply_success_puts_disabled_objects_offline(sample: Sample) -> None:
-    sample.member_a1.admin_state_up = False
-    sample.member_a1.operating_status = OperatingStatus.ERROR.value
-    sample.listener_b.admin_state_up = False
-    sample.lb.admin_state_up = False
-    apply_success(sample.tree)
-    offline = {"member_a1", "listener_b", "lb"}
-    assert operating(sample.tree) == {
-        name: (OperatingStatus.OFFLINE if name in offline else OperatingStatus.ONLINE).value
-        for name in operating(sample.tree)
-    }
 
 
 # --- apply_failure and apply_timeout ------------------------------------------------------
@@ -539,7 +362,7 @@ def test_spec_does_not_change_the_tree(sample: Sample) -> None:
 def _with_l7(sample: Sample) -> tuple[L7Policy, L7Policy, L7Rule]:
     """Two policies of listener_a (added out of position order) and one rule of the first."""
     second = L7Policy(
-        **_common("policy_2"),
+        **common_columns("policy_2"),
         loadbalancer_id=sample.lb.id,
         listener_id=sample.listener_a.id,
         action="REDIRECT_TO_POOL",
@@ -550,7 +373,7 @@ def _with_l7(sample: Sample) -> tuple[L7Policy, L7Policy, L7Rule]:
         redirect_http_code=None,
     )
     first = L7Policy(
-        **_common("policy_1"),
+        **common_columns("policy_1"),
         loadbalancer_id=sample.lb.id,
         listener_id=sample.listener_a.id,
         action="REJECT",
@@ -561,7 +384,7 @@ def _with_l7(sample: Sample) -> tuple[L7Policy, L7Policy, L7Rule]:
         redirect_http_code=None,
     )
     rule = L7Rule(
-        **_common("rule_1"),
+        **common_columns("rule_1"),
         loadbalancer_id=sample.lb.id,
         l7policy_id=first.id,
         type="PATH",
