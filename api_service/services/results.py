@@ -83,7 +83,6 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
     elif operation.command_action == CommandAction.DELETE:
         status = OperationStatus.SUCCEEDED
         settles = Settles.DELETED
-        await release_place(session, lb.device_id)
     else:
         status = OperationStatus.SUCCEEDED
         settles = Settles.TREE
@@ -96,6 +95,8 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
             "tree_id": lb.id,
         },
     )
+    if settles is Settles.DELETED:
+        await release_place(session, lb.device_id)  # the device last, as every writer locks
     return Applied(Verdict.APPLIED, _finished(operation, status))
 
 

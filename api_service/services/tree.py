@@ -210,6 +210,7 @@ def settling() -> tuple[CTE, ...]:
 
 
 def _settled(model: type[TreeObject], of_tree: ColumnElement[bool]) -> CTE:
+    """The UPDATE of ``model``'s rows ``of_tree`` that are not deleting, where it changes any."""
     operating = case(
         (not_(model.admin_state_up), OperatingStatus.OFFLINE.value),
         (model.operating_status == OperatingStatus.OFFLINE.value, OperatingStatus.ONLINE.value),

@@ -51,10 +51,6 @@ def provisioning(tree: Tree) -> dict[str, str]:
     return {obj.name: obj.provisioning_status for obj in tree.objects()}
 
 
-def operating(tree: Tree) -> dict[str, str]:
-    return {obj.name: obj.operating_status for obj in tree.objects()}
-
-
 def settled(tree: Tree, **changes: ProvisioningStatus) -> dict[str, str]:
     """Every object ACTIVE except those named in ``changes``."""
     return {obj.name: changes.get(obj.name, ACTIVE).value for obj in tree.objects()}
