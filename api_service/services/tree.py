@@ -184,11 +184,11 @@ def mark_parents(tree: Tree, obj: TreeObject) -> None:
 
 @cache
 def settling() -> tuple[CTE, ...]:
-    """The device holds the spec of the load balancer bound as ``tree_id`` (an UPDATE of a
-    child table keeps the name ``loadbalancer_id`` for that column's new value): its deleted
-    objects go and every other object of its tree is ACTIVE, as data-modifying CTEs
-    for one statement (PostgreSQL runs each to completion whether the statement reads it or
-    not). Built once, as every successful result runs it.
+    """The device holds the spec of the load balancer bound as ``tree_id``: its deleted objects
+    go and every other object of its tree is ACTIVE, as data-modifying CTEs for one statement
+    (PostgreSQL runs each to completion whether the statement reads it or not). Built once,
+    as every successful result runs it. (Not bound as ``loadbalancer_id``: an UPDATE of a
+    child table takes that name for the column's own SET parameter.)
 
     A level-triggered apply provisions the whole tree, so objects left in ERROR by an earlier
     failure are ACTIVE again too. Disabled objects are OFFLINE; an object that was OFFLINE is

@@ -14,7 +14,7 @@ from api_service.db.models import Device, LoadBalancer, TreeObject
 from api_service.services.tree import Tree, load_tree, mark, mark_parents, settling
 from shared.status import OperatingStatus, ProvisioningStatus
 from tests.support.stack import isolated
-from tests.support.trees import Sample, sample_tree
+from tests.support.trees import Sample, operating, provisioning, sample_tree
 
 ACTIVE = ProvisioningStatus.ACTIVE
 ERROR = ProvisioningStatus.ERROR
@@ -59,17 +59,12 @@ async def settled_tree(engine: AsyncEngine, lb_id: UUID) -> Tree:
     """Runs the settling statement, then reads the tree back."""
     async with engine.begin() as connection:
         await connection.execute(select(literal(1)).add_cte(*settling()), {"tree_id": lb_id})
+    return await read_tree(engine, lb_id)
+
+
+async def read_tree(engine: AsyncEngine, lb_id: UUID) -> Tree:
     async with async_sessionmaker(engine)() as session:
-        lb = await session.get_one(LoadBalancer, lb_id)
-        return await load_tree(session, lb)
-
-
-def provisioning(tree: Tree) -> dict[str, str]:
-    return {obj.name: obj.provisioning_status for obj in tree.objects()}
-
-
-def operating(tree: Tree) -> dict[str, str]:
-    return {obj.name: obj.operating_status for obj in tree.objects()}
+        return await load_tree(session, await session.get_one(LoadBalancer, lb_id))
 
 
 def names(sample: Sample, *, but: Collection[str] = ()) -> set[str]:
@@ -169,14 +164,8 @@ async def test_rows_with_nothing_to_change_keep_their_etag(
     mark(sample.member_a1, PENDING_UPDATE, 2)
     mark_parents(sample.tree, sample.member_a1)
     await stored(engine, sample)
-    before = await _updated_at(engine, sample)
+    before = {obj.name: obj.updated_at for obj in (await read_tree(engine, sample.lb.id)).objects()}
     tree = await settled_tree(engine, sample.lb.id)
     after = {obj.name: obj.updated_at for obj in tree.objects()}
     changed = {name for name in after if after[name] != before[name]}
     assert changed == {"member_a1", "pool_a", "listener_a", "lb"}
-
-
-async def _updated_at(engine: AsyncEngine, sample: Sample) -> dict[str, object]:
-    async with async_sessionmaker(engine)() as session:
-        tree = await load_tree(session, await session.get_one(LoadBalancer, sample.lb.id))
-        return {obj.name: obj.updated_at for obj in tree.objects()}

@@ -136,3 +136,13 @@ def sample_tree(vip: IPv4Address | IPv6Address = IPv4Address("192.0.2.10")) -> S
     return Sample(
         tree, lb, listener_a, listener_b, pool_a, pool_b, member_a1, member_a2, member_b1, hm_a
     )
+
+
+def provisioning(tree: Tree) -> dict[str, str]:
+    """Each object's provisioning status, by name."""
+    return {obj.name: obj.provisioning_status for obj in tree.objects()}
+
+
+def operating(tree: Tree) -> dict[str, str]:
+    """Each object's operating status, by name."""
+    return {obj.name: obj.operating_status for obj in tree.objects()}

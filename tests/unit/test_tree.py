@@ -32,6 +32,7 @@ from tests.support.trees import (
     make_lb,
     make_listener,
     make_pool,
+    provisioning,
     sample_tree,
 )
 
@@ -45,10 +46,6 @@ PENDING_DELETE = ProvisioningStatus.PENDING_DELETE
 @pytest.fixture
 def sample() -> Sample:
     return sample_tree()
-
-
-def provisioning(tree: Tree) -> dict[str, str]:
-    return {obj.name: obj.provisioning_status for obj in tree.objects()}
 
 
 def settled(tree: Tree, **changes: ProvisioningStatus) -> dict[str, str]:
