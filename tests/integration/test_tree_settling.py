@@ -10,11 +10,17 @@ import pytest
 from sqlalchemy import literal, make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from api_service.db.models import Device, LoadBalancer, TreeObject
+from api_service.db.models import Device, L7Policy, L7Rule, LoadBalancer, TreeObject
 from api_service.services.tree import Tree, load_tree, mark, mark_parents, settling
 from shared.status import OperatingStatus, ProvisioningStatus
 from tests.support.stack import isolated
-from tests.support.trees import Sample, operating, provisioning, sample_tree
+from tests.support.trees import (
+    Sample,
+    common_columns,
+    operating,
+    provisioning,
+    sample_tree,
+)
 
 ACTIVE = ProvisioningStatus.ACTIVE
 ERROR = ProvisioningStatus.ERROR
@@ -65,6 +71,32 @@ async def settled_tree(engine: AsyncEngine, lb_id: UUID) -> Tree:
 async def read_tree(engine: AsyncEngine, lb_id: UUID) -> Tree:
     async with async_sessionmaker(engine)() as session:
         return await load_tree(session, await session.get_one(LoadBalancer, lb_id))
+
+
+def with_l7(sample: Sample) -> tuple[L7Policy, L7Rule, L7Rule]:
+    """A policy on ``listener_a`` (redirecting to ``pool_b``) with two rules, in the sample."""
+    policy = L7Policy(
+        **common_columns("policy_a"),
+        loadbalancer_id=sample.lb.id,
+        listener_id=sample.listener_a.id,
+        action="REDIRECT_TO_POOL",
+        position=1,
+        redirect_pool_id=sample.pool_b.id,
+    )
+    first, second = (
+        L7Rule(
+            **common_columns(name),
+            loadbalancer_id=sample.lb.id,
+            l7policy_id=policy.id,
+            type="PATH",
+            compare_type="STARTS_WITH",
+            value=f"/{name}",
+        )
+        for name in ("rule_a1", "rule_a2")
+    )
+    sample.tree.l7policies.append(policy)
+    sample.tree.l7rules.extend((first, second))
+    return policy, first, second
 
 
 def names(sample: Sample, *, but: Collection[str] = ()) -> set[str]:
@@ -169,3 +201,38 @@ async def test_rows_with_nothing_to_change_keep_their_etag(
     after = {obj.name: obj.updated_at for obj in tree.objects()}
     changed = {name for name in after if after[name] != before[name]}
     assert changed == {"member_a1", "pool_a", "listener_a", "lb"}
+
+
+async def test_l7_objects_settle_and_a_deleted_rule_goes(
+    engine: AsyncEngine, sample: Sample
+) -> None:
+    policy, kept, deleted = with_l7(sample)
+    mark(deleted, PENDING_DELETE, 2)
+    mark_parents(sample.tree, deleted)
+    mark(kept, PENDING_UPDATE, 2)
+    assert policy.provisioning_status == PENDING_UPDATE
+    await stored(engine, sample)
+    tree = await settled_tree(engine, sample.lb.id)
+    assert provisioning(tree) == dict.fromkeys(names(sample, but={"rule_a2"}), ACTIVE.value)
+    assert [rule.name for rule in tree.l7rules] == ["rule_a1"]
+
+
+async def test_another_tree_is_left_as_it_is(engine: AsyncEngine, sample: Sample) -> None:
+    """Only the load balancer the statement is bound to settles; every row of the other tree,
+    with the same kinds of objects in flight, stays as it was."""
+    other = sample_tree(IPv4Address(f"192.0.2.{next(_vips)}"))
+    for each in (sample, other):
+        with_l7(each)
+        for obj in each.tree.objects():
+            mark(obj, PENDING_UPDATE, 2)
+        mark(each.member_a2, PENDING_DELETE, 2)
+        mark(each.tree.l7rules[0], PENDING_DELETE, 2)
+        await stored(engine, each)
+    before = await read_tree(engine, other.lb.id)
+    await settled_tree(engine, sample.lb.id)
+    after = await read_tree(engine, other.lb.id)
+    assert provisioning(after) == provisioning(before)
+    assert {obj.name: obj.updated_at for obj in after.objects()} == {
+        obj.name: obj.updated_at for obj in before.objects()
+    }
+    assert names(other) == {obj.name for obj in after.objects()}
