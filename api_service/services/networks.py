@@ -194,6 +194,10 @@ class NetworkService:
                     loadbalancer_id=None,
                 )
                 session.add(port)
+        except NoCapacity as exc:
+            # Neutron's IpAddressGenerationFailure: the caller asked this subnet for an
+            # address, and it has none to give until one of its ports goes.
+            raise Conflict(str(exc)) from None
         except IntegrityError:
             taken = requested or "the address it was given"
             raise Conflict(f"ip_address {taken} is already in use.") from None

@@ -473,3 +473,20 @@ async def test_a_device_moves_its_range_and_keeps_the_subnets_in_use(client: Lba
     assert (await client.get_lb(lb["id"])).json()["loadbalancer"]["vip_address"] == lb[
         "vip_address"
     ]
+
+
+async def test_a_port_on_a_used_up_subnet_is_a_conflict(client: LbaasClient) -> None:
+    """As Neutron's IpAddressGenerationFailure: 409, and no port is made."""
+    network = await _network(client, "used-up-net")
+    cidr = random_cidr()
+    only = cidr[:-4] + "9"
+    subnet = await _subnet(
+        client, network, cidr=cidr, allocation_pools=[{"start": only, "end": only}]
+    )
+    body = {"port": {"network_id": network["id"], "fixed_ips": [{"subnet_id": subnet["id"]}]}}
+    first = await client.http.post("/v2.0/ports", json=body)
+    assert first.status_code == 201, first.text
+    assert first.json()["port"]["fixed_ips"][0]["ip_address"] == only
+    _assert_problem(await client.http.post("/v2.0/ports", json=body), 409, "in use")
+    ports = (await client.http.get("/v2.0/ports", params={"network_id": network["id"]})).json()
+    assert [port["id"] for port in ports["ports"]] == [first.json()["port"]["id"]]
