@@ -15,17 +15,19 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
-from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy import Select, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
 from api_service.db.engine import SessionFactory
 from api_service.db.models import (
+    Base,
     Device,
     LoadBalancer,
     Operation,
     OutboxRow,
     TreeObject,
+    VipPort,
 )
 from api_service.errors import Conflict, NotFound, StaleVersion
 from api_service.secret_keys import SecretKeys
@@ -33,7 +35,7 @@ from api_service.services.addresses import MemberAddresses
 from api_service.services.devices import device_spec
 from api_service.services.networks import check_member_subnets
 from api_service.services.providers import changed_ids, require_supported
-from api_service.services.quotas import QuotaService, kind_of, quota_row
+from api_service.services.quotas import QuotaService, kind_of, with_quota_row
 from api_service.services.tokens import digest
 from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
 from shared.logging import REQUEST_ID
@@ -111,17 +113,23 @@ class Changes:
         target_type: str,
         target_id: UUID,
         command_action: CommandAction,
+        written: Sequence[LoadBalancer | VipPort] = (),
     ) -> Operation:
         """Write the operation and the command for the tree at its (already bumped) generation,
         once its new and changed members are found to have addresses they may have and its
         new and changed objects to ask only for options the provider supports; check the
-        project's quotas last, so that a lock they take is held only until the commit."""
-        await self.member_addresses.check(session, tree)
-        await check_member_subnets(session, tree)
+        project's quotas last, so that a lock they take is held only until the commit.
+
+        ``written`` are new objects, not in the session, that the same statement inserts
+        (a bare load balancer's create: the load balancer and its VIP port): they get
+        their timestamps from it. The session's objects are flushed after it, so they may
+        refer to those."""
+        with session.no_autoflush:  # what they read is there; new objects may refer to written
+            await self.member_addresses.check(session, tree)
+            await check_member_subnets(session, tree)
         lb = tree.lb
         device = await session.get(Device, lb.device_id)
         assert device is not None, "loadbalancers.device_id is a foreign key"
-        await session.flush()
         spec = build_spec(tree)
         require_supported(device, spec, changed_ids(tree))
         result_secret = secrets.token_urlsafe(32)
@@ -155,33 +163,55 @@ class Changes:
             trace_context=current_context(),
             result_secret=SecretStr(result_secret),
         )
+        rows = [(type(obj), _columns(obj)) for obj in written]
         connection = await session.connection()
-        quota = await connection.execute(
-            _operation_with_command(tuple(values)),
-            {
-                **{f"operation_{name}": value for name, value in values.items()},
-                "routing_key": str(shard_for(device.id, self.shards)),
-                "payload": self.keys.seal(command.model_dump_json()),
-                "project_id": lb.project_id,
-            },
-        )
-        await self.quotas.enforce(
-            session, lb.project_id, created(tree, lb.generation), quota.first()
-        )
+        quota = (
+            await connection.execute(
+                _operation_with_command(
+                    tuple(values), tuple((model, tuple(row)) for model, row in rows)
+                ),
+                {
+                    **{f"operation_{name}": value for name, value in values.items()},
+                    **{
+                        f"{model.__tablename__}_{name}": value
+                        for model, row in rows
+                        for name, value in row.items()
+                    },
+                    "routing_key": str(shard_for(device.id, self.shards)),
+                    "payload": self.keys.seal(command.model_dump_json()),
+                    "project_id": lb.project_id,
+                },
+            )
+        ).one()
+        for obj in written:
+            obj.created_at = obj.updated_at = quota.written_at
+        await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation), quota)
         await session.flush()
         return operation
 
 
 @cache
-def _operation_with_command(fields: tuple[str, ...]) -> Select[Any]:
-    """The operation row and its outbox row written, and the project's quota row read, in one
-    statement (bound: ``operation_<field>`` for each of ``fields``, ``routing_key``,
-    ``payload``, ``project_id``); built once, since every change runs it."""
+def _operation_with_command(
+    fields: tuple[str, ...], written: tuple[tuple[type[Base], tuple[str, ...]], ...]
+) -> Select[Any]:
+    """The operation row and its outbox row written, each ``written`` row inserted, and the
+    project's quota row read, in one statement (bound: ``operation_<field>`` for each of
+    ``fields``, ``<table>_<column>`` for each written column, ``routing_key``, ``payload``,
+    ``project_id``). Its one row is the quota row (NULLs when the project has none) and
+    ``written_at``, the transaction's time, which every row it wrote has. Built once for each
+    shape, since every change runs it."""
     operation = (
         insert(Operation)
         .values({name: bindparam(f"operation_{name}") for name in fields})
+        .returning(Operation.created_at.label("written_at"))
         .cte("operation")
     )
+    inserts = [
+        insert(model)
+        .values({name: bindparam(f"{model.__tablename__}_{name}") for name in names})
+        .cte(f"written_{model.__tablename__}")
+        for model, names in written
+    ]
     outbox = (
         insert(OutboxRow)
         .values(
@@ -193,7 +223,17 @@ def _operation_with_command(fields: tuple[str, ...]) -> Select[Any]:
         )
         .cte("outbox")
     )
-    return quota_row().add_cte(operation).add_cte(outbox)
+    return with_quota_row(operation).add_cte(*inserts, outbox)
+
+
+def _columns(obj: Base) -> dict[str, Any]:
+    """The column values set on a new object (the table's defaults fill in the rest)."""
+    state = inspect(obj)
+    return {
+        attr.key: state.dict[attr.key]
+        for attr in state.mapper.column_attrs
+        if attr.key in state.dict
+    }
 
 
 async def lock_mutable(

@@ -31,7 +31,6 @@ from api_service.schemas.loadbalancers import LoadBalancerCreate, PoolInTree
 from api_service.services.changes import (
     Accepted,
     Changes,
-    add_new,
     require_etag,
 )
 from api_service.services.definitions import device_group_of, placement_of
@@ -171,9 +170,8 @@ class LoadBalancerService:
             )
             tree = Tree(lb=lb)
             _create_children(ctx, tree, body)
-            add_new(session, tree)
+            session.add_all(list(tree.children()))
             port = take_port(wanted.port, lb, subnet, address)
-            session.add(port)
             operation = await self.changes.record(
                 session,
                 ctx,
@@ -182,6 +180,7 @@ class LoadBalancerService:
                 target_type="loadbalancer",
                 target_id=lb.id,
                 command_action=CommandAction.APPLY,
+                written=(lb,) if port is wanted.port else (lb, port),
             )
         return Accepted(
             target=lb, loadbalancer=lb, operation=operation, created=(*tree.objects(), port)

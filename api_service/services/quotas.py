@@ -11,10 +11,9 @@ not counted against it.
 
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy import CTE, Row, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,11 +80,11 @@ class QuotaService:
         session: AsyncSession,
         project_id: str,
         added: Counter[str],
-        row: Row[Any] | None,
+        row: Row[Any],
     ) -> None:
-        """Refuse (403) if the objects just written take the project over a limit; ``row`` is
-        the project's quota row (:func:`quota_row`) read, unlocked, with the change's last
-        write (None: it has none)."""
+        """Refuse (403) if the objects just written take the project over a limit; ``row`` has
+        the project's quota row (:func:`with_quota_row`), read unlocked with the change's
+        last write."""
         if not added:
             return
         limits = self._limits(row)
@@ -118,11 +117,12 @@ class QuotaService:
         }
 
 
-@cache
-def quota_row() -> Select[Any]:
-    """The quota row of the project bound as ``project_id``; built once, as every change
-    reads it."""
-    return select(*Quota.__table__.columns).where(Quota.project_id == bindparam("project_id"))
+def with_quota_row(row: CTE) -> Select[Any]:
+    """The columns of the one-row ``row`` and, beside them, those of the quota row of the
+    project bound as ``project_id`` (NULLs when it has none: every limit is the default)."""
+    return select(*row.c, *Quota.__table__.columns).select_from(
+        row.outerjoin(Quota, Quota.project_id == bindparam("project_id"))
+    )
 
 
 async def _locked_row(session: AsyncSession, project_id: str) -> Quota:

@@ -16,6 +16,22 @@ async def _active_lb(client: LbaasClient, device: dict[str, Any] | None = None) 
     return await client.wait_lb(lb["id"], ("ACTIVE",))
 
 
+async def test_a_create_answers_what_a_read_shows(client: LbaasClient) -> None:
+    """The 202 is built from what the create wrote (timestamps and ETag included): a read
+    while it is still pending shows the same."""
+    device = await client.create_device("sim", url="sim://answered-as-read?latency=2")
+    created = await client.create_lb(device, description="as read", tags=["a"])
+    assert created.status_code == 202, created.text
+    lb = created.json()["loadbalancer"]
+    shown = await client.get_lb(lb["id"])
+    assert shown.json()["loadbalancer"]["provisioning_status"] == "PENDING_CREATE"
+    assert shown.json()["loadbalancer"] == lb
+    assert shown.headers["etag"] == created.headers["etag"]
+    port = (await client.http.get(f"/v2.0/ports/{lb['vip_port_id']}")).json()["port"]
+    assert (port["device_id"], port["created_at"]) == (lb["id"], lb["created_at"])
+    await client.wait_lb(lb["id"], ("ACTIVE",))
+
+
 async def test_if_match_refuses_stale_writes(client: LbaasClient) -> None:
     lb = await _active_lb(client)
     path = f"{API}/loadbalancers/{lb['id']}"
