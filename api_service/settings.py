@@ -62,9 +62,8 @@ class ApiSettings(CommonSettings):
         default=20,
         ge=1,
         description=(
-            "Database connections kept open (as many more are opened, and closed again, at a "
-            "peak): above what requests, long polls and results use at once, a connection is "
-            "opened and closed per use, which costs more than the statement it serves."
+            "Database connections each API process keeps open, and uses at most: a request, "
+            "long poll or result that finds them all in use waits for one (503 after 30 s)."
         ),
     )
     bootstrap_admin_token: SecretStr | None = Field(

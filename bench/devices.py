@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench.run import LONG_POLL_S, api_env, until_active
+from bench.run import LONG_POLL_S, api_env, http_clients, until_active
 from tests.support.client import ADMIN_TOKEN, LbaasClient, authenticated
 from tests.support.stack import Agent, Api, isolated, running
 
@@ -61,14 +61,17 @@ async def across_devices(
 ) -> dict[str, Any]:
     lbs = await _loadbalancers(client, latency, devices, 1)
 
-    async def one_client(lb_id: str) -> None:
+    async def one_client(http: httpx.AsyncClient, lb_id: str) -> None:
         for number in range(updates):
-            await _update(client.http, lb_id, f"across-{number}")
-            await until_active(client.http, lb_id)
+            await _update(http, lb_id, f"across-{number}")
+            await until_active(http, lb_id)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one_client(lb_id) for lb_id in lbs))
-    elapsed = time.perf_counter() - started
+    async with http_clients([str(client.http.base_url)], len(lbs)) as https:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(one_client(https[i % len(https)], lb_id) for i, lb_id in enumerate(lbs))
+        )
+        elapsed = time.perf_counter() - started
     ideal = updates * latency
     return {
         "devices": devices,

@@ -29,7 +29,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,12 +130,22 @@ async def busy_clients(
     """``clients`` loops for ``seconds``, spread over the APIs at ``urls``; each waits for its
     load balancer to be ACTIVE before the next when ``wait``.
 
-    Each HTTP client serves :data:`LOOPS_PER_CLIENT` loops: the cost of an httpx pool grows
-    with its connections (one pool of 64 took 20 ms of this process's CPU per load balancer,
-    8 pools of 8 took 4 ms), and the benchmark must not measure itself.
+    """
+    async with http_clients(urls, clients) as https:
+        return await _loops(https, clients, seconds, wait=wait)
+
+
+@contextlib.asynccontextmanager
+async def http_clients(urls: Sequence[str], loops: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Enough HTTP clients (spread over the APIs at ``urls``) for ``loops`` client loops, each
+    to serve :data:`LOOPS_PER_CLIENT` of them (loop ``i`` takes client ``i % len``).
+
+    The cost of an httpx pool grows with its connections (one pool of 64 took 20 ms of this
+    process's CPU per load balancer, 8 pools of 8 took 4 ms), and the benchmark must not
+    measure itself.
     """
     async with contextlib.AsyncExitStack() as stack:
-        https = [
+        yield [
             await stack.enter_async_context(
                 authenticated(
                     urls[i % len(urls)],
@@ -143,9 +153,8 @@ async def busy_clients(
                     limits=httpx.Limits(max_connections=2 * LOOPS_PER_CLIENT),
                 )
             )
-            for i in range(-(-clients // LOOPS_PER_CLIENT))
+            for i in range(-(-loops // LOOPS_PER_CLIENT))
         ]
-        return await _loops(https, clients, seconds, wait=wait)
 
 
 async def _loops(
