@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
-from sqlalchemy import Select, bindparam, insert, inspect, select
+from sqlalchemy import Select, bindparam, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
@@ -37,7 +37,13 @@ from api_service.services.networks import check_member_subnets
 from api_service.services.providers import changed_ids, require_supported
 from api_service.services.quotas import QuotaService, kind_of, with_quota_row
 from api_service.services.tokens import digest
-from api_service.services.tree import Tree, build_spec, load_tree, mark_parents
+from api_service.services.tree import (
+    Tree,
+    build_spec,
+    load_tree,
+    lock_loadbalancer,
+    mark_parents,
+)
 from shared.logging import REQUEST_ID
 from shared.messages import Command
 from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus, ProvisioningStatus
@@ -82,10 +88,10 @@ class Changes:
         command_action: CommandAction = CommandAction.APPLY,
     ) -> Accepted:
         async with self.sessions.begin() as session:
-            lb = await lock_mutable(session, ctx, loadbalancer_id)
+            lb, kinds = await lock_mutable(session, ctx, loadbalancer_id)
             if lb.deleting and command_action is not CommandAction.DELETE:
                 raise Conflict(f"Load balancer {loadbalancer_id} is being deleted.")
-            tree = await load_tree(session, lb)
+            tree = await load_tree(session, lb, kinds)
             generation = lb.generation + 1
             target = await edit(session, tree, generation)
             add_new(session, tree)
@@ -238,20 +244,20 @@ def _columns(obj: Base) -> dict[str, Any]:
 
 async def lock_mutable(
     session: AsyncSession, ctx: RequestContext, loadbalancer_id: UUID
-) -> LoadBalancer:
-    """Lock the load balancer row; refuse while a change is in flight."""
-    lb = await session.scalar(
-        select(LoadBalancer).where(LoadBalancer.id == loadbalancer_id).with_for_update()
-    )
-    if lb is None or not ctx.owns(lb.project_id):
+) -> tuple[LoadBalancer, set[str]]:
+    """Lock the load balancer row (read with the kinds of child it has, for ``load_tree``);
+    refuse while a change is in flight."""
+    locked = await lock_loadbalancer(session, loadbalancer_id)
+    if locked is None or not ctx.owns(locked[0].project_id):
         raise NotFound("Load balancer", loadbalancer_id)
+    lb, kinds = locked
     if lb.provisioning_status not in MUTABLE_STATUSES:
         raise Conflict(
             f"Load balancer {loadbalancer_id} is {lb.provisioning_status}; it accepts changes "
             "again once it is ACTIVE or ERROR (a PENDING_* object becomes ERROR after the "
             "pending timeout)."
         )
-    return lb
+    return lb, kinds
 
 
 def require_mutable(obj: TreeObject, kind: str) -> None:

@@ -4,7 +4,7 @@ The load balancer row is the lock of its whole tree: every writer locks it
 first, so a tree is only ever changed by one transaction at a time.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
@@ -100,11 +100,15 @@ class Tree:
         return [rule for rule in self.l7rules if rule.l7policy_id == policy_id]
 
 
-async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
+async def load_tree(
+    session: AsyncSession, lb: LoadBalancer, present: Collection[str] | None = None
+) -> Tree:
     """The load balancer's objects, each kind in creation order: one query says which child
-    tables hold any of its objects, then one query reads each of those (none for a bare load
-    balancer)."""
-    present = set(await session.scalars(_present(), {"loadbalancer_id": lb.id}))
+    tables hold any of its objects (unless ``present`` names them, as
+    :func:`lock_loadbalancer` read them), then one query reads each of those (none for a bare
+    load balancer)."""
+    if present is None:
+        present = set(await session.scalars(_present(), {"loadbalancer_id": lb.id}))
 
     async def rows(model: type[T]) -> list[T]:
         if model.__name__ not in present:
@@ -126,6 +130,18 @@ async def load_tree(session: AsyncSession, lb: LoadBalancer) -> Tree:
 _CHILDREN = (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule)
 
 
+async def lock_loadbalancer(
+    session: AsyncSession, loadbalancer_id: UUID
+) -> tuple[LoadBalancer, set[str]] | None:
+    """The load balancer (None if there is none) locked ``FOR UPDATE``, the lock of its whole
+    tree, with the kinds of child it has (for :func:`load_tree`): one statement."""
+    row = (await session.execute(_locked_with_kinds(), {"id": loadbalancer_id})).first()
+    if row is None:
+        return None
+    lb, *has = row
+    return lb, {model.__name__ for model, any_ in zip(_CHILDREN, has, strict=True) if any_}
+
+
 @cache
 def _present() -> CompoundSelect[str]:
     """The kinds of child (model names) the load balancer bound as ``loadbalancer_id`` has:
@@ -139,6 +155,23 @@ def _present() -> CompoundSelect[str]:
             )
             for model in _CHILDREN
         )
+    )
+
+
+@cache
+def _locked_with_kinds() -> Select[LoadBalancer, *tuple[bool, ...]]:
+    """The load balancer bound as ``id``, locked, and for each of :data:`_CHILDREN` whether
+    it has any (an index probe each); built once, as every change runs it."""
+    return (
+        select(
+            LoadBalancer,
+            *(
+                select(model.id).where(model.loadbalancer_id == LoadBalancer.id).exists()
+                for model in _CHILDREN
+            ),
+        )
+        .where(LoadBalancer.id == bindparam("id"))
+        .with_for_update(of=LoadBalancer)
     )
 
 
