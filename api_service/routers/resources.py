@@ -107,14 +107,11 @@ def resource_router(resource: Resource[Any], service: ServiceOf, codes: StatusCo
         shown = await read_settled(
             runtime,
             poll,
-            lambda: svc.shown(
-                args["ctx"], args["obj_id"], args.get("parent_id"), answers=poll.answers
-            ),
+            lambda: svc.shown(args["ctx"], args["obj_id"], args.get("parent_id")),
             lambda x: getattr(x.obj, "loadbalancer_id", x.obj.id),
         )
-        found = shown.related if shown.related is not None else await svc.related(shown.obj)
         with_etag(args["response"], shown.obj)
-        return r.body(**{r.key: r.out(shown.obj, found, args["ctx"])})
+        return r.body(**{r.key: r.out(shown.obj, shown.related, args["ctx"])})
 
     async def update(**args: Any) -> Any:
         runtime: Runtime = args["runtime"]

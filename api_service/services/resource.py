@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import (
     ARRAY,
     Executable,
+    Select,
     Uuid,
     and_,
     any_,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -100,8 +102,7 @@ class Shown(Generic[M]):
     """An object as a GET shows it: with the ids it refers to."""
 
     obj: M
-    related: Related | None
-    """None when not read (see :meth:`ResourceService.shown`)."""
+    related: Related
 
     @property
     def provisioning_status(self) -> str:
@@ -191,6 +192,20 @@ class Resource(Generic[M]):
         """The ids of every relation of a set of objects (``:ids``): one statement, built once."""
         return related_query(self.related)
 
+    @cached_property
+    def shown_query(self) -> Select[Any]:
+        """The object bound as ``id`` and, a column each, the ids of every relation of it in
+        :func:`related`'s order (NULL: none); built once."""
+        return select(
+            self.model,
+            *(
+                select(func.array_agg(aggregate_order_by(relation.child, *_order(relation))))
+                .where(relation.parent == self.model.id)
+                .scalar_subquery()
+                for relation in self.related.values()
+            ),
+        ).where(self.model.id == bindparam("id"))
+
 
 @dataclass(frozen=True)
 class Parent:
@@ -215,19 +230,17 @@ class ResourceService(Generic[M]):
     changes: Changes
 
     async def shown(
-        self,
-        ctx: RequestContext,
-        obj_id: UUID,
-        parent_id: UUID | None = None,
-        *,
-        answers: Callable[[M], bool] = lambda _: True,
+        self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None = None
     ) -> "Shown[M]":
-        """The object and, when it ``answers`` (a long poll reads until one does), what it
-        refers to, read in one session."""
+        """The object and what it refers to, in one statement (:attr:`Resource.shown_query`)."""
+        r = self.resource
         async with self.reads() as session:
-            obj = await self._visible(session, ctx, obj_id, parent_id)
-            found = (await related(session, self.resource, [obj]))[0] if answers(obj) else None
-        return Shown(obj, found)
+            row = (await session.execute(r.shown_query, {"id": obj_id})).first()
+        obj, *ids = row or (None,)
+        return Shown(
+            self._seen(ctx, obj, obj_id, parent_id),
+            Related(dict(zip(r.related, (found or [] for found in ids), strict=True))),
+        )
 
     async def related(self, obj: M, among: Sequence[object] | None = None) -> Related:
         """What ``obj`` refers to; found in ``among`` when it holds all of it (see
@@ -333,10 +346,11 @@ class ResourceService(Generic[M]):
         self, session: AsyncSession, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None
     ) -> M:
         """The object if the caller may see it (and it is under ``parent_id``), else 404."""
-        r = self.resource
-        obj = await session.get(r.model, obj_id)
+        return self._seen(ctx, await session.get(self.resource.model, obj_id), obj_id, parent_id)
+
+    def _seen(self, ctx: RequestContext, obj: M | None, obj_id: UUID, parent_id: UUID | None) -> M:
         if obj is None or not ctx.owns(obj.project_id) or not self._under(obj, parent_id):
-            raise NotFound(r.title, obj_id)
+            raise NotFound(self.resource.title, obj_id)
         return obj
 
     def _in_tree(self, tree: Tree, obj_id: UUID, parent_id: UUID | None) -> M:
@@ -382,18 +396,17 @@ def related_query(relations: Mapping[str, Relation]) -> Executable | None:
                 relation.parent.label("parent"),
                 relation.child.label("child"),
                 func.row_number()
-                .over(
-                    partition_by=relation.parent,
-                    order_by=(
-                        relation.child if relation.order is None else relation.order,
-                        relation.child,
-                    ),
-                )
+                .over(partition_by=relation.parent, order_by=_order(relation))
                 .label("rank"),
             ).where(relation.parent == any_(ids))
             for index, relation in enumerate(relations.values())
         )
     )
+
+
+def _order(relation: Relation) -> tuple[InstrumentedAttribute[Any], ...]:
+    """How a relation's ids are listed: by its order, then by id."""
+    return (relation.child if relation.order is None else relation.order, relation.child)
 
 
 async def related(
