@@ -128,9 +128,7 @@ async def busy_clients(
     urls: Sequence[str], clients: int, seconds: float, *, wait: bool
 ) -> dict[str, Any]:
     """``clients`` loops for ``seconds``, spread over the APIs at ``urls``; each waits for its
-    load balancer to be ACTIVE before the next when ``wait``.
-
-    """
+    load balancer to be ACTIVE before the next when ``wait``."""
     async with http_clients(urls, clients) as https:
         return await _loops(https, clients, seconds, wait=wait)
 

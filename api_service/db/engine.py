@@ -14,8 +14,8 @@ def create_engine(settings: ApiSettings) -> AsyncEngine:
     the pool's 30 s) rather than opening another. An overflow connection is closed again
     when it comes back, so at a peak each use paid a connect, asyncpg's type introspection
     and its prepares, in the API and in the server: with 50 clients that took longer than
-    the queue it avoided (500 updates over 50 devices, ``bench.devices``: 8.5 s with 20
-    connections and 20 overflow, 5.8 s with 20 and none, 5.8 s with 100).
+    the queue it avoided (500 updates over 50 devices, ``bench.devices``: 8.4 to 8.7 s with 20
+    connections and 20 overflow, 5.2 to 5.8 s with 20 and none, 5.8 s with 100 and 100).
 
     No pre-ping: it costs three round trips per checkout (asyncpg's ping is a
     transaction). A connection found lost when used raises a disconnect error, which

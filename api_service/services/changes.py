@@ -127,14 +127,14 @@ class Changes:
         project's quotas last, so that a lock they take is held only until the commit.
 
         ``written`` are new objects, not in the session, that the same statement inserts
-        (a bare load balancer's create: the load balancer and its VIP port): they get
-        their timestamps from it. The session's objects are flushed after it, so they may
-        refer to those."""
-        with session.no_autoflush:  # what they read is there; new objects may refer to written
+        (a load balancer's create: the load balancer and its new VIP port): they get their
+        timestamps from it. The session's changes are flushed after it (nothing before it
+        autoflushes), so they may refer to those."""
+        lb = tree.lb
+        with session.no_autoflush:
             await self.member_addresses.check(session, tree)
             await check_member_subnets(session, tree)
-        lb = tree.lb
-        device = await session.get(Device, lb.device_id)
+            device = await session.get(Device, lb.device_id)
         assert device is not None, "loadbalancers.device_id is a foreign key"
         spec = build_spec(tree)
         require_supported(device, spec, changed_ids(tree))
@@ -191,8 +191,8 @@ class Changes:
         ).one()
         for obj in written:
             obj.created_at = obj.updated_at = quota.written_at
-        await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation), quota)
         await session.flush()
+        await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation), quota)
         return operation
 
 

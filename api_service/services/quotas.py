@@ -83,8 +83,8 @@ class QuotaService:
         row: Row[Any],
     ) -> None:
         """Refuse (403) if the objects just written take the project over a limit; ``row`` has
-        the project's quota row (:func:`with_quota_row`), read unlocked with the change's
-        last write."""
+        the project's quota row (:func:`with_quota_row`), read unlocked by the statement that
+        wrote the change's operation."""
         if not added:
             return
         limits = self._limits(row)

@@ -134,7 +134,12 @@ async def lock_loadbalancer(
     session: AsyncSession, loadbalancer_id: UUID
 ) -> tuple[LoadBalancer, set[str]] | None:
     """The load balancer (None if there is none) locked ``FOR UPDATE``, the lock of its whole
-    tree, with the kinds of child it has (for :func:`load_tree`): one statement."""
+    tree, with the kinds of child it has (for :func:`load_tree`): one statement.
+
+    When the lock had to wait, the kinds are as they were before the wait (PostgreSQL
+    re-reads only the locked row): they can be trusted only by a caller that refuses a
+    load balancer left ``PENDING_*``, as every change does, since every transaction that
+    adds children leaves it so (see ``changes.lock_mutable``)."""
     row = (await session.execute(_locked_with_kinds(), {"id": loadbalancer_id})).first()
     if row is None:
         return None
@@ -145,7 +150,7 @@ async def lock_loadbalancer(
 @cache
 def _present() -> CompoundSelect[str]:
     """The kinds of child (model names) the load balancer bound as ``loadbalancer_id`` has:
-    an index probe each; built once, as every change and result reads a tree."""
+    an index probe each; built once, as every failed result reads a tree."""
     return union_all(
         *(
             select(literal(model.__name__)).where(

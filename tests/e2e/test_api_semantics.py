@@ -16,11 +16,25 @@ async def _active_lb(client: LbaasClient, device: dict[str, Any] | None = None) 
     return await client.wait_lb(lb["id"], ("ACTIVE",))
 
 
-async def test_a_create_answers_what_a_read_shows(client: LbaasClient) -> None:
+TREE = {
+    "listeners": [
+        {
+            "protocol": "HTTP",
+            "protocol_port": 80,
+            "default_pool": {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"},
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize("tree", [{}, TREE], ids=["bare", "tree"])
+async def test_a_create_answers_what_a_read_shows(
+    client: LbaasClient, tree: dict[str, Any]
+) -> None:
     """The 202 is built from what the create wrote (timestamps and ETag included): a read
     while it is still pending shows the same."""
     device = await client.create_device("sim", url="sim://answered-as-read?latency=2")
-    created = await client.create_lb(device, description="as read", tags=["a"])
+    created = await client.create_lb(device, description="as read", tags=["a"], **tree)
     assert created.status_code == 202, created.text
     lb = created.json()["loadbalancer"]
     shown = await client.get_lb(lb["id"])
@@ -29,6 +43,10 @@ async def test_a_create_answers_what_a_read_shows(client: LbaasClient) -> None:
     assert shown.headers["etag"] == created.headers["etag"]
     port = (await client.http.get(f"/v2.0/ports/{lb['vip_port_id']}")).json()["port"]
     assert (port["device_id"], port["created_at"]) == (lb["id"], lb["created_at"])
+    for listener in lb["listeners"]:
+        shown = (await client.http.get(f"{API}/listeners/{listener['id']}")).json()["listener"]
+        assert shown["created_at"] == lb["created_at"], "one transaction, one time"
+    assert len(lb["listeners"]) == len(tree.get("listeners", ()))
     await client.wait_lb(lb["id"], ("ACTIVE",))
 
 
