@@ -16,7 +16,8 @@ from shared.status import OperatingStatus, ProvisioningStatus
 from tests.support.stack import isolated
 from tests.support.trees import (
     Sample,
-    common_columns,
+    make_l7policy,
+    make_l7rule,
     operating,
     provisioning,
     sample_tree,
@@ -75,25 +76,8 @@ async def read_tree(engine: AsyncEngine, lb_id: UUID) -> Tree:
 
 def with_l7(sample: Sample) -> tuple[L7Policy, L7Rule, L7Rule]:
     """A policy on ``listener_a`` (redirecting to ``pool_b``) with two rules, in the sample."""
-    policy = L7Policy(
-        **common_columns("policy_a"),
-        loadbalancer_id=sample.lb.id,
-        listener_id=sample.listener_a.id,
-        action="REDIRECT_TO_POOL",
-        position=1,
-        redirect_pool_id=sample.pool_b.id,
-    )
-    first, second = (
-        L7Rule(
-            **common_columns(name),
-            loadbalancer_id=sample.lb.id,
-            l7policy_id=policy.id,
-            type="PATH",
-            compare_type="STARTS_WITH",
-            value=f"/{name}",
-        )
-        for name in ("rule_a1", "rule_a2")
-    )
+    policy = make_l7policy(sample.listener_a, "policy_a", 1, redirect_pool=sample.pool_b)
+    first, second = (make_l7rule(policy, name, f"/{name}") for name in ("rule_a1", "rule_a2"))
     sample.tree.l7policies.append(policy)
     sample.tree.l7rules.extend((first, second))
     return policy, first, second

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from uuid import uuid4
 
-from api_service.db.models import HealthMonitor, Listener, LoadBalancer, Member, Pool
+from api_service.db.models import (
+    HealthMonitor,
+    L7Policy,
+    L7Rule,
+    Listener,
+    LoadBalancer,
+    Member,
+    Pool,
+)
 from api_service.services.tree import Tree
 from shared.status import OperatingStatus, ProvisioningStatus
 
@@ -98,6 +106,37 @@ def make_healthmonitor(pool: Pool, name: str) -> HealthMonitor:
         http_method="GET",
         url_path="/healthz",
         expected_codes="200",
+    )
+
+
+def make_l7policy(
+    listener: Listener, name: str, position: int, redirect_pool: Pool | None = None
+) -> L7Policy:
+    """A REJECT policy, or a REDIRECT_TO_POOL one when ``redirect_pool`` is given."""
+    return L7Policy(
+        **common_columns(name),
+        loadbalancer_id=listener.loadbalancer_id,
+        listener_id=listener.id,
+        action="REJECT" if redirect_pool is None else "REDIRECT_TO_POOL",
+        position=position,
+        redirect_pool_id=None if redirect_pool is None else redirect_pool.id,
+        redirect_url=None,
+        redirect_prefix=None,
+        redirect_http_code=None,
+    )
+
+
+def make_l7rule(policy: L7Policy, name: str, path: str) -> L7Rule:
+    """A rule matching paths that start with ``path``."""
+    return L7Rule(
+        **common_columns(name),
+        loadbalancer_id=policy.loadbalancer_id,
+        l7policy_id=policy.id,
+        type="PATH",
+        compare_type="STARTS_WITH",
+        key=None,
+        value=path,
+        invert=False,
     )
 
 

@@ -28,7 +28,8 @@ from shared.status import ProvisioningStatus
 from tests.support.trees import (
     PROJECT,
     Sample,
-    common_columns,
+    make_l7policy,
+    make_l7rule,
     make_lb,
     make_listener,
     make_pool,
@@ -354,38 +355,9 @@ def test_spec_does_not_change_the_tree(sample: Sample) -> None:
 
 def _with_l7(sample: Sample) -> tuple[L7Policy, L7Policy, L7Rule]:
     """Two policies of listener_a (added out of position order) and one rule of the first."""
-    second = L7Policy(
-        **common_columns("policy_2"),
-        loadbalancer_id=sample.lb.id,
-        listener_id=sample.listener_a.id,
-        action="REDIRECT_TO_POOL",
-        position=2,
-        redirect_pool_id=sample.pool_b.id,
-        redirect_url=None,
-        redirect_prefix=None,
-        redirect_http_code=None,
-    )
-    first = L7Policy(
-        **common_columns("policy_1"),
-        loadbalancer_id=sample.lb.id,
-        listener_id=sample.listener_a.id,
-        action="REJECT",
-        position=1,
-        redirect_pool_id=None,
-        redirect_url=None,
-        redirect_prefix=None,
-        redirect_http_code=None,
-    )
-    rule = L7Rule(
-        **common_columns("rule_1"),
-        loadbalancer_id=sample.lb.id,
-        l7policy_id=first.id,
-        type="PATH",
-        compare_type="STARTS_WITH",
-        key=None,
-        value="/admin",
-        invert=False,
-    )
+    second = make_l7policy(sample.listener_a, "policy_2", 2, redirect_pool=sample.pool_b)
+    first = make_l7policy(sample.listener_a, "policy_1", 1)
+    rule = make_l7rule(first, "rule_1", "/admin")
     sample.tree.l7policies.extend([second, first])
     sample.tree.l7rules.append(rule)
     return first, second, rule
