@@ -238,9 +238,9 @@ class Runtime:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
-        """Stop the loops, the feed, the broker connection and the pool, in that order; a step
-        that hangs is logged and left behind after ``STOP_STEP_TIMEOUT``, so that a SIGTERM
-        always ends the process."""
+        """Stop the loops, the feed, the broker connection, the marking of published commands
+        and the pool, in that order; a step that hangs is logged and left behind after
+        ``STOP_STEP_TIMEOUT``, so that a SIGTERM always ends the process."""
         for task in self.tasks:
             task.cancel()
         if self.tasks:
@@ -251,6 +251,7 @@ class Runtime:
         steps: list[tuple[str, Awaitable[object]]] = [
             ("the settled feed", self.feed.stop()),
             ("the broker connection", self.broker.close()),
+            ("the published marks", self.commands.marked()),
             ("the database pool", self.engine.dispose()),
         ]
         for name, step in steps:

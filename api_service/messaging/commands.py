@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -29,9 +27,9 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Integer,
+    Interval,
     Row,
     Select,
-    Uuid,
     any_,
     bindparam,
     delete,
@@ -44,6 +42,7 @@ from sqlalchemy.orm import aliased
 
 from api_service.db.models import OutboxRow
 from api_service.secret_keys import SecretKeys, Unsealable
+from api_service.services.changes import NewCommand
 from shared.broker import Broker
 from shared.messages import DEVICE_SYNC_TYPE, DeviceSync
 from shared.topology import Names, passive_topology
@@ -84,9 +83,7 @@ class CommandPublisher:
         self._exchange: AbstractExchange | None = None
         self._command_queues: list[AbstractQueue] = []
         self.wake = asyncio.Event()
-        self._one_pass = asyncio.Lock()
-        self._next: _Batch | None = None
-        self._passes: set[asyncio.Task[None]] = set()
+        self._marks = PublishedMarks(engine)
 
     async def on_connected(self, connection: AbstractRobustConnection) -> None:
         """Look the topology up and open the confirming channel commands go through."""
@@ -144,69 +141,53 @@ class CommandPublisher:
         except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
             log.warning("device sync not published: %s", exc, extra={"device_id": sync.device.id})
 
-    async def publish_new(self, loadbalancer_id: UUID) -> None:
-        """The request path: publish the load balancer's head row, just committed.
+    async def publish_new(self, command: NewCommand) -> None:
+        """The request path: publish a command just committed, from memory, and wait for its
+        confirm; a failure (or a command behind an unpublished one, after an outage) leaves
+        it to the relay, never to the request: its change is committed.
 
-        The load balancers of requests that arrive while a pass runs are published together
-        by the next one (one query, their confirms awaited at once, one update): under load
-        a pass serves many requests. A failure leaves the rows to the relay, never to the
-        request: its change is committed. A backlog behind a head (only after an outage) is
-        the relay's to publish.
-
-        The request waits for its command's confirm, not for the commit that marks its row
-        published: a mark lost with the API or the database only has the relay publish the
-        command again, and a command applied twice changes nothing (it is the whole tree at
-        its generation; a device refuses an older one as superseded).
+        Its row is marked published after the request is answered, together with those of
+        the requests confirmed meanwhile (:class:`PublishedMarks`). A mark lost with the API
+        or the database only has the relay publish the command again, and a command applied
+        twice changes nothing (it is the whole tree at its generation; a device refuses an
+        older one as superseded). The relay leaves a row alone for ``publish_timeout`` after
+        its commit, the time its request has to publish it.
         """
-        batch = self._next
-        if batch is None:
-            batch = self._next = _Batch()
-            task = asyncio.create_task(self._publish_batch(batch))
-            self._passes.add(task)
-            task.add_done_callback(self._passes.discard)
-        batch.loadbalancer_ids.add(loadbalancer_id)
-        await batch.sent.wait()
-
-    async def _publish_batch(self, batch: "_Batch") -> None:
-        """One pass; its waiters are released however it ends (cancelled too, even while it
-        waits for the previous pass)."""
-        try:
-            async with self._one_pass:
-                self._next = None
-                await self._publish_heads(batch.loadbalancer_ids, on_sent=batch.sent.set)
-        except Exception as exc:
-            log.warning("publishing new commands failed; the relay retries: %s", exc)
+        exchange = self._exchange
+        if not command.head or exchange is None or not self.ready:
             self.wake.set()
-        finally:
-            if self._next is batch:
-                self._next = None
-            batch.sent.set()
+            return
+        failure = await self._publish(
+            exchange, command.op_id, command.loadbalancer_id, command.routing_key, command.payload
+        )
+        if failure is None:
+            self._marks.add(command.outbox_id)
+        else:
+            self.wake.set()
+
+    async def marked(self) -> None:
+        """Once the rows of the commands confirmed so far are marked published (a stop)."""
+        await self._marks.settled()
 
     async def publish_outbox(self) -> int:
         """Publish head rows until none is left; return the count."""
         total = 0
         while True:
-            published, complete = await self._publish_heads(None)
+            published, complete = await self._publish_heads()
             total += published
             if published == 0 or not complete:
                 return total
 
-    async def _publish_heads(
-        self, loadbalancer_ids: set[UUID] | None, *, on_sent: Callable[[], None] | None = None
-    ) -> tuple[int, bool]:
-        """Publish the head rows (of these load balancers; None: of all, a batch at a time),
-        call ``on_sent`` once the broker answered for each, and mark those confirmed; whether
-        every one was."""
+    async def _publish_heads(self) -> tuple[int, bool]:
+        """Publish a batch of head rows older than the request path's time to publish them
+        and mark those confirmed; how many there were and whether every one was."""
         exchange = self._exchange
         if exchange is None or not self.ready:
             return 0, False
-        query = _heads(by_loadbalancer=loadbalancer_ids is not None)
-        params = {"limit": _BATCH, "ids": list(loadbalancer_ids or ())}
+        params = {"limit": _BATCH, "grace": timedelta(seconds=self._timeout)}
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(query, params)).all()
+            rows = (await connection.execute(_HEADS, params)).all()
             outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
-            if on_sent is not None:
-                on_sent()
             done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if done:
                 await connection.execute(_MARK_PUBLISHED, {"done": done})
@@ -223,23 +204,37 @@ class CommandPublisher:
             payload = self._keys.open(row.payload)
         except Unsealable as exc:
             return _unsealable(row, exc)
+        error = await self._publish(
+            exchange, row.op_id, row.loadbalancer_id, row.routing_key, payload
+        )
+        return None if error is None else {"attempts": OutboxRow.attempts + 1, "last_error": error}
+
+    async def _publish(
+        self,
+        exchange: AbstractExchange,
+        op_id: UUID,
+        loadbalancer_id: UUID,
+        routing_key: str,
+        payload: str,
+    ) -> str | None:
+        """Publish one command and await its confirm: None, or why it failed."""
         message = aio_pika.Message(
             payload.encode(),
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=str(row.op_id),
+            message_id=str(op_id),
         )
         try:
             async with asyncio.timeout(self._timeout):
-                await exchange.publish(message, routing_key=row.routing_key, mandatory=True)
+                await exchange.publish(message, routing_key=routing_key, mandatory=True)
         except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
             log.warning(
                 "publishing command failed; the relay retries: %s",
                 error,
-                extra={"op_id": row.op_id, "loadbalancer_id": row.loadbalancer_id},
+                extra={"op_id": op_id, "loadbalancer_id": loadbalancer_id},
             )
-            return {"attempts": OutboxRow.attempts + 1, "last_error": error}
+            return error
         return None
 
     async def run_relay(self, interval: float) -> None:
@@ -271,10 +266,9 @@ class CommandPublisher:
         return count or 0
 
 
-@cache
-def _heads(*, by_loadbalancer: bool) -> Select[int, UUID, UUID, str, str]:
-    """The head rows to publish (of the load balancers bound as ``ids``), ``limit`` at most;
-    built once: the request path runs it for every batch."""
+def _heads() -> Select[int, UUID, UUID, str, str]:
+    """The head rows for the relay to publish: committed more than ``grace`` ago (younger
+    ones are their request's to publish), ``limit`` at most."""
     older = aliased(OutboxRow)
     is_head = ~(
         select(older.id)
@@ -285,22 +279,26 @@ def _heads(*, by_loadbalancer: bool) -> Select[int, UUID, UUID, str, str]:
         )
         .exists()
     )
-    query = select(
-        OutboxRow.id,
-        OutboxRow.op_id,
-        OutboxRow.loadbalancer_id,
-        OutboxRow.routing_key,
-        OutboxRow.payload,
-    ).where(OutboxRow.published_at.is_(None), is_head)
-    if by_loadbalancer:
-        query = query.where(
-            OutboxRow.loadbalancer_id == any_(bindparam("ids", type_=ARRAY(Uuid())))
-        )
     return (
-        query.order_by(OutboxRow.id)
+        select(
+            OutboxRow.id,
+            OutboxRow.op_id,
+            OutboxRow.loadbalancer_id,
+            OutboxRow.routing_key,
+            OutboxRow.payload,
+        )
+        .where(
+            OutboxRow.published_at.is_(None),
+            OutboxRow.created_at < func.now() - bindparam("grace", type_=Interval()),
+            is_head,
+        )
+        .order_by(OutboxRow.id)
         .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)
     )
+
+
+_HEADS = _heads()
 
 
 def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:
@@ -313,9 +311,35 @@ def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:
     return {"published_at": func.now(), "last_error": f"not published: {exc}"}
 
 
-@dataclass(frozen=True)
-class _Batch:
-    """The load balancers whose new commands the next pass publishes, and when it has."""
+class PublishedMarks:
+    """Outbox rows whose commands the broker confirmed, marked published together: one
+    ``UPDATE`` (autocommit) for all confirmed while the previous one ran."""
 
-    loadbalancer_ids: set[UUID] = field(default_factory=set)
-    sent: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._confirmed: list[int] = []
+        self._marking: asyncio.Task[None] | None = None
+
+    def add(self, outbox_id: int) -> None:
+        self._confirmed.append(outbox_id)
+        if self._marking is None:
+            self._marking = asyncio.create_task(self._mark())
+
+    async def _mark(self) -> None:
+        try:
+            while self._confirmed:
+                done, self._confirmed = self._confirmed, []
+                try:
+                    async with self._engine.connect() as connection:
+                        await connection.execute(_MARK_PUBLISHED, {"done": done})
+                except Exception as exc:
+                    log.warning(
+                        "marking commands published failed; the relay sends them again: %s", exc
+                    )
+        finally:
+            self._marking = None
+
+    async def settled(self) -> None:
+        """Once the marks asked for so far are written (or failed)."""
+        if self._marking is not None:
+            await asyncio.shield(self._marking)

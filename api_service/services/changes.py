@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
-from sqlalchemy import Select, bindparam, insert, inspect
+from sqlalchemy import Select, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
@@ -50,9 +50,27 @@ from shared.status import MUTABLE_STATUSES, CommandAction, OperationStatus, Prov
 from shared.topology import shard_for
 from shared.tracing import current_context
 
-Publish = Callable[[UUID], Awaitable[None]]
 Edit = Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]]
 """Changes the locked tree for the given new generation; returns the object the change is about."""
+
+
+@dataclass(frozen=True)
+class NewCommand:
+    """A command just committed with its outbox row: what the request path publishes without
+    reading the row back."""
+
+    outbox_id: int
+    op_id: UUID
+    loadbalancer_id: UUID
+    routing_key: str
+    payload: str
+    """The command's JSON, unsealed."""
+    head: bool
+    """No older command of its load balancer was unpublished when this one was written (with
+    the load balancer locked, or new): it may go to the broker at once, ahead of the relay."""
+
+
+Publish = Callable[[NewCommand], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,7 @@ class Accepted:
     target: TreeObject
     loadbalancer: LoadBalancer
     operation: Operation
+    command: NewCommand
     created: Sequence[object] | None = None
     """Every object related to ``target``, when the change created them all with it (a load
     balancer's create): its answer then lists them without reading them back."""
@@ -71,7 +90,7 @@ class Accepted:
 class Changes:
     sessions: SessionFactory
     publish: Publish
-    """Called with a load balancer's id after each commit that wrote a command for it."""
+    """Called with each command after the commit that wrote it."""
     quotas: QuotaService
     keys: SecretKeys
     shards: int
@@ -97,7 +116,7 @@ class Changes:
             add_new(session, tree)
             lb.generation = generation
             mark_parents(tree, target)
-            operation = await self.record(
+            operation, command = await self.record(
                 session,
                 ctx,
                 tree,
@@ -106,8 +125,8 @@ class Changes:
                 target_id=target.id,
                 command_action=command_action,
             )
-        await self.publish(lb.id)
-        return Accepted(target=target, loadbalancer=lb, operation=operation)
+        await self.publish(command)
+        return Accepted(target=target, loadbalancer=lb, operation=operation, command=command)
 
     async def record(
         self,
@@ -120,7 +139,7 @@ class Changes:
         target_id: UUID,
         command_action: CommandAction,
         written: Sequence[LoadBalancer | VipPort] = (),
-    ) -> Operation:
+    ) -> tuple[Operation, NewCommand]:
         """Write the operation and the command for the tree at its (already bumped) generation,
         once its new and changed members are found to have addresses they may have and its
         new and changed objects to ask only for options the provider supports; check the
@@ -170,6 +189,8 @@ class Changes:
             result_secret=SecretStr(result_secret),
         )
         rows = [(type(obj), _columns(obj)) for obj in written]
+        routing_key = str(shard_for(device.id, self.shards))
+        payload = command.model_dump_json()
         connection = await session.connection()
         quota = (
             await connection.execute(
@@ -183,8 +204,8 @@ class Changes:
                         for model, row in rows
                         for name, value in row.items()
                     },
-                    "routing_key": str(shard_for(device.id, self.shards)),
-                    "payload": self.keys.seal(command.model_dump_json()),
+                    "routing_key": routing_key,
+                    "payload": self.keys.seal(payload),
                     "project_id": lb.project_id,
                 },
             )
@@ -193,7 +214,14 @@ class Changes:
             obj.created_at = obj.updated_at = quota.written_at
         await session.flush()
         await self.quotas.enforce(session, lb.project_id, created(tree, lb.generation), quota)
-        return operation
+        return operation, NewCommand(
+            outbox_id=quota.outbox_id,
+            op_id=operation.id,
+            loadbalancer_id=lb.id,
+            routing_key=routing_key,
+            payload=payload,
+            head=not quota.behind,
+        )
 
 
 @cache
@@ -203,9 +231,11 @@ def _operation_with_command(
     """The operation row and its outbox row written, each ``written`` row inserted, and the
     project's quota row read, in one statement (bound: ``operation_<field>`` for each of
     ``fields``, ``<table>_<column>`` for each written column, ``routing_key``, ``payload``,
-    ``project_id``). Its one row is the quota row (NULLs when the project has none) and
-    ``written_at``, the transaction's time, which every row it wrote has. Built once for each
-    shape, since every change runs it."""
+    ``project_id``). Its one row is the quota row (NULLs when the project has none),
+    ``written_at``, the transaction's time, which every row it wrote has, the ``outbox_id``
+    and whether the command is ``behind`` an unpublished one of its load balancer (the
+    statement's snapshot does not hold its own rows). Built once for each shape, since every
+    change runs it."""
     operation = (
         insert(Operation)
         .values({name: bindparam(f"operation_{name}") for name in fields})
@@ -227,9 +257,24 @@ def _operation_with_command(
             payload=bindparam("payload"),
             attempts=0,
         )
-        .cte("outbox")
+        .returning(OutboxRow.id)
+        .cte("command")
     )
-    return with_quota_row(operation).add_cte(*inserts, outbox)
+    behind = (
+        select(OutboxRow.id)
+        .where(
+            OutboxRow.loadbalancer_id == bindparam("operation_loadbalancer_id"),
+            OutboxRow.published_at.is_(None),
+        )
+        .exists()
+    )
+    return (
+        with_quota_row(operation)
+        .add_columns(
+            select(outbox.c.id).scalar_subquery().label("outbox_id"), behind.label("behind")
+        )
+        .add_cte(*inserts)
+    )
 
 
 def _columns(obj: Base) -> dict[str, Any]:

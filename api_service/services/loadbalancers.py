@@ -116,7 +116,7 @@ class LoadBalancerService:
                         f"vip_address {requested_vip or ''} is already in use."
                     ) from None
                 continue  # another create took that VIP first
-            await self.changes.publish(accepted.loadbalancer.id)
+            await self.changes.publish(accepted.command)
             return accepted
         raise AssertionError("unreachable")
 
@@ -172,7 +172,7 @@ class LoadBalancerService:
             _create_children(ctx, tree, body)
             session.add_all(list(tree.children()))
             port = take_port(wanted.port, lb, subnet, address)
-            operation = await self.changes.record(
+            operation, command = await self.changes.record(
                 session,
                 ctx,
                 tree,
@@ -183,7 +183,11 @@ class LoadBalancerService:
                 written=(lb,) if port is wanted.port else (lb, port),
             )
         return Accepted(
-            target=lb, loadbalancer=lb, operation=operation, created=(*tree.objects(), port)
+            target=lb,
+            loadbalancer=lb,
+            operation=operation,
+            command=command,
+            created=(*tree.objects(), port),
         )
 
     async def delete(
