@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import uvloop
 from pydantic import ValidationError
 
 from agent_service.service import Agent
@@ -72,6 +73,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log_level)
     configure_tracing("lbaas-agent")
     try:
-        asyncio.run(run(settings))
+        uvloop.run(run(settings))
     finally:
         shutdown_tracing()
