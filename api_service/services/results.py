@@ -6,9 +6,19 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from functools import cache
 from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Executable, Row, Select, String, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Executable,
+    Row,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import LoadBalancer, Operation
@@ -49,21 +59,22 @@ class Applied:
 async def apply_result(session: AsyncSession, result: Result) -> Applied:
     """Record ``result`` on its operation and, if it is for the current generation, on the tree.
 
-    Locks the load balancer before the operation, as every writer does. Both are read as
-    plain rows, and a success is one statement: the tree settled (:func:`tree.settling`),
-    the operation finished and the waiters notified. Only a failure, which must know what
-    changed at the generation, loads the tree into the session.
+    Locks the load balancer before the operation, as every writer does, in one statement
+    that reads both as one plain row (:func:`_locked`), and a success is one statement: the
+    tree settled (:func:`tree.settling`), the operation finished and the waiters notified.
+    Only a failure, which must know what changed at the generation, loads the tree into the
+    session.
     """
     connection = await session.connection()
-    lb = (await connection.execute(_locked_loadbalancer(), {"id": result.loadbalancer_id})).first()
-    operation = (await connection.execute(_locked_operation(), {"id": result.op_id})).first()
+    params = {"op_id": result.op_id, "lb_id": result.loadbalancer_id}
+    operation = (await connection.execute(_locked(), params)).first()
     if operation is None or not _matches(operation, result):
         return Applied(Verdict.UNKNOWN, None)
-    if OperationStatus(operation.status).is_final and not _heals(operation, result, lb):
+    if OperationStatus(operation.status).is_final and not _heals(operation, result):
         return Applied(Verdict.DUPLICATE, _finished(operation, OperationStatus(operation.status)))
 
     recorded = _recorded(result)
-    if lb is None or lb.generation != result.generation:
+    if operation.lb_generation != result.generation:  # NULL: the load balancer is gone
         status = OperationStatus.SUPERSEDED
         await connection.execute(
             _finishing(settles=None), _finishing_params(operation, status, recorded)
@@ -72,7 +83,7 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
 
     if result.outcome is Outcome.ERROR:
         status = OperationStatus.FAILED
-        tree = await load_tree(session, await session.get_one(LoadBalancer, lb.id))
+        tree = await load_tree(session, await session.get_one(LoadBalancer, operation.lb_id))
         apply_failure(
             tree,
             result.generation,
@@ -91,33 +102,40 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
         _finishing(settles=settles),
         {
             **_finishing_params(operation, status, recorded),
-            "settled_id": str(lb.id),
-            "tree_id": lb.id,
+            "settled_id": str(operation.lb_id),
+            "tree_id": operation.lb_id,
         },
     )
     if settles is Settles.DELETED:
-        await release_place(session, lb.device_id)  # the device last, as every writer locks
+        await release_place(
+            session, operation.lb_device_id
+        )  # the device last, as every writer locks
     return Applied(Verdict.APPLIED, _finished(operation, status))
 
 
 @cache
-def _locked_loadbalancer() -> Select[UUID, int, UUID]:
-    """The load balancer bound as ``id`` (what a result needs of it), locked; built once, as
-    every result runs it."""
-    return (
+def _locked() -> Select[Any]:
+    """The operation bound as ``op_id`` with, as ``lb_id``, ``lb_generation`` and
+    ``lb_device_id``, its load balancer bound as ``lb_id`` (NULLs when it is gone), both
+    locked: the load balancer first, by its subquery, which runs before the outer query locks
+    the operation row it joined; built once, as every result runs it."""
+    lb = (
         select(LoadBalancer.id, LoadBalancer.generation, LoadBalancer.device_id)
-        .where(LoadBalancer.id == bindparam("id"))
+        .where(LoadBalancer.id == bindparam("lb_id"))
         .with_for_update()
+        .lateral("lb")
     )
-
-
-@cache
-def _locked_operation() -> Select[Any]:
-    """The operation row bound as ``id``, locked; built once."""
+    operations = Operation.__table__
     return (
-        select(*Operation.__table__.columns)
-        .where(Operation.id == bindparam("id"))
-        .with_for_update()
+        select(
+            *operations.columns,
+            lb.c.id.label("lb_id"),
+            lb.c.generation.label("lb_generation"),
+            lb.c.device_id.label("lb_device_id"),
+        )
+        .select_from(operations.outerjoin(lb, true()))
+        .where(operations.c.id == bindparam("op_id"))
+        .with_for_update(of=operations)
     )
 
 
@@ -184,7 +202,7 @@ def _finished(operation: Row[Any], status: OperationStatus) -> Finished:
     return Finished(operation.action, status, operation.created_at)
 
 
-def _heals(operation: Row[Any], result: Result, lb: Row[UUID, int, UUID] | None) -> bool:
+def _heals(operation: Row[Any], result: Result) -> bool:
     """A success after a failure of the current generation: the agent repaired the device.
 
     (It applied the command again once the device answered; see ``agent_service.status``.)
@@ -192,8 +210,7 @@ def _heals(operation: Row[Any], result: Result, lb: Row[UUID, int, UUID] | None)
     return (
         operation.status == OperationStatus.FAILED
         and result.outcome is Outcome.ACTIVE
-        and lb is not None
-        and lb.generation == result.generation
+        and operation.lb_generation == result.generation
     )
 
 
