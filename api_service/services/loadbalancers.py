@@ -140,6 +140,7 @@ class LoadBalancerService:
                 network_id=body.vip_network_id,
                 address=requested_vip,
             )
+            claimed = None
             if body.device_id is not None:
                 device = await pinned_device(
                     session,
@@ -149,13 +150,17 @@ class LoadBalancerService:
                 )
                 served = await served_subnets(session, device, wanted.subnets)
             else:
-                device, served = await choose_placement(
+                device, served, claimed = await choose_placement(
                     session,
                     placement.provider or self.default_provider,
                     wanted.subnets,
                     device_group=placement.device_group,
+                    claim=wanted.port is None and wanted.address is None,
                 )
-            subnet, address = await place_vip(session, device, served, wanted)
+            if claimed is not None:
+                subnet, address = served[0], claimed
+            else:
+                subnet, address = await place_vip(session, device, served, wanted)
             lb = LoadBalancer(
                 id=uuid4(),
                 provider=device.driver,

@@ -15,17 +15,22 @@ lock taken with *try*, never waited for.
 from collections.abc import Sequence
 from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import NoReturn
+from typing import Any, NoReturn
 from uuid import UUID
 
 from sqlalchemy import (
     ARRAY,
+    ColumnClause,
     Select,
     Update,
     Uuid,
     any_,
     bindparam,
+    case,
+    func,
     literal,
+    literal_column,
+    null,
     select,
     text,
     update,
@@ -39,21 +44,33 @@ IpAddress = IPv4Address | IPv6Address
 
 _PLACEMENT_ATTEMPTS = 5
 _CLAIM_SPAN = 63
-_CLAIM = text(
+_CLAIM_SQL = (
     "SELECT candidate FROM"
-    " (SELECT CASE WHEN top IS NULL THEN CAST(:first AS inet)"
-    "  WHEN top < CAST(:last AS inet) THEN top + 1 END AS start"
+    " (SELECT CASE WHEN top IS NULL THEN {first}"
+    "  WHEN top < {last} THEN top + 1 END AS start"
     "  FROM (SELECT max(ip_address) AS top FROM vip_ports"
-    "   WHERE ip_address BETWEEN CAST(:first AS inet) AND CAST(:last AS inet)) AS used) AS pool,"
-    " LATERAL (SELECT pool.start + step AS candidate FROM generate_series(0, :span) AS step)"
+    "   WHERE ip_address BETWEEN {first} AND {last}) AS used) AS pool,"
+    " LATERAL (SELECT pool.start + step AS candidate FROM generate_series(0, {span}) AS step)"
     "  AS tried"
-    " WHERE candidate <= CAST(:last AS inet)"
+    " WHERE candidate <= {last}"
     " AND pg_try_advisory_xact_lock(1818386803, hashtext(host(candidate)))"
     " LIMIT 1"
 )
 """The address after the highest one in use in the pool ``first``..``last``, or the next of
 ``span`` after it that no other transaction claims: each is claimed with an advisory lock
 (namespace ``b'lbas'``) until the commit, tried in order and never waited for."""
+_CLAIM = text(
+    _CLAIM_SQL.format(first="CAST(:first AS inet)", last="CAST(:last AS inet)", span=":span")
+)
+_FIRST_POOL = "CAST(vip_subnets.allocation_pools -> 0 ->> '{}' AS inet)"
+_CLAIM_ON_FIRST_POOL: ColumnClause[Any] = literal_column(
+    "("
+    + _CLAIM_SQL.format(
+        first=_FIRST_POOL.format("start"), last=_FIRST_POOL.format("end"), span=_CLAIM_SPAN
+    )
+    + ")"
+)
+""":data:`_CLAIM` in the first allocation pool of the ``vip_subnets`` row of the query."""
 
 
 async def choose_device(
@@ -90,16 +107,23 @@ async def choose_placement(
     subnets: Sequence[UUID] | None,
     *,
     device_group: str | None = None,
-) -> tuple[Device, list[VipSubnet]]:
+    claim: bool = False,
+) -> tuple[Device, list[VipSubnet], IpAddress | None]:
     """:func:`choose_device` and the subnets it serves (:func:`served_subnets`) in one query;
-    when that finds nothing, the two steps again, to say why."""
+    when that finds nothing, the two steps again, to say why. With ``claim``, the query also
+    claims the address :func:`allocate_address` would try first on the first of them: that
+    address, or None (the allocation is then left to :func:`allocate_address`)."""
     params = {"provider": provider, "group": device_group, "subnets": list(subnets or ())}
-    query = _placement(in_group=device_group is not None, on_subnets=subnets is not None)
+    query = _placement(
+        in_group=device_group is not None, on_subnets=subnets is not None, claiming=claim
+    )
     rows = (await session.execute(query, params)).all()
     if not rows:
         device = await choose_device(session, provider, subnets, device_group=device_group)
-        return device, await served_subnets(session, device, subnets)
-    return rows[0][0], _in_order([subnet for _, subnet in rows], subnets)
+        return device, await served_subnets(session, device, subnets), None
+    served = _in_order([row[1] for row in rows], subnets)
+    claimed = rows[0][2] if claim and rows[0][1] is served[0] else None
+    return rows[0][0], served, None if claimed is None else _address(claimed)
 
 
 async def pick_device(
@@ -180,20 +204,28 @@ def _candidates(*, excluding: bool, in_group: bool, on_subnets: bool) -> Select[
 
 
 @cache
-def _placement(*, in_group: bool, on_subnets: bool) -> Select[Device, VipSubnet]:
+def _placement(*, in_group: bool, on_subnets: bool, claiming: bool) -> Select[Any]:
     """The roomiest device (:func:`_candidates`) with each subnet it serves (of ``subnets``
-    when ``on_subnets``), the oldest first; built once per shape."""
+    when ``on_subnets``), the oldest first, and (when ``claiming``) an address claimed in the
+    first pool of the first of them (:data:`_CLAIM_ON_FIRST_POOL`; evaluated for that row
+    only); built once per shape."""
     chosen = (
         _candidates(excluding=False, in_group=in_group, on_subnets=on_subnets)
         .with_only_columns(Device.id)
         .scalar_subquery()
     )
+    order = (VipSubnet.created_at, VipSubnet.id)
+    claimed = (
+        case((func.row_number().over(order_by=order) == 1, _CLAIM_ON_FIRST_POOL))
+        if claiming
+        else null()
+    )
     query = (
-        select(Device, VipSubnet)
+        select(Device, VipSubnet, claimed)
         .join(DeviceSubnet, DeviceSubnet.device_id == Device.id)
         .join(VipSubnet, VipSubnet.id == DeviceSubnet.subnet_id)
         .where(Device.id == chosen)
-        .order_by(VipSubnet.created_at, VipSubnet.id)
+        .order_by(*order)
     )
     if on_subnets:
         query = query.where(VipSubnet.id == any_(bindparam("subnets", type_=ARRAY(Uuid()))))
