@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Interval,
     Row,
     Select,
+    Uuid,
     any_,
     bindparam,
     delete,
@@ -56,9 +58,17 @@ _Head = Row[int, UUID, UUID, str, str]
 """An outbox row to publish: id, op_id, loadbalancer_id, routing_key, payload."""
 _MARK_PUBLISHED = (
     update(OutboxRow)
-    .where(OutboxRow.id == any_(bindparam("done", type_=ARRAY(BigInteger()))))
+    .where(
+        OutboxRow.id.in_(
+            select(OutboxRow.id)
+            .where(OutboxRow.id == any_(bindparam("done", type_=ARRAY(BigInteger()))))
+            .with_for_update(skip_locked=True)
+        )
+    )
     .values(published_at=func.now())
 )
+"""Marking rows published, but none another transaction holds (the relay's pass, which marks
+its own, or a reseal: the relay then publishes that command again); never waits."""
 _KEEP_PUBLISHED = timedelta(hours=1)
 
 
@@ -143,19 +153,25 @@ class CommandPublisher:
 
     async def publish_new(self, command: NewCommand) -> None:
         """The request path: publish a command just committed, from memory, and wait for its
-        confirm; a failure (or a command behind an unpublished one, after an outage) leaves
-        it to the relay, never to the request: its change is committed.
+        confirm; a failure leaves it to the relay, never to the request: its change is
+        committed. A command behind an unpublished one (a mark not written yet, or an outage)
+        waits for this process's marks, then publishes its load balancer's head row as the
+        relay would (which is itself, unless the older one is really unpublished).
 
-        Its row is marked published after the request is answered, together with those of
-        the requests confirmed meanwhile (:class:`PublishedMarks`). A mark lost with the API
-        or the database only has the relay publish the command again, and a command applied
+        Its row is marked published as the request answers, together with those of the
+        requests confirmed meanwhile (:class:`PublishedMarks`). A mark lost with the API or
+        the database only has the relay publish the command again, and a command applied
         twice changes nothing (it is the whole tree at its generation; a device refuses an
         older one as superseded). The relay leaves a row alone for ``publish_timeout`` after
-        its commit, the time its request has to publish it.
+        it was written, the time its request has to publish it.
         """
         exchange = self._exchange
-        if not command.head or exchange is None or not self.ready:
+        if exchange is None or not self.ready:
             self.wake.set()
+            return
+        if not command.head:
+            await self._marks.settled()
+            await self._publish_heads(command.loadbalancer_id)
             return
         failure = await self._publish(
             exchange, command.op_id, command.loadbalancer_id, command.routing_key, command.payload
@@ -173,20 +189,26 @@ class CommandPublisher:
         """Publish head rows until none is left; return the count."""
         total = 0
         while True:
-            published, complete = await self._publish_heads()
+            published, complete = await self._publish_heads(None)
             total += published
             if published == 0 or not complete:
                 return total
 
-    async def _publish_heads(self) -> tuple[int, bool]:
-        """Publish a batch of head rows older than the request path's time to publish them
-        and mark those confirmed; how many there were and whether every one was."""
+    async def _publish_heads(self, loadbalancer_id: UUID | None) -> tuple[int, bool]:
+        """Publish the head row of a load balancer, or (None) a batch of head rows older than
+        the request path's time to publish them, and mark those confirmed; how many there
+        were and whether every one was."""
         exchange = self._exchange
         if exchange is None or not self.ready:
             return 0, False
-        params = {"limit": _BATCH, "grace": timedelta(seconds=self._timeout)}
+        params = {
+            "limit": _BATCH,
+            "grace": timedelta(seconds=self._timeout),
+            "loadbalancer_id": loadbalancer_id,
+        }
+        query = _heads(of_loadbalancer=loadbalancer_id is not None)
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(_HEADS, params)).all()
+            rows = (await connection.execute(query, params)).all()
             outcomes = await asyncio.gather(*(self._publish_row(exchange, row) for row in rows))
             done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if done:
@@ -266,9 +288,11 @@ class CommandPublisher:
         return count or 0
 
 
-def _heads() -> Select[int, UUID, UUID, str, str]:
-    """The head rows for the relay to publish: committed more than ``grace`` ago (younger
-    ones are their request's to publish), ``limit`` at most."""
+@cache
+def _heads(*, of_loadbalancer: bool) -> Select[int, UUID, UUID, str, str]:
+    """The head rows to publish, ``limit`` at most: of the load balancer bound as
+    ``loadbalancer_id``, or for the relay, of any written more than ``grace`` ago (younger ones
+    are their request's to publish); built once for each."""
     older = aliased(OutboxRow)
     is_head = ~(
         select(older.id)
@@ -279,6 +303,11 @@ def _heads() -> Select[int, UUID, UUID, str, str]:
         )
         .exists()
     )
+    chosen = (
+        OutboxRow.loadbalancer_id == bindparam("loadbalancer_id", type_=Uuid())
+        if of_loadbalancer
+        else OutboxRow.created_at < func.now() - bindparam("grace", type_=Interval())
+    )
     return (
         select(
             OutboxRow.id,
@@ -287,18 +316,11 @@ def _heads() -> Select[int, UUID, UUID, str, str]:
             OutboxRow.routing_key,
             OutboxRow.payload,
         )
-        .where(
-            OutboxRow.published_at.is_(None),
-            OutboxRow.created_at < func.now() - bindparam("grace", type_=Interval()),
-            is_head,
-        )
+        .where(OutboxRow.published_at.is_(None), chosen, is_head)
         .order_by(OutboxRow.id)
         .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)
     )
-
-
-_HEADS = _heads()
 
 
 def _unsealable(row: _Head, exc: Unsealable) -> dict[str, Any]:

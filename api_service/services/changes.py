@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import SecretStr
-from sqlalchemy import Select, bindparam, insert, inspect, select
+from sqlalchemy import Select, bindparam, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.access import RequestContext
@@ -256,6 +256,7 @@ def _operation_with_command(
             routing_key=bindparam("routing_key"),
             payload=bindparam("payload"),
             attempts=0,
+            created_at=func.clock_timestamp(),  # the relay's grace counts from the write
         )
         .returning(OutboxRow.id)
         .cte("command")

@@ -264,7 +264,9 @@ async def vip_request(
     if not scope:
         return VipRequest(None)
     found = list(
-        await session.scalars(select(VipSubnet.id).where(*scope).order_by(VipSubnet.created_at))
+        await session.scalars(
+            select(VipSubnet.id).where(*scope).order_by(VipSubnet.created_at, VipSubnet.id)
+        )
     )
     if not found:
         where = f"network {network_id}" if network_id is not None else "any subnet"

@@ -106,10 +106,8 @@ async def apply_result(session: AsyncSession, result: Result) -> Applied:
             "tree_id": operation.lb_id,
         },
     )
-    if settles is Settles.DELETED:
-        await release_place(
-            session, operation.lb_device_id
-        )  # the device last, as every writer locks
+    if settles is Settles.DELETED:  # the device last, as every writer locks
+        await release_place(session, operation.lb_device_id)
     return Applied(Verdict.APPLIED, _finished(operation, status))
 
 

@@ -1,7 +1,8 @@
 """Placement: which device hosts a new load balancer (one serving a subnet its VIP may be
 on), and which address of the subnet's allocation pools the VIP gets.
 
-A create chooses its device first (a read, no lock); its load balancer row counts its
+A create chooses its device first (a read that takes no row lock, only the advisory lock
+of the VIP it claims with it); its load balancer row counts its
 place when the transaction commits (a deferred trigger runs the guarded ``UPDATE …
 WHERE loadbalancer_count < capacity``, migration 0010). The device row is locked only while
 a commit runs in the server, so concurrent creates on one device run side by side, are
@@ -50,15 +51,16 @@ _CLAIM_SQL = (
     "  WHEN top < {last} THEN top + 1 END AS start"
     "  FROM (SELECT max(ip_address) AS top FROM vip_ports"
     "   WHERE ip_address BETWEEN {first} AND {last}) AS used) AS pool,"
-    " LATERAL (SELECT pool.start + step AS candidate FROM generate_series(0, {span}) AS step)"
-    "  AS tried"
-    " WHERE candidate <= {last}"
-    " AND pg_try_advisory_xact_lock(1818386803, hashtext(host(candidate)))"
+    " LATERAL (SELECT pool.start + step AS candidate"
+    "  FROM generate_series(0, LEAST({span}, {last} - pool.start)) AS step) AS tried"
+    " WHERE pg_try_advisory_xact_lock(1818386803, hashtext(host(candidate)))"
     " LIMIT 1"
 )
 """The address after the highest one in use in the pool ``first``..``last``, or the next of
 ``span`` after it that no other transaction claims: each is claimed with an advisory lock
-(namespace ``b'lbas'``) until the commit, tried in order and never waited for."""
+(namespace ``b'lbas'``) until the commit, tried in order and never waited for. The series
+ends at ``last``, so no address past the pool is ever locked, however the planner orders
+the conditions."""
 _CLAIM = text(
     _CLAIM_SQL.format(first="CAST(:first AS inet)", last="CAST(:last AS inet)", span=":span")
 )
@@ -111,8 +113,9 @@ async def choose_placement(
 ) -> tuple[Device, list[VipSubnet], IpAddress | None]:
     """:func:`choose_device` and the subnets it serves (:func:`served_subnets`) in one query;
     when that finds nothing, the two steps again, to say why. With ``claim``, the query also
-    claims the address :func:`allocate_address` would try first on the first of them: that
-    address, or None (the allocation is then left to :func:`allocate_address`)."""
+    claims the address :func:`allocate_address` would try first on the oldest of them: that
+    address when that subnet is also the first of the VIP's, else None (the allocation is
+    then left to :func:`allocate_address`)."""
     params = {"provider": provider, "group": device_group, "subnets": list(subnets or ())}
     query = _placement(
         in_group=device_group is not None, on_subnets=subnets is not None, claiming=claim
