@@ -7,7 +7,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import uvloop
 from pydantic import ValidationError
 
 from agent_service.service import Agent
@@ -73,6 +72,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log_level)
     configure_tracing("lbaas-agent")
     try:
-        uvloop.run(run(settings))
+        asyncio.run(run(settings))
     finally:
         shutdown_tracing()
