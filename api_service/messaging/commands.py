@@ -340,6 +340,10 @@ class PublishedMarks:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._confirmed: list[int] = []
+        self._collected = asyncio.Event()
+        """Set once the marks in ``_confirmed`` are written."""
+        self._writing: asyncio.Event | None = None
+        """Set once the marks being written now are."""
         self._marking: asyncio.Task[None] | None = None
 
     def add(self, outbox_id: int) -> None:
@@ -351,6 +355,7 @@ class PublishedMarks:
         try:
             while self._confirmed:
                 done, self._confirmed = self._confirmed, []
+                self._writing, self._collected = self._collected, asyncio.Event()
                 try:
                     async with self._engine.connect() as connection:
                         await connection.execute(_MARK_PUBLISHED, {"done": done})
@@ -358,10 +363,15 @@ class PublishedMarks:
                     log.warning(
                         "marking commands published failed; the relay sends them again: %s", exc
                     )
+                finally:
+                    self._writing.set()
         finally:
+            self._writing = None
             self._marking = None
 
     async def settled(self) -> None:
-        """Once the marks asked for so far are written (or failed)."""
-        if self._marking is not None:
-            await asyncio.shield(self._marking)
+        """Once the marks asked for so far are written (or failed); not those asked for later,
+        which under load keep the marking going."""
+        if self._marking is None:
+            return
+        await (self._collected if self._confirmed else self._writing or self._collected).wait()

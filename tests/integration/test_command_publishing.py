@@ -79,13 +79,21 @@ async def _unpublish(isolation: Isolation, lb_id: str) -> datetime:
     return created_at
 
 
+async def _created(
+    client: LbaasClient, isolation: Isolation
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A device and a load balancer on it, once the create's command is marked published."""
+    device = await client.create_device("noop")
+    lb: dict[str, Any] = (await client.create_lb(device)).json()["loadbalancer"]
+    await eventually(lambda: _published(isolation, lb["id"]), what="the create's command")
+    return device, lb
+
+
 async def test_a_command_behind_an_unpublished_one_goes_after_it(
     agentless: tuple[LbaasClient, Isolation],
 ) -> None:
     client, isolation = agentless
-    device = await client.create_device("noop")
-    lb = (await client.create_lb(device)).json()["loadbalancer"]
-    await eventually(lambda: _published(isolation, lb["id"]), what="the create's command")
+    device, lb = await _created(client, isolation)
     assert (await client.wait_lb(lb["id"], ("ERROR",)))["provisioning_status"] == "ERROR"
 
     await _unpublish(isolation, lb["id"])  # as after an outage, younger than the grace
@@ -95,8 +103,8 @@ async def test_a_command_behind_an_unpublished_one_goes_after_it(
     assert renamed.status_code == 202, renamed.text
     assert renamed.json()["loadbalancer"]["generation"] == 2
 
-    await eventually(lambda: _published(isolation, lb["id"]), what="the relay to publish both")
-    # The create's own publish, then the relay's, in generation order.
+    await eventually(lambda: _published(isolation, lb["id"]), what="both published")
+    # The create's own publish, then its row again as the head, then the change's.
     assert await _queued_generations(isolation, device["id"], lb["id"]) == [1, 1, 2]
 
 
@@ -104,9 +112,7 @@ async def test_the_relay_leaves_a_new_command_to_its_request_for_the_publish_tim
     agentless: tuple[LbaasClient, Isolation],
 ) -> None:
     client, isolation = agentless
-    device = await client.create_device("noop")
-    lb = (await client.create_lb(device)).json()["loadbalancer"]
-    await eventually(lambda: _published(isolation, lb["id"]), what="the create's command")
+    device, lb = await _created(client, isolation)
     assert await _queued_generations(isolation, device["id"], lb["id"]) == [1]
     [row] = await isolation.fetch(
         "SELECT attempts FROM outbox WHERE loadbalancer_id = $1", UUID(lb["id"])
