@@ -38,6 +38,7 @@ from api_service.services.providers import changed_ids, require_supported
 from api_service.services.quotas import QuotaService, kind_of, with_quota_row
 from api_service.services.tokens import digest
 from api_service.services.tree import (
+    Locked,
     Tree,
     build_spec,
     load_tree,
@@ -107,19 +108,24 @@ class Changes:
         command_action: CommandAction = CommandAction.APPLY,
     ) -> Accepted:
         async with self.sessions.begin() as session:
-            lb, kinds = await lock_mutable(session, ctx, loadbalancer_id)
+            locked = await lock_mutable(session, ctx, loadbalancer_id)
+            lb = locked.lb
             if lb.deleting and command_action is not CommandAction.DELETE:
                 raise Conflict(f"Load balancer {loadbalancer_id} is being deleted.")
-            tree = await load_tree(session, lb, kinds)
+            tree = await load_tree(session, lb, locked.kinds)
             generation = lb.generation + 1
             target = await edit(session, tree, generation)
             add_new(session, tree)
             lb.generation = generation
             mark_parents(tree, target)
+            device = locked.device
+            if device is None or device.id != lb.device_id:  # moved by a failover's edit
+                device = await session.get_one(Device, lb.device_id)
             operation, command = await self.record(
                 session,
                 ctx,
                 tree,
+                device,
                 action=action,
                 target_type=target_type,
                 target_id=target.id,
@@ -133,6 +139,7 @@ class Changes:
         session: AsyncSession,
         ctx: RequestContext,
         tree: Tree,
+        device: Device,
         *,
         action: str,
         target_type: str,
@@ -140,10 +147,11 @@ class Changes:
         command_action: CommandAction,
         written: Sequence[LoadBalancer | VipPort] = (),
     ) -> tuple[Operation, NewCommand]:
-        """Write the operation and the command for the tree at its (already bumped) generation,
-        once its new and changed members are found to have addresses they may have and its
-        new and changed objects to ask only for options the provider supports; check the
-        project's quotas last, so that a lock they take is held only until the commit.
+        """Write the operation and the command for the tree at its (already bumped) generation
+        on ``device`` (the load balancer's), once its new and changed members are found to
+        have addresses they may have and its new and changed objects to ask only for options
+        the provider supports; check the project's quotas last, so that a lock they take is
+        held only until the commit.
 
         ``written`` are new objects, not in the session, that the same statement inserts
         (a load balancer's create: the load balancer and its new VIP port): they get their
@@ -153,8 +161,6 @@ class Changes:
         with session.no_autoflush:
             await self.member_addresses.check(session, tree)
             await check_member_subnets(session, tree)
-            device = await session.get(Device, lb.device_id)
-        assert device is not None, "loadbalancers.device_id is a foreign key"
         spec = build_spec(tree)
         require_supported(device, spec, changed_ids(tree))
         result_secret = secrets.token_urlsafe(32)
@@ -288,22 +294,20 @@ def _columns(obj: Base) -> dict[str, Any]:
     }
 
 
-async def lock_mutable(
-    session: AsyncSession, ctx: RequestContext, loadbalancer_id: UUID
-) -> tuple[LoadBalancer, set[str]]:
-    """Lock the load balancer row (read with the kinds of child it has, for ``load_tree``);
+async def lock_mutable(session: AsyncSession, ctx: RequestContext, loadbalancer_id: UUID) -> Locked:
+    """Lock the load balancer row (read with its device and the kinds of child it has);
     refuse while a change is in flight."""
     locked = await lock_loadbalancer(session, loadbalancer_id)
-    if locked is None or not ctx.owns(locked[0].project_id):
+    if locked is None or not ctx.owns(locked.lb.project_id):
         raise NotFound("Load balancer", loadbalancer_id)
-    lb, kinds = locked
+    lb = locked.lb
     if lb.provisioning_status not in MUTABLE_STATUSES:
         raise Conflict(
             f"Load balancer {loadbalancer_id} is {lb.provisioning_status}; it accepts changes "
             "again once it is ACTIVE or ERROR (a PENDING_* object becomes ERROR after the "
             "pending timeout)."
         )
-    return lb, kinds
+    return locked
 
 
 def require_mutable(obj: TreeObject, kind: str) -> None:

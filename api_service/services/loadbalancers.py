@@ -181,6 +181,7 @@ class LoadBalancerService:
                 session,
                 ctx,
                 tree,
+                device,
                 action="create",
                 target_type="loadbalancer",
                 target_id=lb.id,

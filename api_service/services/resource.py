@@ -336,11 +336,25 @@ class ResourceService(Generic[M]):
         edit: Callable[[AsyncSession, Tree, int], Awaitable[TreeObject]],
         action: str,
     ) -> Accepted:
+        return await self.changes.change(
+            ctx,
+            await self._loadbalancer_of(ctx, obj_id, parent_id),
+            edit,
+            action=action,
+            target_type=self.resource.key,
+        )
+
+    async def _loadbalancer_of(
+        self, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None
+    ) -> UUID:
+        """The load balancer whose tree holds the object (404 unless the caller sees it); a
+        load balancer is its own, which the change's lock finds or refuses without a read."""
+        if not hasattr(self.resource.model, "loadbalancer_id"):
+            return obj_id
         async with self.reads() as session:
             obj = await self._visible(session, ctx, obj_id, parent_id)
-        return await self.changes.change(
-            ctx, _loadbalancer_of(obj), edit, action=action, target_type=self.resource.key
-        )
+        loadbalancer_id: UUID = getattr(obj, "loadbalancer_id")  # noqa: B009 (M: any child)
+        return loadbalancer_id
 
     async def _visible(
         self, session: AsyncSession, ctx: RequestContext, obj_id: UUID, parent_id: UUID | None
@@ -372,11 +386,6 @@ async def _visible_parent(
     if obj is None or not ctx.owns(obj.project_id):
         raise NotFound(parent.title, parent_id)
     return obj
-
-
-def _loadbalancer_of(obj: TreeObject) -> UUID:
-    loadbalancer_id: UUID = getattr(obj, "loadbalancer_id", obj.id)
-    return loadbalancer_id
 
 
 def _all(conditions: list[Any]) -> Any:

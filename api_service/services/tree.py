@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api_service.db.models import (
+    Device,
     HealthMonitor,
     L7Policy,
     L7Rule,
@@ -130,11 +131,22 @@ async def load_tree(
 _CHILDREN = (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule)
 
 
-async def lock_loadbalancer(
-    session: AsyncSession, loadbalancer_id: UUID
-) -> tuple[LoadBalancer, set[str]] | None:
+@dataclass(frozen=True)
+class Locked:
+    """A load balancer locked as the lock of its tree, with what the same statement read."""
+
+    lb: LoadBalancer
+    device: Device | None
+    """Its device (with the provider's announcement), read without a lock; None when the
+    lock waited for a transaction that moved the load balancer to another device (the
+    re-checked outer join no longer matches the device row read before the wait)."""
+    kinds: set[str]
+    """The kinds of child it has (for :func:`load_tree`)."""
+
+
+async def lock_loadbalancer(session: AsyncSession, loadbalancer_id: UUID) -> Locked | None:
     """The load balancer (None if there is none) locked ``FOR UPDATE``, the lock of its whole
-    tree, with the kinds of child it has (for :func:`load_tree`): one statement.
+    tree, with its device and the kinds of child it has: one statement.
 
     When the lock had to wait, the kinds are as they were before the wait (PostgreSQL
     re-reads only the locked row): they can be trusted only by a caller that refuses a
@@ -143,8 +155,12 @@ async def lock_loadbalancer(
     row = (await session.execute(_locked_with_kinds(), {"id": loadbalancer_id})).first()
     if row is None:
         return None
-    lb, *has = row
-    return lb, {model.__name__ for model, any_ in zip(_CHILDREN, has, strict=True) if any_}
+    lb, device, *has = row
+    return Locked(
+        lb=lb,
+        device=device,
+        kinds={model.__name__ for model, any_ in zip(_CHILDREN, has, strict=True) if any_},
+    )
 
 
 @cache
@@ -164,17 +180,21 @@ def _present() -> CompoundSelect[str]:
 
 
 @cache
-def _locked_with_kinds() -> Select[LoadBalancer, *tuple[bool, ...]]:
-    """The load balancer bound as ``id``, locked, and for each of :data:`_CHILDREN` whether
-    it has any (an index probe each); built once, as every change runs it."""
+def _locked_with_kinds() -> Select[LoadBalancer, Device | None, *tuple[bool, ...]]:
+    """The load balancer bound as ``id``, locked, its device (outer-joined: after a lock wait
+    the re-checked join may find the device row read before it no longer matches), and for
+    each of :data:`_CHILDREN` whether it has any (an index probe each); built once, as every
+    change runs it."""
     return (
         select(
             LoadBalancer,
+            Device,
             *(
                 select(model.id).where(model.loadbalancer_id == LoadBalancer.id).exists()
                 for model in _CHILDREN
             ),
         )
+        .outerjoin(Device, Device.id == LoadBalancer.device_id)
         .where(LoadBalancer.id == bindparam("id"))
         .with_for_update(of=LoadBalancer)
     )

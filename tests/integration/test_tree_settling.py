@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import literal, make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from api_service.db.models import Device, L7Policy, L7Rule, LoadBalancer, TreeObject
+from api_service.db.models import L7Policy, L7Rule, LoadBalancer, TreeObject
 from api_service.services.tree import Tree, load_tree, mark, mark_parents, settling
 from shared.status import OperatingStatus, ProvisioningStatus
 from tests.support.stack import isolated
@@ -21,6 +21,7 @@ from tests.support.trees import (
     operating,
     provisioning,
     sample_tree,
+    stored,
 )
 
 ACTIVE = ProvisioningStatus.ACTIVE
@@ -43,23 +44,6 @@ async def engine() -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sample() -> Sample:
     return sample_tree(IPv4Address(f"192.0.2.{next(_vips)}"))
-
-
-async def stored(engine: AsyncEngine, sample: Sample) -> None:
-    """The sample's device and tree as they are in memory, committed."""
-    async with async_sessionmaker(engine, expire_on_commit=False).begin() as session:
-        session.add(
-            Device(
-                id=sample.lb.device_id,
-                name=f"device-{sample.lb.id}",
-                driver="noop",
-                management_url="http://127.0.0.1:1",
-                vip_cidr="192.0.2.0/24",
-                capacity=1000,
-            )
-        )
-        await session.flush()
-        session.add_all(list(sample.tree.objects()))
 
 
 async def settled_tree(engine: AsyncEngine, lb_id: UUID) -> Tree:

@@ -1,4 +1,5 @@
-"""Trees of ORM objects built in memory, every column set, for tests of the status rules.
+"""Trees of ORM objects built in memory, every column set, for tests of the status rules
+(and stored, for those on real PostgreSQL).
 
 Objects are named after their role (``member_a1`` is the first member of ``pool_a``).
 """
@@ -7,7 +8,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from uuid import uuid4
 
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
 from api_service.db.models import (
+    Device,
     HealthMonitor,
     L7Policy,
     L7Rule,
@@ -185,3 +189,20 @@ def provisioning(tree: Tree) -> dict[str, str]:
 def operating(tree: Tree) -> dict[str, str]:
     """Each object's operating status, by name."""
     return {obj.name: obj.operating_status for obj in tree.objects()}
+
+
+async def stored(engine: AsyncEngine, sample: Sample) -> None:
+    """The sample's device and tree as they are in memory, committed."""
+    async with async_sessionmaker(engine, expire_on_commit=False).begin() as session:
+        session.add(
+            Device(
+                id=sample.lb.device_id,
+                name=f"device-{sample.lb.id}",
+                driver="noop",
+                management_url="http://127.0.0.1:1",
+                vip_cidr="192.0.2.0/24",
+                capacity=1000,
+            )
+        )
+        await session.flush()
+        session.add_all(list(sample.tree.objects()))
