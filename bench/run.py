@@ -8,7 +8,8 @@ Starts its own database, vhost and prefix, an ``lbaas-api`` and an ``lbaas-agent
   POST → ``ACTIVE`` learned by long poll (``?wait_for=ACTIVE``);
 - busy clients (1, 16 and 64 by default), each POSTing and long-polling for ``--seconds``:
   accepted/s, end-to-end load balancers/s (all ``ACTIVE``, over the time of the last), POST p50
-  and p99, errors, and the CPU time the API and the agent spent per load balancer;
+  and p99, errors, and the CPU time per load balancer of the API, the agent, PostgreSQL,
+  RabbitMQ and the benchmark's own clients (what the machine's two cores are spent on);
 - the accept path with one API process, then two (a second replica on the same database and
   vhost, started before the first measure so that its start-up is in neither, the clients
   alternating between them).
@@ -54,6 +55,9 @@ LBS = "/v2/lbaas/loadbalancers"
 CREATE = {"loadbalancer": {"provider": "noop"}}
 LONG_POLL_S = 60
 LOOPS_PER_CLIENT = 8
+END_TO_END_16 = "16 clients: end-to-end LB/s"
+CPU_PARTS = ("api", "agent", "postgres", "rabbitmq", "bench", "all")
+"""Where the CPU of a load balancer goes (``bench`` is this process's clients)."""
 
 
 @dataclass
@@ -180,19 +184,43 @@ async def _loops(
 def cpu_seconds(process: Process) -> float:
     """User and system CPU time of a running process so far (Linux ``/proc``)."""
     assert process.popen is not None
-    fields = Path(f"/proc/{process.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _cpu_of(process.popen.pid)
+
+
+def _cpu_of(pid: int | str) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}
+"""The machine's servers, by the name their processes run under."""
+
+
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU time so far of every process of each of :data:`SERVERS` (all their backends and
+    schedulers; on this machine they serve the benchmark alone)."""
+    totals = dict.fromkeys(SERVERS, 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            for server, process_name in SERVERS.items():
+                if name == process_name:
+                    totals[server] += _cpu_of(pid)
+    return totals
+
+
 async def busy_with_cpu(clients: int, seconds: float, api: Api, agent: Agent) -> dict[str, Any]:
-    """:func:`busy_clients` waiting for ACTIVE, with the API's and the agent's CPU time per
-    load balancer made ACTIVE: what the machine's noise moves least."""
-    before = cpu_seconds(api), cpu_seconds(agent)
+    """:func:`busy_clients` waiting for ACTIVE, with the CPU time per load balancer made
+    ACTIVE of the API, the agent, the servers and this benchmark's own clients: what the
+    machine's noise moves least, and where its two cores go."""
+    before = {"api": cpu_seconds(api), "agent": cpu_seconds(agent), **servers_cpu_seconds()}
+    clients_before = time.process_time()
     row = await busy_clients([api.url], clients, seconds, wait=True)
-    after = cpu_seconds(api), cpu_seconds(agent)
+    after = {"api": cpu_seconds(api), "agent": cpu_seconds(agent), **servers_cpu_seconds()}
     active = max(row["active"], 1)
-    row["api_cpu_ms_per_lb"] = 1000 * (after[0] - before[0]) / active
-    row["agent_cpu_ms_per_lb"] = 1000 * (after[1] - before[1]) / active
+    for name in before:
+        row[f"{name}_cpu_ms_per_lb"] = 1000 * (after[name] - before[name]) / active
+    row["bench_cpu_ms_per_lb"] = 1000 * (time.process_time() - clients_before) / active
     return row
 
 
@@ -250,7 +278,7 @@ def targets(floor_report: dict[str, Any], service: dict[str, Any]) -> list[dict[
         row = busy[16]
         rows += [
             _row(
-                "16 clients: end-to-end LB/s",
+                END_TO_END_16,
                 row["end_to_end_per_s"],
                 0.5 * round_trip_rate,
                 ">=",
@@ -303,15 +331,28 @@ def print_report(
     floor.print_table(floor_report)
     print(
         f"\n{'busy clients':<14}{'accepted/s':>12}{'LB/s':>9}{'POST p50':>10}"
-        f"{'POST p99':>10}{'errors':>8}{'API CPU/LB':>12}{'agent CPU/LB':>14}"
+        f"{'POST p99':>10}{'errors':>8}"
     )
     for row in service["busy"]:
         post = row["post"] or {"p50_ms": 0.0, "p99_ms": 0.0}
         print(
             f"{row['clients']:<14}{row['accepted_per_s']:>12.1f}{row['end_to_end_per_s']:>9.1f}"
             f"{post['p50_ms']:>10.1f}{post['p99_ms']:>10.1f}{row['errors']:>8}"
-            f"{row['api_cpu_ms_per_lb']:>10.2f}ms{row['agent_cpu_ms_per_lb']:>12.2f}ms"
         )
+    print(f"\nCPU ms per load balancer{'':<4}" + "".join(f"{name:>10}" for name in CPU_PARTS))
+    for row in service["busy"]:
+        parts = [row[f"{name}_cpu_ms_per_lb"] for name in CPU_PARTS[:-1]]
+        print(
+            f"{row['clients']:>3} clients{'':<18}"
+            + "".join(f"{part:>10.2f}" for part in [*parts, sum(parts)])
+        )
+    for row in rows:
+        if row["measure"] == END_TO_END_16:
+            cores = os.cpu_count() or 1
+            print(
+                f"(at the 16-client target of {row['target']:.0f} LB/s, {cores} cores give "
+                f"{1000 * cores / row['target']:.2f} ms of CPU per load balancer in all)"
+            )
     print(f"\n{'measure':<38}{'value':>10}{'target':>10}  {'met':<5}{'Octavia':>9}  basis")
     for row in rows:
         octavia = f"{row['octavia']:>9.1f}" if row["octavia"] is not None else f"{'':>9}"
