@@ -141,6 +141,39 @@ async def test_default_pools_leave_out_the_gateway_and_ipv6_works(client: LbaasC
     assert vips == last_two
 
 
+async def test_pools_wider_than_a_bigint_and_at_the_bottom_of_the_space_allocate(
+    client: LbaasClient,
+) -> None:
+    """Address arithmetic in the allocation never overflows: an IPv6 pool of 2**64 addresses
+    (a port, then a load balancer, the two ways of claiming), and a pool ending below the
+    claim's span at the bottom of the address space."""
+    network = await _network(client, "wide")
+    wide = ip_network(f"fd00:{uuid.uuid4().int % 0xFFFF + 1:x}:{uuid.uuid4().int % 0xFFFF:x}::/64")
+    six = await _subnet(client, network, cidr=str(wide), ip_version=6)
+    await client.create_device("noop", cidr=six["cidr"])
+    port = await client.http.post(
+        "/v2.0/ports", json={"port": {"network_id": network["id"], "name": "wide"}}
+    )
+    assert port.status_code == 201, port.text
+    assert port.json()["port"]["fixed_ips"][0]["ip_address"] == str(wide[1])
+    lb = await _create(client, vip_subnet_id=six["id"])
+    assert lb.status_code == 202, lb.text
+    assert lb.json()["loadbalancer"]["vip_address"] == str(wide[2])
+    bottom = await _subnet(
+        client,
+        await _network(client, "bottom"),
+        cidr="::/125",
+        ip_version=6,
+        allocation_pools=[{"start": "::1", "end": "::2"}],
+    )
+    await client.create_device("noop", cidr=bottom["cidr"])
+    vips = [
+        (await _create(client, vip_subnet_id=bottom["id"])).json()["loadbalancer"]["vip_address"]
+        for _ in range(2)
+    ]
+    assert vips == ["::1", "::2"]
+
+
 async def test_bad_subnets_are_refused_and_change_nothing(client: LbaasClient) -> None:
     network = await _network(client, "bad-subnets")
     cidr = random_cidr()
