@@ -213,14 +213,21 @@ async def busy_with_cpu(clients: int, seconds: float, api: Api, agent: Agent) ->
     """:func:`busy_clients` waiting for ACTIVE, with the CPU time per load balancer made
     ACTIVE of the API, the agent, the servers and this benchmark's own clients: what the
     machine's noise moves least, and where its two cores go."""
-    before = {"api": cpu_seconds(api), "agent": cpu_seconds(agent), **servers_cpu_seconds()}
-    clients_before = time.process_time()
+
+    def spent() -> dict[str, float]:
+        return {
+            "api": cpu_seconds(api),
+            "agent": cpu_seconds(agent),
+            **servers_cpu_seconds(),
+            "bench": time.process_time(),
+        }
+
+    before = spent()
     row = await busy_clients([api.url], clients, seconds, wait=True)
-    after = {"api": cpu_seconds(api), "agent": cpu_seconds(agent), **servers_cpu_seconds()}
+    after = spent()
     active = max(row["active"], 1)
     for name in before:
         row[f"{name}_cpu_ms_per_lb"] = 1000 * (after[name] - before[name]) / active
-    row["bench_cpu_ms_per_lb"] = 1000 * (time.process_time() - clients_before) / active
     return row
 
 

@@ -52,8 +52,10 @@ _CLAIM_SQL = (
     "  FROM (SELECT max(ip_address) AS top FROM vip_ports"
     "   WHERE ip_address BETWEEN {first} AND {last}) AS used) AS pool,"
     " LATERAL (SELECT pool.start + step AS candidate"
-    "  FROM generate_series(0, CASE WHEN pool.start >= {floor} THEN {last} - pool.start"
-    "   ELSE {span} END) AS step) AS tried"
+    "  FROM generate_series(0, CASE WHEN pool.start >= (CASE"
+    "   WHEN {last} < netmask(set_masklen({last}, 0)) + {span}"
+    "   THEN netmask(set_masklen({last}, 0)) ELSE {last} - {span} END)"
+    "   THEN {last} - pool.start ELSE {span} END) AS step) AS tried"
     " WHERE pg_try_advisory_xact_lock(1818386803, hashtext(host(candidate)))"
     " LIMIT 1"
 )
@@ -61,30 +63,18 @@ _CLAIM_SQL = (
 ``span`` after it that no other transaction claims: each is claimed with an advisory lock
 (namespace ``b'lbas'``) until the commit, tried in order and never waited for. The series
 ends at ``last``, so no address past the pool is ever locked, however the planner orders
-the conditions. ``floor`` is ``last`` less ``span``, or the family's first address when that
-is lower: no address difference is taken that could overflow (an IPv6 pool can span more
-than 2**63 addresses)."""
+the conditions. It is ``last - start`` only when ``start`` is within ``span`` of ``last``
+(compared with ``last`` less ``span``, or the family's first address when that is lower), so
+no address difference is taken that could overflow (an IPv6 pool can span more than 2**63
+addresses) and no subtraction goes below the family's first address."""
 _CLAIM = text(
-    _CLAIM_SQL.format(
-        first="CAST(:first AS inet)",
-        last="CAST(:last AS inet)",
-        span=":span",
-        floor="CAST(:floor AS inet)",
-    )
+    _CLAIM_SQL.format(first="CAST(:first AS inet)", last="CAST(:last AS inet)", span=":span")
 )
 _FIRST_POOL = "CAST(vip_subnets.allocation_pools -> 0 ->> '{}' AS inet)"
-_FIRST_POOL_END = _FIRST_POOL.format("end")
 _CLAIM_ON_FIRST_POOL: ColumnClause[Any] = literal_column(
     "("
     + _CLAIM_SQL.format(
-        first=_FIRST_POOL.format("start"),
-        last=_FIRST_POOL_END,
-        span=_CLAIM_SPAN,
-        floor=(
-            f"CASE WHEN {_FIRST_POOL_END} < netmask(set_masklen({_FIRST_POOL_END}, 0))"
-            f" + {_CLAIM_SPAN} THEN netmask(set_masklen({_FIRST_POOL_END}, 0))"
-            f" ELSE {_FIRST_POOL_END} - {_CLAIM_SPAN} END"
-        ),
+        first=_FIRST_POOL.format("start"), last=_FIRST_POOL.format("end"), span=_CLAIM_SPAN
     )
     + ")"
 )
@@ -374,10 +364,8 @@ async def _taken(session: AsyncSession, address: IpAddress) -> bool:
 async def _free_in(session: AsyncSession, first: IpAddress, last: IpAddress) -> IpAddress | None:
     """The first address after the highest one in use that no concurrent allocation holds
     (:data:`_CLAIM` skips those); when the pool is used up to its end, a gap, lowest first."""
-    floor = type(last)(max(int(last) - _CLAIM_SPAN, 0))
     claimed = await session.scalar(
-        _CLAIM,
-        {"first": str(first), "last": str(last), "span": _CLAIM_SPAN, "floor": str(floor)},
+        _CLAIM, {"first": str(first), "last": str(last), "span": _CLAIM_SPAN}
     )
     if claimed is not None:
         return _address(claimed)
